@@ -1,0 +1,29 @@
+"""The exceptions a user can meet: one type per kind of user error.
+
+Each is raised with a one-line message that names the file, key or value at fault and says
+what to do. The command-line entry points print that line and exit non-zero, without a traceback.
+"""
+
+
+class BertError(Exception):
+    """Base class of every error caused by user input rather than by a bug."""
+
+
+class ConfigError(BertError):
+    """An architecture configuration that is invalid or that this implementation does not support."""
+
+
+class ParamsError(BertError):
+    """An invalid ``params.yaml``: unknown key, wrong type, out-of-range or inconsistent value."""
+
+
+class DataFileError(BertError):
+    """A dataset or weight file that is missing, truncated, corrupt or not one of ours."""
+
+
+class CheckpointError(BertError):
+    """A checkpoint that cannot be used to resume (corrupt, or from a different run)."""
+
+
+class TrainingDivergedError(BertError):
+    """A loss or gradient became NaN or infinite during training."""
