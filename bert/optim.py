@@ -1,0 +1,91 @@
+"""AdamW, global-norm gradient clipping and the learning-rate schedule, as plain functions.
+
+The optimizer state is plain arrays keyed like the parameters (``exp_avg``, ``exp_avg_sq``)
+plus the step count, so a checkpoint can hold it as it is. Each function computes what its
+torch / transformers counterpart computes, operation for operation:
+``torch.optim.AdamW`` (on two parameter groups: decay and no decay),
+``torch.nn.utils.clip_grad_norm_`` and ``transformers.get_linear_schedule_with_warmup``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from bert.model import is_decayed
+
+
+@dataclass(frozen=True)
+class AdamWConfig:
+    """AdamW's hyper-parameters (the learning rate comes from the schedule at each step)."""
+
+    beta1: float = 0.9  # decay of the first-moment (mean) estimate
+    beta2: float = 0.999  # decay of the second-moment (uncentred variance) estimate
+    eps: float = 1e-6  # added to the root of the second moment, as BERT uses
+    weight_decay: float = 0.01  # decoupled decay, on every parameter but biases and LayerNorm
+
+
+def init_state(params: Mapping[str, np.ndarray]) -> dict:
+    """A fresh AdamW state: ``step`` 0 and zero moments shaped like each parameter."""
+    return {
+        "step": 0,
+        "exp_avg": {name: np.zeros_like(p) for name, p in params.items()},
+        "exp_avg_sq": {name: np.zeros_like(p) for name, p in params.items()},
+    }
+
+
+def adamw_step(
+    params: dict[str, np.ndarray],
+    grads: Mapping[str, np.ndarray],
+    state: dict,
+    lr: float,
+    config: AdamWConfig,
+) -> None:
+    """One AdamW update of ``params`` and ``state``, in place."""
+    state["step"] += 1
+    step = state["step"]
+    bias_correction1 = 1 - config.beta1**step
+    bias_correction2_sqrt = math.sqrt(1 - config.beta2**step)
+    step_size = lr / bias_correction1
+    for name, param in params.items():
+        grad, exp_avg, exp_avg_sq = grads[name], state["exp_avg"][name], state["exp_avg_sq"][name]
+        if config.weight_decay and is_decayed(name):
+            param *= 1 - lr * config.weight_decay  # decoupled weight decay
+        exp_avg += (1 - config.beta1) * (grad - exp_avg)
+        exp_avg_sq *= config.beta2
+        exp_avg_sq += (1 - config.beta2) * (grad * grad)
+        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + config.eps
+        param -= step_size * (exp_avg / denom)
+
+
+def global_norm(grads: Mapping[str, np.ndarray]) -> float:
+    """The 2-norm of all gradients taken as one vector."""
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+
+
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients in place so their global norm is at most ``max_norm``.
+
+    Returns the norm before clipping. The factor is ``max_norm / (norm + 1e-6)`` capped at 1,
+    as torch computes it.
+    """
+    total_norm = global_norm(grads)
+    coefficient = min(max_norm / (total_norm + 1e-6), 1.0)
+    if coefficient < 1.0:
+        for grad in grads.values():
+            grad *= coefficient
+    return total_norm
+
+
+def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based).
+
+    Rises linearly from 0 over ``warmup_steps``, then falls linearly to 0 at ``total_steps``
+    and stays there.
+    """
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
