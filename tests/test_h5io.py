@@ -1,0 +1,163 @@
+"""HDF5 I/O: round trip, atomic writes, and one clear error for every kind of bad file."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from bert import __version__, h5io
+from bert.errors import DataFileError
+
+SCHEMA = "bert-from-scratch/test"
+FIX = "run `make it` to regenerate it"
+SPECS = {"ids": h5io.Spec(("N", "T"), "u"), "group/labels": h5io.Spec(("N",), "i")}
+
+
+def write(path, **kwargs):
+    arrays = {
+        "ids": np.arange(4000, dtype=np.uint8).reshape(200, 20),
+        "group/labels": np.arange(200, dtype=np.int16) - 100,
+        "group/sub/weights": np.linspace(0, 1, 60).reshape(3, 20),
+        "scalar": np.float64(2.5),
+    }
+    return h5io.write(path, arrays, schema=SCHEMA, schema_version=3,
+                      params={"b": 1, "a": [1, 2]}, attrs={"split": "train", "count": 7},
+                      group_attrs={"optimum": {"loss": 1.25, "name": "bayes"}}, **kwargs)
+
+
+def read(path, **kwargs):
+    return h5io.read(path, schema=SCHEMA, schema_version=3, specs=SPECS, fix=FIX, **kwargs)
+
+
+def assert_clear_error(path, match, **kwargs):
+    with pytest.raises(DataFileError) as info:
+        read(path, **kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and message.endswith(FIX) and "\n" not in message
+    assert match in message, message
+
+
+def test_round_trip(tmp_path):
+    path = write(tmp_path / "sub" / "f.h5")
+    contents = read(path, names=["ids", "group/labels", "group/sub/weights", "scalar"])
+    assert contents.arrays["ids"].dtype == np.uint8
+    np.testing.assert_array_equal(contents.arrays["group/labels"], np.arange(200) - 100)
+    np.testing.assert_array_equal(contents.arrays["group/sub/weights"],
+                                  np.linspace(0, 1, 60).reshape(3, 20))
+    assert contents.arrays["scalar"] == 2.5
+    assert contents.attrs == {"schema": SCHEMA, "schema_version": 3, "package_version": __version__,
+                              "params": {"a": [1, 2], "b": 1}, "split": "train", "count": 7}
+    assert contents.group_attrs == {"optimum": {"loss": 1.25, "name": "bayes"}}
+    with h5py.File(path) as f:
+        assert f.attrs["params"].decode() == json.dumps({"a": [1, 2], "b": 1}, sort_keys=True)
+        ids = f["ids"]
+        assert ids.fletcher32 and ids.compression == "gzip" and ids.shuffle and ids.chunks
+
+
+def test_compression_is_optional_checksums_are_not(tmp_path):
+    path = write(tmp_path / "f.h5", compress=False)
+    with h5py.File(path) as f:
+        assert f["ids"].compression is None and f["ids"].fletcher32
+
+
+def test_same_input_same_bytes(tmp_path):
+    assert write(tmp_path / "a.h5").read_bytes() == write(tmp_path / "b.h5").read_bytes()
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = write(tmp_path / "f.h5")
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        h5io.write(path, {"bad": np.array([object()])}, schema=SCHEMA, schema_version=3)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.h5"]
+
+
+def test_only_requested_datasets_are_read(tmp_path):
+    path = write(tmp_path / "f.h5")
+    assert read(path, names=()).arrays == {}
+    assert list(read(path).arrays) == ["ids", "group/labels"]
+
+
+def test_missing_file(tmp_path):
+    assert_clear_error(tmp_path / "nope.h5", "file not found")
+
+
+def test_truncated_file(tmp_path):
+    path = write(tmp_path / "f.h5")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert_clear_error(path, "truncated or corrupt")
+
+
+def test_empty_and_foreign_files(tmp_path):
+    empty, text = tmp_path / "empty.h5", tmp_path / "text.h5"
+    empty.write_bytes(b"")
+    text.write_text("input_ids,labels\n1,2\n")
+    assert_clear_error(empty, "empty file")
+    assert_clear_error(text, "not an HDF5 file")
+
+
+def test_hdf5_file_of_another_schema_or_version(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["ids"] = np.zeros((2, 2))
+    assert_clear_error(other, f"not a {SCHEMA} file")
+    path = write(tmp_path / "f.h5")
+    with pytest.raises(DataFileError, match="schema version 3, this code reads version 4"):
+        h5io.read(path, schema=SCHEMA, schema_version=4, specs=SPECS, fix=FIX)
+
+
+def test_wrong_shape_dtype_or_missing_dataset(tmp_path):
+    path = write(tmp_path / "f.h5")
+    assert_clear_error(path, "axis 1 should be 32 (T)", dims={"T": 32})
+    specs = {**SPECS, "group/labels": h5io.Spec(("N",), "f")}
+    with pytest.raises(DataFileError, match="'group/labels' has dtype int16"):
+        h5io.read(path, schema=SCHEMA, schema_version=3, specs=specs, fix=FIX)
+    specs = {**SPECS, "mlm_labels": h5io.Spec(("N",))}
+    with pytest.raises(DataFileError, match="'mlm_labels' is missing"):
+        h5io.read(path, schema=SCHEMA, schema_version=3, specs=specs, fix=FIX)
+    specs = {**SPECS, "group/sub/weights": h5io.Spec((3, "N"), "f")}  # N is 200 from "ids"
+    with pytest.raises(DataFileError, match=r"axis 1 should be 200 \(N\)"):
+        h5io.read(path, schema=SCHEMA, schema_version=3, specs=specs, fix=FIX)
+
+
+def flip_bit(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_bit_flip_in_data_is_detected(tmp_path):
+    path = write(tmp_path / "f.h5")
+    with h5py.File(path) as f:
+        chunk = f["ids"].id.get_chunk_info(0)
+    flip_bit(path, chunk.byte_offset + chunk.size // 2)
+    assert_clear_error(path, "failed reading dataset 'ids'")
+
+
+def test_every_bit_flip_is_detected_or_harmless(tmp_path):
+    """Flip one byte at a time across the whole file (data, metadata, attributes): each read
+    either raises the clear error or returns exactly the original contents."""
+    path = write(tmp_path / "f.h5")
+    original = path.read_bytes()
+    names = ["ids", "group/labels", "group/sub/weights"]
+    reference = read(path, names=names)
+    detected = 0
+    for offset in range(0, len(original), len(original) // 200 + 1):  # ~200 offsets
+        data = bytearray(original)
+        data[offset] ^= 0x04
+        path.write_bytes(bytes(data))
+        try:
+            contents = read(path, names=names)
+        except DataFileError:
+            detected += 1
+            continue
+        assert contents.attrs == reference.attrs, offset
+        assert contents.group_attrs == reference.group_attrs, offset
+        for name in names:
+            np.testing.assert_array_equal(contents.arrays[name], reference.arrays[name])
+    assert detected > 0
