@@ -1,0 +1,239 @@
+"""The synthetic language: its vocabulary, the generating process, and exact inference under it.
+
+The process. A *language* is drawn once from the data seed: ``K`` topics with prior ``rho``
+(uniform), and per topic ``k`` a first-order Markov chain over the ``C`` content tokens with
+transition matrix ``A[k]`` (each row: ``successors`` tokens with Dirichlet(``concentration``)
+weights, mixed with ``transition_noise`` of uniform) and start distribution ``start[k]``, the
+stationary distribution of ``A[k]``. A document is one long chain of one topic started from
+``start[k]``; since the chain is stationary, a segment cut from a document at any offset is again
+a chain started from ``start[k]``. A sentence pair (A, B) is then:
+
+    z ~ rho;  A = x_1..x_a  ~ chain of topic z from start[z]
+    label 0 (B follows A):    B = x_{a+1}..x_{a+b} continues the same chain (first step A[z][x_a])
+    label 1 (B is random):    z' ~ rho independently (another document, same topic or not);
+                              B ~ a fresh chain of topic z' from start[z']
+
+with the lengths ``a, b`` and the label drawn independently of the tokens. The observation model
+(what masking does to a token, see ``bert.examples.observation_model``) is per position and
+independent, so exact inference is forward-backward over ``(topic, token)`` states, run on the
+continuation hypothesis (one chain over A+B) and on the random-next hypothesis (two independent
+chains), and mixed with their likelihoods: :func:`posterior`.
+
+Shapes: ``K`` topics, ``C`` content tokens, ``N`` examples, ``L`` content slots per example.
+Content tokens are indexed ``0..C-1`` here; their vocabulary ids are ``NUM_SPECIAL + index``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The vocabulary: 4 special tokens, then the content tokens t4, t5, ...
+PAD, CLS, SEP, MASK = 0, 1, 2, 3
+SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
+NUM_SPECIAL = len(SPECIAL_TOKENS)
+
+
+def token_name(token_id: int) -> str:
+    """``[CLS]`` for a special token, ``t17`` for content token id 17."""
+    return SPECIAL_TOKENS[token_id] if token_id < NUM_SPECIAL else f"t{token_id}"
+
+
+@dataclass(frozen=True)
+class Language:
+    """A drawn language. All arrays float64, every row a probability distribution.
+
+    topic_prior: (K,) probability of each topic.
+    start: (K, C) distribution of the first token of a segment (stationary for ``transition``).
+    transition: (K, C, C) ``transition[k, x, y] = P(next = y | token x, topic k)``.
+    """
+
+    topic_prior: np.ndarray
+    start: np.ndarray
+    transition: np.ndarray
+
+    @property
+    def num_topics(self) -> int:
+        return self.start.shape[0]
+
+    @property
+    def num_content(self) -> int:
+        return self.start.shape[1]
+
+    def unigram(self) -> np.ndarray:
+        """(C,) frequency of each content token in the language (the marginal of any position)."""
+        return self.topic_prior @ self.start
+
+
+def stationary(transition: np.ndarray) -> np.ndarray:
+    """(K, C, C) row-stochastic matrices with positive entries -> (K, C) stationary distributions.
+
+    Solves ``pi (A - I) = 0, sum(pi) = 1`` (unique for an irreducible chain).
+    """
+    num_topics, num_content, _ = transition.shape
+    system = transition.transpose(0, 2, 1) - np.eye(num_content)  # (K, C, C): (A^T - I) pi = 0
+    system[:, -1, :] = 1.0  # replace one redundant equation by sum(pi) = 1
+    rhs = np.zeros((num_topics, num_content, 1))
+    rhs[:, -1] = 1.0
+    pi = np.linalg.solve(system, rhs)[..., 0]
+    pi = np.clip(pi, 0.0, None)
+    return pi / pi.sum(axis=1, keepdims=True)
+
+
+def draw_language(
+    rng: np.random.Generator,
+    num_content: int,
+    num_topics: int,
+    successors: int,
+    concentration: float,
+    transition_noise: float,
+) -> Language:
+    """Draw the topic chains: per row, ``successors`` distinct tokens with Dirichlet weights."""
+    shape = (num_topics, num_content)
+    # distinct successors per row: the first `successors` of a random permutation
+    chosen = np.argsort(rng.random((*shape, num_content)), axis=-1)[..., :successors]  # (K, C, s)
+    weights = rng.dirichlet(np.full(successors, concentration), size=shape)  # (K, C, s)
+    sparse = np.zeros((*shape, num_content))
+    np.put_along_axis(sparse, chosen, weights, axis=-1)
+    transition = (1.0 - transition_noise) * sparse + transition_noise / num_content  # (K, C, C)
+    topic_prior = np.full(num_topics, 1.0 / num_topics)
+    return Language(topic_prior, stationary(transition), transition)
+
+
+def _sample_rows(rng: np.random.Generator, cdf: np.ndarray) -> np.ndarray:
+    """One draw per row of (N, C) cumulative distributions -> (N,) indices."""
+    u = rng.random(cdf.shape[0])  # (N,)
+    return np.minimum((u[:, None] >= cdf).sum(axis=1), cdf.shape[1] - 1)
+
+
+def sample_pairs(
+    rng: np.random.Generator,
+    language: Language,
+    len_a: np.ndarray,
+    random_next: np.ndarray,
+    num_slots: int,
+) -> np.ndarray:
+    """Sample sentence pairs A+B of the process above, vectorized over examples.
+
+    len_a: (N,) length of A (>= 1); B fills slots len_a .. num_slots - 1 (the caller keeps the
+    first ``length`` slots). random_next: (N,) bool, True if B is a segment of another document.
+    Returns (N, L = num_slots) content indices.
+    """
+    n = len_a.shape[0]
+    start_cdf = np.cumsum(language.start, axis=-1)  # (K, C)
+    transition_cdf = np.cumsum(language.transition, axis=-1)  # (K, C, C)
+    topic_a = rng.choice(language.num_topics, size=n, p=language.topic_prior)  # (N,)
+    topic_b = rng.choice(language.num_topics, size=n, p=language.topic_prior)  # (N,)
+    tokens = np.empty((n, num_slots), dtype=np.int64)
+    for j in range(num_slots):
+        in_random_b = random_next & (j >= len_a)
+        topic = np.where(in_random_b, topic_b, topic_a)  # (N,)
+        fresh = (j == 0) | (random_next & (j == len_a))  # (N,) a segment starts here
+        if j == 0:
+            cdf = start_cdf[topic]  # (N, C)
+        else:
+            cdf = transition_cdf[topic, tokens[:, j - 1]]  # (N, C)
+            cdf[fresh] = start_cdf[topic[fresh]]
+        tokens[:, j] = _sample_rows(rng, cdf)
+    return tokens
+
+
+def _step(messages: np.ndarray, matrices: np.ndarray, log_scale: np.ndarray):
+    """One scaled message update: (K, N, C) @ (K, C, C), renormalised to sum 1 per example."""
+    out = messages @ matrices  # (K, N, C)
+    total = out.sum(axis=(0, 2))  # (N,)
+    total = np.where(total > 0, total, 1.0)  # all-zero messages (not started yet) stay zero
+    out /= total[None, :, None]
+    return out, log_scale + np.log(total)
+
+
+def posterior(
+    language: Language,
+    observed: np.ndarray,
+    len_a: np.ndarray,
+    length: np.ndarray,
+    emission: np.ndarray,
+    emission_selected: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact posteriors of the original tokens and of the NSP label, given what is observed.
+
+    observed: (N, L) observed symbol per content slot, 0..C-1 a content token, C a [MASK];
+        slots >= length may hold any symbol (they observe nothing).
+    len_a, length: (N,) lengths of A and of A+B, 1 <= len_a < length <= L.
+    emission: (C+1, C) P(observed symbol | original token) at a position whose selection is
+        unknown; emission_selected: (C+1, C) the same given that the position was selected.
+    Returns:
+        mlm: (N, L, C) P(original token at slot j | all observations, slot j was selected).
+        nsp: (N, 2) log P(label | all observations), label 0 = B follows A, 1 = B is random.
+        log_evidence: (N,) log P(all observations | lengths).
+    """
+    num_topics, num_content = language.start.shape
+    n, num_slots = observed.shape
+    matrices = language.transition  # (K, C, C) forward: next = prev @ A
+    matrices_t = matrices.transpose(0, 2, 1)  # backward: b = A @ next
+    init = language.topic_prior[:, None] * language.start  # (K, C)
+    emit = emission[observed]  # (N, L, C)
+    emit[np.arange(num_slots)[None, :] >= length[:, None]] = 1.0
+    emit = emit.transpose(1, 0, 2)  # (L, N, C)
+    slots = np.arange(n)
+
+    # Forward. f[j] = P(obs before j, x_j, z) on one chain over A+B (label 0);
+    # g[j] = the same for B alone, restarted at slot len_a (label 1). Scaled: true = msg * exp(log).
+    f = np.empty((num_slots, num_topics, n, num_content))
+    g = np.empty((num_slots, num_topics, n, num_content))
+    log_f, log_g = np.empty((num_slots, n)), np.empty((num_slots, n))
+    cur_f = np.repeat(init[:, None, :], n, axis=1)  # (K, N, C)
+    cur_g = np.zeros((num_topics, n, num_content))
+    c_f, c_g = np.zeros(n), np.zeros(n)
+    for j in range(num_slots):
+        restart = len_a == j
+        cur_g[:, restart] = init[:, None, :]
+        c_g[restart] = 0.0
+        f[j], log_f[j], g[j], log_g[j] = cur_f, c_f, cur_g, c_g
+        cur_f, c_f = _step(cur_f * emit[j], matrices, c_f)
+        cur_g, c_g = _step(cur_g * emit[j], matrices, c_g)
+    # Transitions keep mass, so the mass entering a slot is the likelihood of all before it.
+    log_ab = c_f  # log P(obs A+B | label 0)
+    log_b = c_g  # log P(obs B | label 1)
+    log_a = log_f[len_a, slots]  # log P(obs A)
+
+    # Backward. b[j] = P(obs after j | x_j, z) on the whole chain (also B alone, for j >= len_a);
+    # b_cut[j] = the same with the chain cut after A (label 1, for j < len_a).
+    mlm = np.empty((n, num_slots, num_content))
+    b = np.ones((num_topics, n, num_content))
+    b_cut = np.ones((num_topics, n, num_content))
+    c_b, c_cut = np.zeros(n), np.zeros(n)
+    for j in reversed(range(num_slots)):
+        if j < num_slots - 1:
+            b, c_b = _step(b * emit[j + 1], matrices_t, c_b)
+            b_cut, c_cut = _step(b_cut * emit[j + 1], matrices_t, c_cut)
+        cut = len_a - 1 == j
+        b_cut[:, cut] = 1.0
+        c_cut[cut] = 0.0
+        in_a = (j < len_a)[:, None]  # (N, 1)
+        joint = (f[j] * b).sum(axis=0)  # (N, C) label 0, up to exp(w_joint)
+        split = np.where(in_a, (f[j] * b_cut).sum(axis=0), (g[j] * b).sum(axis=0))  # label 1
+        w_joint = log_f[j] + c_b  # (N,)
+        w_split = np.where(in_a[:, 0], log_f[j] + c_cut + log_b, log_g[j] + c_b + log_a)
+        top = np.maximum(w_joint, w_split)
+        p = np.exp(w_joint - top)[:, None] * joint + np.exp(w_split - top)[:, None] * split
+        p *= emission_selected[observed[:, j]]  # this slot was selected
+        mlm[:, j] = p / p.sum(axis=1, keepdims=True)
+
+    log_random = log_a + log_b
+    log_total = np.logaddexp(log_ab, log_random)
+    nsp = np.stack([log_ab - log_total, log_random - log_total], axis=1)  # (N, 2)
+    return mlm, nsp, np.log(0.5) + log_total
+
+
+def context_free_posterior(
+    frequencies: np.ndarray, observed: np.ndarray, emission_selected: np.ndarray
+) -> np.ndarray:
+    """The best prediction from the observed symbol at the slot alone, tokens assumed i.i.d.
+
+    frequencies: (C,) assumed token distribution (uniform or unigram); observed: (...) symbols.
+    Returns (..., C) P(original token | observed symbol, selected).
+    """
+    p = frequencies * emission_selected[observed]  # (..., C)
+    return p / p.sum(axis=-1, keepdims=True)

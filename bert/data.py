@@ -1,0 +1,119 @@
+"""The data stage: draw the language, cut the train and test sets, score the optimum, write HDF5.
+
+``data/train.h5`` and ``data/test.h5`` hold the five example arrays (``N`` examples of length
+``T``), the drawn language under ``language/`` and, in the test file, the Bayes-optimal scores
+and baselines as attributes of the group ``optimum``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bert import h5io
+from bert.corpus import Language, draw_language
+from bert.errors import DataFileError
+from bert.examples import make_examples, optimum
+from bert.params import DataParams
+
+SCHEMA = "bert-from-scratch/dataset"
+SCHEMA_VERSION = 1
+FIX = "run `doit data` to regenerate it"
+EXAMPLE_SPECS = {
+    "input_ids": h5io.Spec(("N", "T"), "u"),
+    "token_type_ids": h5io.Spec(("N", "T"), "u"),
+    "attention_mask": h5io.Spec(("N", "T"), "u"),
+    "mlm_labels": h5io.Spec(("N", "T"), "i"),
+    "nsp_labels": h5io.Spec(("N",), "u"),
+}
+LANGUAGE_SPECS = {
+    "language/topic_prior": h5io.Spec(("K",), "f"),
+    "language/start": h5io.Spec(("K", "C"), "f"),
+    "language/transition": h5io.Spec(("K", "C", "C"), "f"),
+}
+
+
+def generators(random_seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for the language, the train set and the test set."""
+    language, train, test = np.random.SeedSequence(random_seed).spawn(3)
+    return {"language": np.random.default_rng(language), "train": np.random.default_rng(train),
+            "test": np.random.default_rng(test)}
+
+
+def build_language(params: DataParams) -> Language:
+    """The language drawn from ``params.random_seed``."""
+    return draw_language(generators(params.random_seed)["language"], params.num_content,
+                         params.num_topics, params.successors, params.concentration,
+                         params.transition_noise)
+
+
+def build_split(params: DataParams, language: Language, split: str) -> dict[str, np.ndarray]:
+    """The examples of ``split`` ("train" or "test"): the arrays of ``EXAMPLE_SPECS``."""
+    batches = {"train": params.num_train_batches, "test": params.num_test_batches}[split]
+    return make_examples(generators(params.random_seed)[split], language,
+                         batches * params.batch_size, params.sequence_length,
+                         params.mask_probability, params.short_sequence_probability)
+
+
+def make_datasets(params: DataParams, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``out_dir/train.h5`` and ``out_dir/test.h5``; return their paths."""
+    out_dir = Path(out_dir)
+    language = build_language(params)
+    language_arrays = {"language/topic_prior": language.topic_prior,
+                       "language/start": language.start,
+                       "language/transition": language.transition}
+    paths = []
+    for split in ("train", "test"):
+        examples = build_split(params, language, split)
+        group_attrs = {}
+        if split == "test":
+            group_attrs["optimum"] = optimum(language, examples, params.mask_probability)
+        paths.append(h5io.write(out_dir / f"{split}.h5", {**examples, **language_arrays},
+                                schema=SCHEMA, schema_version=SCHEMA_VERSION,
+                                params=params.to_dict(), attrs={"split": split},
+                                group_attrs=group_attrs))
+    return paths[0], paths[1]
+
+
+def _read(path: str | Path, names: tuple[str, ...], params: DataParams | None) -> h5io.H5Contents:
+    dims = {} if params is None else {"T": params.sequence_length, "C": params.num_content,
+                                      "K": params.num_topics}
+    contents = h5io.read(path, schema=SCHEMA, schema_version=SCHEMA_VERSION,
+                         specs={**EXAMPLE_SPECS, **LANGUAGE_SPECS}, fix=FIX, names=names,
+                         dims=dims)
+    if params is not None and contents.attrs["params"] != params.to_dict():
+        changed = sorted(key for key, value in params.to_dict().items()
+                         if contents.attrs["params"].get(key) != value)
+        raise DataFileError(f"{path}: made with other data parameters "
+                            f"(data.{', data.'.join(changed)}); {FIX}")
+    return contents
+
+
+def load_dataset(path: str | Path, params: DataParams | None = None) -> dict[str, np.ndarray]:
+    """The five example arrays of a dataset file, read into memory, by name.
+
+    input_ids, token_type_ids, attention_mask (N, T) unsigned; mlm_labels (N, T) signed, -100
+    where nothing is predicted; nsp_labels (N,). With ``params``, the file must have been made
+    from exactly these data parameters.
+    """
+    return _read(path, tuple(EXAMPLE_SPECS), params).arrays
+
+
+def load_language(path: str | Path) -> Language:
+    """The language stored in a dataset file."""
+    arrays = _read(path, tuple(LANGUAGE_SPECS), None).arrays
+    return Language(arrays["language/topic_prior"], arrays["language/start"],
+                    arrays["language/transition"])
+
+
+def load_optimum(path: str | Path) -> dict[str, float]:
+    """The Bayes-optimal scores and the baselines stored in a test file.
+
+    Keys: bayes_mlm_loss, bayes_nsp_loss, bayes_nsp_accuracy, uniform_mlm_loss,
+    unigram_mlm_loss, chance_nsp_loss, chance_nsp_accuracy, num_mlm_labels, num_examples.
+    """
+    contents = _read(path, (), None)
+    if "optimum" not in contents.group_attrs:
+        raise DataFileError(f"{path}: has no optimum (is it a training set?); {FIX}")
+    return contents.group_attrs["optimum"]

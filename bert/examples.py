@@ -1,0 +1,189 @@
+"""BERT pretraining examples cut from the synthetic language, and their Bayes-optimal scores.
+
+An example of length ``T`` is ``[CLS] A [SEP] B [SEP] [PAD]...``: token types 0 for
+``[CLS] A [SEP]``, 1 for ``B [SEP]``, 0 for padding; attention mask 1 up to the second
+``[SEP]``. With probability ``short_sequence_probability`` the content length ``a + b`` is uniform
+in ``2 .. T - 3``, else ``T - 3``; the length of A is uniform in ``1 .. a + b - 1``. NSP label 0:
+B follows A in the same document; 1: B is a segment of another document (probability 1/2).
+
+MLM masking as BERT: each content token (never a special token or padding) is selected with
+``mask_probability``; a selected token becomes ``[MASK]`` (80%), a uniform random content token
+(10%, possibly itself) or stays unchanged (10%). ``mlm_labels`` is the original id where
+selected, ``-100`` elsewhere.
+
+Shapes: ``N`` examples, ``T`` sequence length, ``L = T - 3`` content slots, ``C`` content tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bert.corpus import (
+    CLS,
+    MASK,
+    NUM_SPECIAL,
+    PAD,
+    SEP,
+    Language,
+    context_free_posterior,
+    posterior,
+    sample_pairs,
+)
+
+IGNORE = -100  # mlm_labels where nothing is predicted
+MASK_FRACTION = 0.8  # of selected tokens, replaced by [MASK]
+RANDOM_FRACTION = 0.1  # of selected tokens, replaced by a random content token; the rest stay
+ARRAY_NAMES = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "nsp_labels")
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype holding every token id."""
+    return np.dtype(np.uint8 if vocab_size <= 256 else np.uint16)
+
+
+def make_examples(
+    rng: np.random.Generator,
+    language: Language,
+    num_examples: int,
+    sequence_length: int,
+    mask_probability: float,
+    short_sequence_probability: float,
+) -> dict[str, np.ndarray]:
+    """Sample ``num_examples`` masked sentence pairs.
+
+    Returns the arrays of ARRAY_NAMES: input_ids (N, T) token dtype, token_type_ids (N, T) uint8,
+    attention_mask (N, T) uint8, mlm_labels (N, T) int16, nsp_labels (N,) uint8.
+    """
+    n, max_content = num_examples, sequence_length - 3
+    short = rng.random(n) < short_sequence_probability
+    length = np.where(short, rng.integers(2, max_content + 1, size=n), max_content)  # (N,)
+    len_a = rng.integers(1, length)  # (N,) uniform in 1 .. length - 1
+    random_next = rng.random(n) < 0.5  # (N,)
+    content = sample_pairs(rng, language, len_a, random_next, max_content) + NUM_SPECIAL  # (N, L)
+
+    position = np.arange(sequence_length)[None, :]  # (1, T)
+    a, end = len_a[:, None], length[:, None] + 2  # (N, 1): first [SEP] at a + 1, second at end
+    slot = np.clip(np.where(position <= a, position - 1, position - 2), 0, max_content - 1)
+    ids = np.take_along_axis(content, slot, axis=1)  # (N, T) content token of each position
+    ids[:, 0] = CLS
+    ids[(position == a + 1) | (position == end)] = SEP
+    ids[position > end] = PAD
+    input_ids, mlm_labels = mask_tokens(rng, ids, language.num_content, mask_probability)
+    vocab_size = NUM_SPECIAL + language.num_content
+    return {
+        "input_ids": input_ids.astype(token_dtype(vocab_size)),
+        "token_type_ids": ((position > a + 1) & (position <= end)).astype(np.uint8),
+        "attention_mask": (position <= end).astype(np.uint8),
+        "mlm_labels": mlm_labels.astype(np.int16 if vocab_size <= 32767 else np.int32),
+        "nsp_labels": random_next.astype(np.uint8),
+    }
+
+
+def mask_tokens(
+    rng: np.random.Generator, ids: np.ndarray, num_content: int, mask_probability: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """BERT's 80/10/10 masking of the content tokens of ``ids`` (N, T).
+
+    Returns (input_ids, mlm_labels), both (N, T) int64.
+    """
+    selected = (rng.random(ids.shape) < mask_probability) & (ids >= NUM_SPECIAL)  # (N, T)
+    action = rng.random(ids.shape)  # (N, T) which of the three replacements
+    random_tokens = rng.integers(NUM_SPECIAL, NUM_SPECIAL + num_content, size=ids.shape)
+    input_ids = np.where(selected & (action < MASK_FRACTION), MASK, ids)
+    replace = selected & (action >= MASK_FRACTION) & (action < MASK_FRACTION + RANDOM_FRACTION)
+    input_ids = np.where(replace, random_tokens, input_ids)
+    return input_ids, np.where(selected, ids, IGNORE)
+
+
+def observation_model(mask_probability: float, num_content: int) -> tuple[np.ndarray, np.ndarray]:
+    """Likelihood of each observed symbol given the original content token, under masking.
+
+    Symbols 0..C-1 are content tokens, C is [MASK]. Returns (emission, emission_selected), both
+    (C+1, C): ``emission[o, x] = P(o | x)`` with the selection unknown, ``emission_selected[o, x]
+    = P(o | x, selected)``.
+    """
+    p, c = mask_probability, num_content
+    keep = 1.0 - MASK_FRACTION - RANDOM_FRACTION
+    selected = np.zeros((c + 1, c))
+    selected[:c] = RANDOM_FRACTION / c + keep * np.eye(c)  # random (may hit x) or kept
+    selected[c] = MASK_FRACTION
+    emission = p * selected
+    emission[:c] += (1.0 - p) * np.eye(c)  # not selected: seen as is
+    return emission, selected
+
+
+def content_view(
+    input_ids: np.ndarray, mlm_labels: np.ndarray, num_content: int
+) -> dict[str, np.ndarray]:
+    """The content slots of examples (N, T), indexed as the inference in ``bert.corpus`` wants.
+
+    Returns position (N, L): the sequence position of slot j; symbols (N, L): observed content
+    index, C for [MASK] and for slots past the end; labels (N, L): original content index where
+    selected, -1 elsewhere; len_a, length (N,): the lengths of A and of A+B.
+    """
+    n, seq = input_ids.shape
+    sep = input_ids == SEP  # (N, T)
+    first, last = sep.argmax(axis=1), seq - 1 - sep[:, ::-1].argmax(axis=1)  # (N,)
+    len_a, length = first - 1, last - 2  # (N,)
+    slot = np.arange(seq - 3)[None, :]  # (1, L)
+    position = slot + 1 + (slot >= len_a[:, None])  # (N, L)
+    valid = slot < length[:, None]  # (N, L)
+    observed = np.take_along_axis(input_ids, position, axis=1).astype(np.int64)  # (N, L)
+    symbols = np.where(valid & (observed >= NUM_SPECIAL), observed - NUM_SPECIAL, num_content)
+    labels = np.take_along_axis(mlm_labels, position, axis=1).astype(np.int64)  # (N, L)
+    labels = np.where(valid & (labels >= NUM_SPECIAL), labels - NUM_SPECIAL, -1)
+    return {"position": position, "symbols": symbols, "labels": labels,
+            "len_a": len_a, "length": length}
+
+
+def optimum(
+    language: Language,
+    examples: dict[str, np.ndarray],
+    mask_probability: float,
+    max_bytes: float = 256e6,
+) -> dict[str, float]:
+    """The Bayes-optimal MLM and NSP scores of ``examples`` and the simple baselines.
+
+    The MLM loss is the mean over labelled positions of -log P(original | all observed tokens,
+    the position was selected), marginalising topics, the NSP label and the masking of every
+    other position; NSP loss and accuracy use P(label | all observed tokens). Baselines predict
+    from the token observed at the position alone, with tokens assumed i.i.d. uniform or with
+    the language's unigram frequencies (at a [MASK]: log C, and the unigram cross-entropy).
+    Examples are processed in chunks whose messages fit in about ``max_bytes``.
+    """
+    c = language.num_content
+    view = content_view(examples["input_ids"], examples["mlm_labels"], c)
+    symbols, labels = view["symbols"], view["labels"]  # (N, L), (N, L)
+    nsp_labels = examples["nsp_labels"].astype(np.int64)
+    emission, emission_selected = observation_model(mask_probability, c)
+
+    n, num_slots = symbols.shape
+    chunk = max(1, int(max_bytes // (2 * num_slots * language.num_topics * c * 8)))
+    mlm_nll, nsp_log = [], []
+    for lo in range(0, n, chunk):
+        part = slice(lo, lo + chunk)
+        mlm, nsp, _ = posterior(language, symbols[part], view["len_a"][part],
+                                view["length"][part], emission, emission_selected)
+        sel = labels[part] >= 0  # (n, L)
+        mlm_nll.append(-np.log(mlm[sel, labels[part][sel]]))  # (M_chunk,)
+        nsp_log.append(nsp)
+    mlm_nll, nsp_log = np.concatenate(mlm_nll), np.concatenate(nsp_log)  # (M,), (N, 2)
+
+    sel = labels >= 0
+    target, seen = labels[sel], symbols[sel]  # (M,)
+    uniform = context_free_posterior(np.full(c, 1.0 / c), seen, emission_selected)  # (M, C)
+    unigram = context_free_posterior(language.unigram(), seen, emission_selected)  # (M, C)
+    picked = np.arange(target.shape[0])
+    return {
+        "bayes_mlm_loss": float(mlm_nll.mean()),
+        "bayes_nsp_loss": float(-nsp_log[np.arange(n), nsp_labels].mean()),
+        "bayes_nsp_accuracy": float(((nsp_log[:, 1] > nsp_log[:, 0]) == nsp_labels).mean()),
+        "uniform_mlm_loss": float(-np.log(uniform[picked, target]).mean()),
+        "unigram_mlm_loss": float(-np.log(unigram[picked, target]).mean()),
+        "chance_nsp_loss": math.log(2.0),
+        "chance_nsp_accuracy": 0.5,
+        "num_mlm_labels": int(target.shape[0]),
+        "num_examples": int(n),
+    }

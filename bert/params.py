@@ -1,0 +1,260 @@
+"""The parameters of ``params.yaml``: one frozen dataclass per section, one validating loader.
+
+Each section is a frozen dataclass whose fields are declared with :func:`param`: a default, a
+help text (it becomes the README documentation) and, for numbers, an allowed range. The loader
+rejects unknown keys (suggesting the closest known one), wrong types (a bool is not an int; an
+int is accepted where a float is expected) and out-of-range values, then asks the section for
+its cross-field problems. Every failure is one :class:`ParamsError` line that names the key as
+``section.key`` and says what to do.
+
+Adding a section: write a ``Section`` dataclass, then add a field of that type to ``Params``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from bert.corpus import NUM_SPECIAL
+from bert.errors import ParamsError
+
+S = TypeVar("S", bound="Section")
+
+# PyYAML (YAML 1.1) reads 1e-3 as a string; a float field accepts such strings.
+_FLOAT_STRING = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field with its help text and allowed values stored as metadata.
+
+    ``low``/``high`` bound numbers (inclusive; ``open_low`` excludes ``low``); ``choices`` lists
+    the allowed strings.
+    """
+    metadata = {"help": help, "range": (low, high), "open_low": open_low, "choices": choices}
+    return field(default=default, metadata=metadata)
+
+
+class Section:
+    """Behaviour shared by every section dataclass."""
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Cross-field inconsistencies as ``(key, message with the fix)``; none by default."""
+        return iter(())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as a plain dict with sorted keys (for fingerprints and file attributes)."""
+        return {f.name: getattr(self, f.name) for f in sorted(dataclasses.fields(self),
+                                                                key=lambda f: f.name)}
+
+
+@dataclass(frozen=True)
+class DataParams(Section):
+    """The ``data:`` section: the synthetic language and the examples cut from it."""
+
+    random_seed: int = param(
+        0, "seed of every random draw of the data stage (language, train set, test set)", low=0
+    )
+    vocab_size: int = param(
+        64, "vocabulary size, counting the 4 special tokens [PAD] [CLS] [SEP] [MASK]",
+        low=NUM_SPECIAL + 2, high=4096,
+    )
+    sequence_length: int = param(
+        32, "tokens per example, [CLS] A [SEP] B [SEP] and padding included", low=5, high=4096
+    )
+    batch_size: int = param(
+        32, "examples per batch; each set holds a whole number of batches", low=1
+    )
+    num_train_batches: int = param(1000, "batches in the training set (data/train.h5)", low=1)
+    num_test_batches: int = param(
+        40, "batches in the test set (data/test.h5), on which the optimum is computed", low=1
+    )
+    mask_probability: float = param(
+        0.15, "probability that a content token is selected for MLM (then 80% [MASK], "
+        "10% random content token, 10% unchanged)", low=0.0, high=1.0, open_low=True,
+    )
+    short_sequence_probability: float = param(
+        0.1, "probability that an example is shorter than sequence_length and padded",
+        low=0.0, high=1.0,
+    )
+    num_topics: int = param(
+        2, "topics of the language; each document has one, each topic its own Markov chain",
+        low=1, high=256,
+    )
+    successors: int = param(
+        3, "tokens each token can be followed by within a topic (the sparsity of the chain)",
+        low=1,
+    )
+    concentration: float = param(
+        1.0, "Dirichlet concentration of the successor probabilities: small is predictable, "
+        "large is near uniform over the successors", low=0.0, open_low=True,
+    )
+    transition_noise: float = param(
+        0.02, "probability that a transition ignores the chain and draws a uniform content "
+        "token (1 gives a uniform language)", low=0.0, high=1.0, open_low=True,
+    )
+
+    @property
+    def num_content(self) -> int:
+        """Content tokens: ids NUM_SPECIAL .. vocab_size - 1."""
+        return self.vocab_size - NUM_SPECIAL
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.successors > self.num_content:
+            yield "successors", (
+                f"is {self.successors} but there are only {self.num_content} content tokens "
+                f"(vocab_size - {NUM_SPECIAL}); set it to at most {self.num_content}"
+            )
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every section of ``params.yaml``; a missing section takes its defaults."""
+
+    data: DataParams = field(default_factory=DataParams)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """All sections as nested plain dicts with sorted keys."""
+        return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "known keys: " + ", ".join(known)
+
+
+def _type_name(kind: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        kind, str(kind)
+    )
+
+
+def _convert(value: Any, kind: Any) -> Any:
+    """``value`` as ``kind`` (int, float, bool, str or ``X | None``), or raise TypeError."""
+    args = typing.get_args(kind)
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        (kind,) = (a for a in args if a is not type(None))
+    if kind is float:
+        if isinstance(value, str) and _FLOAT_STRING.match(value.strip()):
+            value = float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind in (bool, str):
+        if isinstance(value, kind):
+            return value
+    else:
+        raise NotImplementedError(f"parameter type {kind} is not supported")
+    raise TypeError(_type_name(kind))
+
+
+def _check_value(name: str, value: Any, f: dataclasses.Field) -> None:
+    low, high = f.metadata["range"]
+    choices = f.metadata["choices"]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParamsError(f"{name} is {value}; set it to a finite number")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        too_low = low is not None and (value <= low if f.metadata["open_low"] else value < low)
+        too_high = high is not None and value > high
+        if too_low or too_high:
+            left = "(" if f.metadata["open_low"] else "["
+            allowed = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+            raise ParamsError(
+                f"{name} is {value}, outside {allowed} ({f.metadata['help']}); "
+                f"set it to a value in {allowed}"
+            )
+    if choices is not None and value not in choices:
+        raise ParamsError(f"{name} is {value!r}; set it to one of {', '.join(choices)}")
+
+
+def build_section(cls: type[S], mapping: Any, section: str) -> S:
+    """Validate ``mapping`` (from YAML) against the section dataclass ``cls``; return it frozen.
+
+    Raises ParamsError naming ``section.key`` on the first unknown key, wrong type, out-of-range
+    value or cross-field inconsistency.
+    """
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise ParamsError(f"{section} must be a mapping of key: value, not {mapping!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in mapping.items():
+        name = f"{section}.{key}"
+        if key not in fields:
+            suggestion = _suggest(str(key), list(fields))
+            raise ParamsError(f"{name} is not a known parameter; {suggestion}")
+        try:
+            values[key] = _convert(value, hints[key])
+        except TypeError as e:
+            raise ParamsError(f"{name} is {value!r}; set it to {e}") from None
+        _check_value(name, values[key], fields[key])
+    instance = cls(**values)
+    for key, message in instance.problems():
+        raise ParamsError(f"{section}.{key} {message}")
+    return instance
+
+
+def params_from_mapping(mapping: Any) -> Params:
+    """Validate a whole ``params.yaml`` mapping; sections that are absent take their defaults."""
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise ParamsError("the top level must be a mapping of section: {key: value}")
+    sections = {f.name: f for f in dataclasses.fields(Params)}
+    hints = typing.get_type_hints(Params)
+    for key in mapping:
+        if key not in sections:
+            raise ParamsError(f"{key} is not a known section; {_suggest(str(key), list(sections))}")
+    return Params(**{key: build_section(hints[key], value, key) for key, value in mapping.items()})
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a ``params.yaml`` file; every error names the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found; create it or pass the right path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ParamsError(f"{path}: cannot be read ({e}); check the file") from None
+    try:
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ParamsError(f"{path}: invalid YAML{where} ({problem}); fix the syntax") from None
+    try:
+        return params_from_mapping(mapping)
+    except ParamsError as e:
+        raise ParamsError(f"{path}: {e}") from None
+
+
+def describe(cls: type[Section]) -> list[tuple[str, Any, str]]:
+    """``(key, default, help)`` for every field of a section, in declaration order (for docs)."""
+    return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(cls)]

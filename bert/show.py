@@ -1,0 +1,46 @@
+"""One example of a dataset file as text: its tokens, segments, masked positions and NSP label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bert.corpus import MASK, token_name
+from bert.data import load_dataset
+from bert.errors import DataFileError
+
+
+def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
+    """Example ``index`` of the arrays of a dataset file, as lines of text."""
+    ids = arrays["input_ids"][index].astype(int)  # (T,)
+    labels = arrays["mlm_labels"][index].astype(int)  # (T,)
+    nsp = int(arrays["nsp_labels"][index])
+    digits = "".join
+    lines = [
+        " ".join(token_name(t) for t in ids),
+        f"token_type_ids  {digits(str(t) for t in arrays['token_type_ids'][index])}",
+        f"attention_mask  {digits(str(m) for m in arrays['attention_mask'][index])}",
+        "NSP label " + ("1: B is a segment of another document" if nsp else "0: B follows A"),
+    ]
+    masked = np.flatnonzero(labels >= 0)
+    lines.append(f"MLM labels at {len(masked)} position{'s' if len(masked) != 1 else ''}"
+                 + (":" if len(masked) else ""))
+    for position in masked:
+        seen, original = ids[position], labels[position]
+        how = ("masked" if seen == MASK else "unchanged" if seen == original
+               else "random replacement")
+        lines.append(f"  position {position:>3}  {token_name(seen):>6}  original "
+                     f"{token_name(original):<6}  ({how})")
+    return "\n".join(lines)
+
+
+def show(path: str | Path, index: int) -> str:
+    """Example ``index`` of the dataset file ``path`` as text, headed by where it comes from."""
+    arrays = load_dataset(path)
+    count = arrays["input_ids"].shape[0]
+    if not -count <= index < count:
+        raise DataFileError(f"{path}: has {count} examples, no example {index}; "
+                            f"pick an index in 0..{count - 1}")
+    index %= count
+    return f"{path}, example {index} of {count}\n" + format_example(arrays, index)

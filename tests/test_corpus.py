@@ -1,0 +1,177 @@
+"""The language and its exact inference, against brute-force enumeration and against sampling."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from bert.corpus import (
+    Language,
+    draw_language,
+    posterior,
+    sample_pairs,
+    stationary,
+    token_name,
+)
+from bert.examples import content_view, make_examples, observation_model
+
+
+def tiny_language(seed: int = 0, num_content: int = 3, num_topics: int = 2) -> Language:
+    """A sharp language (few successors, low concentration) so that mistakes show."""
+    rng = np.random.default_rng(seed)
+    return draw_language(rng, num_content, num_topics, successors=2, concentration=0.5,
+                         transition_noise=0.1)
+
+
+def mechanisms(x: int, num_content: int, p: float):
+    """Every way masking can treat original token x: (probability, observed symbol, selected)."""
+    yield 1.0 - p, x, False  # not selected
+    yield p * 0.8, num_content, True  # [MASK]
+    for y in range(num_content):
+        yield p * 0.1 / num_content, y, True  # random content token
+    yield p * 0.1, x, True  # unchanged
+
+
+def brute_force(language: Language, symbols, len_a: int, p: float):
+    """Posteriors of one example by enumerating every original sequence, label and topic.
+
+    symbols: observed content symbols of A+B (C = [MASK]). Returns (mlm (n, C), P(label 1),
+    log P(observations)).
+    """
+    num_topics, c = language.start.shape
+    n = len(symbols)
+    rho, start, trans = language.topic_prior, language.start, language.transition
+
+    def chain(x, topic):  # P(segment x | topic), started from the start distribution
+        prob = start[topic, x[0]]
+        for prev, nxt in itertools.pairwise(x):
+            prob *= trans[topic, prev, nxt]
+        return prob
+
+    def likelihood(o, x, selected_only):
+        return sum(q for q, seen, sel in mechanisms(x, c, p) if seen == o and (sel or
+                                                                          not selected_only))
+
+    joint = np.zeros((n, c))  # P(x_j = v, observations, j selected) summed over all else
+    evidence = random_mass = 0.0
+    for x in itertools.product(range(c), repeat=n):
+        follows = sum(rho[z] * chain(x, z) for z in range(num_topics))
+        random = (sum(rho[z] * chain(x[:len_a], z) for z in range(num_topics))
+                  * sum(rho[z] * chain(x[len_a:], z) for z in range(num_topics)))
+        prior = 0.5 * follows + 0.5 * random
+        liks = [likelihood(symbols[u], x[u], False) for u in range(n)]
+        evidence += prior * math.prod(liks)
+        random_mass += 0.5 * random * math.prod(liks)
+        for j in range(n):
+            others = math.prod(liks[:j] + liks[j + 1:])
+            joint[j, x[j]] += prior * others * likelihood(symbols[j], x[j], True)
+    return joint / joint.sum(axis=1, keepdims=True), random_mass / evidence, math.log(evidence)
+
+
+@pytest.mark.parametrize(("symbols", "len_a"), [
+    ((0, 2, 1, 3, 1), 2),  # a [MASK] (3) in B
+    ((3, 3, 0, 1), 1),  # A entirely masked
+    ((2, 0, 3, 3, 1), 4),  # B of length 1, masks in A
+    ((1, 1), 1),  # shortest pair
+])
+def test_posterior_equals_brute_force(symbols, len_a):
+    language, p, num_slots = tiny_language(), 0.4, 6
+    c = language.num_content
+    padded = np.full((1, num_slots), c)  # slots past the end observe nothing
+    padded[0, :len(symbols)] = symbols
+    emission, emission_selected = observation_model(p, c)
+    mlm, nsp, log_evidence = posterior(language, padded, np.array([len_a]),
+                                       np.array([len(symbols)]), emission, emission_selected)
+    want_mlm, want_random, want_log_evidence = brute_force(language, symbols, len_a, p)
+    np.testing.assert_allclose(mlm[0, :len(symbols)], want_mlm, rtol=1e-10)
+    np.testing.assert_allclose(np.exp(nsp[0]), [1 - want_random, want_random], rtol=1e-10)
+    np.testing.assert_allclose(log_evidence[0], want_log_evidence, rtol=1e-12)
+
+
+def test_posterior_is_vectorized_over_examples():
+    """A batch gives, row by row, what each example gives alone."""
+    language = tiny_language(seed=3, num_content=4, num_topics=3)
+    rng = np.random.default_rng(0)
+    symbols = rng.integers(0, 5, size=(6, 7))
+    len_a, length = np.array([1, 2, 3, 5, 1, 6]), np.array([2, 7, 5, 7, 3, 7])
+    emission, emission_selected = observation_model(0.3, 4)
+    batch = posterior(language, symbols, len_a, length, emission, emission_selected)
+    for i in range(6):
+        alone = posterior(language, symbols[i:i + 1], len_a[i:i + 1], length[i:i + 1],
+                          emission, emission_selected)
+        for got, want in zip(batch, alone, strict=True):
+            np.testing.assert_allclose(got[i], want[0], rtol=1e-12)
+
+
+def test_sampler_draws_the_process_the_inference_assumes():
+    """Counts of (len_a, observed symbols, NSP label) over many sampled examples match the exact
+    probabilities the inference assigns (a chi-square bound)."""
+    language, p, seq = tiny_language(seed=1, num_content=2), 0.5, 6  # 3 content slots
+    examples = make_examples(np.random.default_rng(2), language, 40_000, seq, p, 0.0)
+    view = content_view(examples["input_ids"], examples["mlm_labels"], 2)
+    observed = np.concatenate([view["len_a"][:, None], view["symbols"],
+                               examples["nsp_labels"][:, None]], axis=1)
+    cells, counts = np.unique(observed, axis=0, return_counts=True)
+    patterns = np.array([(a, *s) for a in (1, 2) for s in itertools.product(range(3), repeat=3)])
+    emission, emission_selected = observation_model(p, 2)
+    _, nsp, log_evidence = posterior(language, patterns[:, 1:], patterns[:, 0],
+                                     np.full(len(patterns), 3), emission, emission_selected)
+    expected = {}
+    for pattern, log_prob_labels, log_prob in zip(patterns, nsp, log_evidence, strict=True):
+        for label in (0, 1):  # P(len_a) = 1/2
+            expected[(*pattern, label)] = 40_000 * 0.5 * math.exp(log_prob + log_prob_labels[label])
+    assert sum(expected.values()) == pytest.approx(40_000)
+    seen = dict(zip(map(tuple, cells.tolist()), counts.tolist(), strict=True))
+    assert set(seen) <= set(expected)
+    chi2 = sum((seen.get(cell, 0) - e) ** 2 / e for cell, e in expected.items())
+    dof = len(expected) - 1
+    assert chi2 < dof + 6 * math.sqrt(2 * dof), chi2
+
+
+def test_sample_pairs_random_next_switches_topics():
+    """With disjoint topic chains, a continuation stays in A's topic and a random B does not
+    depend on A: B's first token is in A's topic only as often as the topic prior says."""
+    c = 4
+    transition = np.zeros((2, c, c))
+    transition[0, :2, :2] = 0.5  # topic 0 lives on tokens 0, 1
+    transition[1, 2:, 2:] = 0.5  # topic 1 on tokens 2, 3
+    transition[0, 2:, :2] = transition[1, :2, 2:] = 0.5  # unreachable rows, kept stochastic
+    start = np.array([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    language = Language(np.array([0.5, 0.5]), start, transition)
+    rng = np.random.default_rng(0)
+    n = 4000
+    len_a = rng.integers(1, 6, size=n)
+    random_next = rng.random(n) < 0.5
+    tokens = sample_pairs(rng, language, len_a, random_next, 6)
+    topic = tokens >= 2  # (N, L)
+    same = topic == topic[:, :1]
+    assert same[~random_next].all()
+    first_b_same = np.take_along_axis(same, len_a[:, None], axis=1)[random_next, 0]
+    assert abs(first_b_same.mean() - 0.5) < 5 * math.sqrt(0.25 / first_b_same.size)
+
+
+def test_draw_language_is_a_valid_sparse_chain():
+    language = draw_language(np.random.default_rng(0), 20, 3, successors=3, concentration=1.0,
+                             transition_noise=0.05)
+    np.testing.assert_allclose(language.transition.sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(language.start.sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(language.topic_prior, np.full(3, 1 / 3))
+    # stationary: start @ A = start
+    np.testing.assert_allclose(np.einsum("kc,kcd->kd", language.start, language.transition),
+                               language.start, atol=1e-12)
+    # sparsity: exactly `successors` entries above the noise floor per row
+    above_noise = language.transition > 0.05 / 20 + 1e-12
+    assert (above_noise.sum(axis=-1) <= 3).all() and (above_noise.sum(axis=-1) >= 1).all()
+    assert language.unigram().shape == (20,)
+
+
+def test_stationary_of_a_known_chain():
+    transition = np.array([[[0.9, 0.1], [0.5, 0.5]]])
+    np.testing.assert_allclose(stationary(transition), [[5 / 6, 1 / 6]], rtol=1e-12)
+
+
+def test_token_names():
+    assert [token_name(i) for i in range(6)] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "t4", "t5"]

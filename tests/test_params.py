@@ -1,0 +1,95 @@
+"""params.yaml loading: defaults, types, ranges, consistency, and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bert.errors import ParamsError
+from bert.params import DataParams, Params, build_section, describe, load_params
+
+
+def load_text(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return load_params(path)
+
+
+def error_of(tmp_path, text) -> str:
+    with pytest.raises(ParamsError) as info:
+        load_text(tmp_path, text)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(tmp_path / "params.yaml"))
+    return message
+
+
+def test_defaults(tmp_path):
+    assert load_text(tmp_path, "") == Params()
+    assert load_text(tmp_path, "data:\n") == Params()
+    assert load_text(tmp_path, "data: {}\n").data == DataParams()
+
+
+def test_values_are_read_and_converted(tmp_path):
+    params = load_text(tmp_path, "data:\n  vocab_size: 32\n  mask_probability: 1\n"
+                                 "  concentration: 5e-1\n")
+    assert params.data.vocab_size == 32
+    assert params.data.mask_probability == 1.0 and isinstance(params.data.mask_probability, float)
+    assert params.data.concentration == 0.5  # YAML 1.1 reads 5e-1 as a string; accepted
+    assert params.data.batch_size == DataParams().batch_size
+
+
+def test_unknown_key_suggests_the_closest(tmp_path):
+    message = error_of(tmp_path, "data:\n  mask_probabilty: 0.2\n")
+    assert ("data.mask_probabilty is not a known parameter; "
+            "did you mean 'mask_probability'?") in message
+    assert "did you mean 'data'?" in error_of(tmp_path, "dta:\n  vocab_size: 8\n")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("vocab_size: true", "data.vocab_size is True; set it to an integer"),
+    ("vocab_size: 64.0", "data.vocab_size is 64.0; set it to an integer"),
+    ("mask_probability: yes", "data.mask_probability is True; set it to a number"),
+    ("mask_probability: high", "data.mask_probability is 'high'; set it to a number"),
+    ("mask_probability: 1.5", "data.mask_probability is 1.5, outside (0.0, 1.0]"),
+    ("mask_probability: 0", "data.mask_probability is 0.0, outside (0.0, 1.0]"),
+    ("mask_probability: .nan", "data.mask_probability is nan; set it to a finite number"),
+    ("vocab_size: 5", "data.vocab_size is 5, outside [6, 4096]"),
+    ("sequence_length: 4", "data.sequence_length is 4, outside [5, 4096]"),
+    ("batch_size: 0", "data.batch_size is 0, outside [1, inf]"),
+    ("vocab_size: 8\n  successors: 5", "data.successors is 5 but there are only 4 content tokens"),
+])
+def test_bad_values_name_the_key_and_the_fix(tmp_path, text, expected):
+    assert expected in error_of(tmp_path, f"data:\n  {text}\n")
+
+
+def test_structure_errors(tmp_path):
+    assert "data must be a mapping" in error_of(tmp_path, "data: 3\n")
+    assert "top level must be a mapping" in error_of(tmp_path, "- data\n")
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ParamsError, match=r"nope.yaml: file not found"):
+        load_params(tmp_path / "nope.yaml")
+    message = error_of(tmp_path, "data:\n  vocab_size: 8\n\tbatch_size: 3\n")
+    assert "invalid YAML at line 3, column 1" in message and message.endswith("fix the syntax")
+
+
+def test_sections_are_frozen_and_export_sorted_dicts():
+    params = DataParams()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.vocab_size = 8  # type: ignore[misc]
+    exported = params.to_dict()
+    assert list(exported) == sorted(exported)
+    assert exported["mask_probability"] == 0.15
+    assert Params().to_dict() == {"data": exported}
+    assert build_section(DataParams, exported, "data") == params
+
+
+def test_every_parameter_is_documented():
+    rows = describe(DataParams)
+    assert [key for key, _, _ in rows] == [f.name for f in dataclasses.fields(DataParams)]
+    assert all(len(help_text) > 20 for _, _, help_text in rows)
+    required = {"random_seed", "vocab_size", "sequence_length", "batch_size", "num_train_batches",
+                "num_test_batches", "mask_probability"}
+    assert required <= {key for key, _, _ in rows}
