@@ -2,12 +2,21 @@
 
 The public API: ``BertConfig`` (the architecture, convertible from/to transformers' config
 dicts) and ``BertForPreTraining`` (parameters under transformers' names, ``loss_and_grads``
-for training, ``forward`` for inference).
+for training, ``forward`` for inference). They are imported on first use, so that running one
+stage of the workflow loads only the modules that stage needs.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from bert.config import BertConfig  # noqa: E402
-from bert.model import BertForPreTraining  # noqa: E402
+_PUBLIC = {"BertConfig": "bert.config", "BertForPreTraining": "bert.model"}
+__all__ = [*_PUBLIC, "__version__"]
 
-__all__ = ["BertConfig", "BertForPreTraining", "__version__"]
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'bert' has no attribute {name!r}")

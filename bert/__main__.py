@@ -14,10 +14,29 @@ def _show(args: argparse.Namespace) -> None:
     print(show(args.path, args.index))
 
 
+def _stage(args: argparse.Namespace) -> None:
+    from bert.layout import Layout
+    from bert.logs import setup_logging
+    from bert.params import load_params
+    from bert.stages import run
+
+    params = load_params(args.params)
+    layout = Layout()
+    setup_logging(params.logging, layout)
+    run(args.command, params, layout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each subcommand sets ``func``, called with the parsed arguments."""
+    from bert.stages import STAGES
+
     parser = argparse.ArgumentParser(prog="python -m bert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for stage in STAGES:
+        command = commands.add_parser(stage.name, help=stage.doc)
+        command.add_argument("--params", default="params.yaml",
+                             help="the parameters file (default: params.yaml)")
+        command.set_defaults(func=_stage)
     show = commands.add_parser("show", help="print one example of a dataset file as text")
     show.add_argument("path", help="dataset file, e.g. data/train.h5")
     show.add_argument("index", type=int, help="example number, from 0 (negative counts back)")
@@ -33,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except BertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        step = getattr(e, "step", None)
+        where = f" at step {step}; checkpoint saved" if step is not None else ""
+        print(f"interrupted{where}; run `doit train` to resume", file=sys.stderr)
+        return 130
     return 0
 
 

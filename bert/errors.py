@@ -10,7 +10,7 @@ class BertError(Exception):
 
 
 class ConfigError(BertError):
-    """An architecture configuration that is invalid or that this implementation does not support."""
+    """An architecture configuration that is invalid or not supported by this implementation."""
 
 
 class ParamsError(BertError):

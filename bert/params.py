@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from bert.corpus import NUM_SPECIAL
+from bert.config import BertConfig
+from bert.corpus import NUM_SPECIAL, PAD
 from bert.errors import ParamsError
 
 S = TypeVar("S", bound="Section")
@@ -125,14 +126,145 @@ class DataParams(Section):
 
 
 @dataclass(frozen=True)
+class LoggingParams(Section):
+    """The ``logging:`` section. Changing it reruns nothing."""
+
+    level: str = param("INFO", "messages shown on the console and written to the log file",
+                       choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    file: str = param("artifacts/logs/bert.log", "the log file (rotated), relative to the "
+                      "project folder")
+    max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
+    backup_count: int = param(3, "rotated log files kept", low=0)
+    progress_bar: bool = param(True, "show a progress bar with running losses while training")
+
+
+@dataclass(frozen=True)
+class ModelParams(Section):
+    """The ``model:`` section: the BERT architecture (vocabulary and length come from data)."""
+
+    dim_model: int = param(64, "hidden size H of every token representation", low=1)
+    num_heads: int = param(4, "attention heads per layer; must divide dim_model", low=1)
+    dim_ff: int = param(256, "intermediate size F of each feed-forward block", low=1)
+    num_layers: int = param(2, "encoder layers", low=1)
+    hidden_dropout: float = param(0.1, "dropout on embeddings and on every residual branch",
+                                  low=0.0, high=0.99)
+    attention_dropout: float = param(0.1, "dropout on attention probabilities", low=0.0,
+                                     high=0.99)
+    initializer_range: float = param(0.02, "standard deviation of the initial weights",
+                                     low=0.0, open_low=True)
+    layer_norm_eps: float = param(1e-12, "epsilon of every LayerNorm", low=0.0, open_low=True)
+    random_seed: int = param(0, "seed of the weight initialization", low=0)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.dim_model % self.num_heads:
+            yield "num_heads", (f"is {self.num_heads}, which does not divide model.dim_model "
+                                f"({self.dim_model}); choose a divisor of it")
+
+
+@dataclass(frozen=True)
+class TrainingParams(Section):
+    """The ``training:`` section: optimization, checkpoints and the training randomness."""
+
+    epochs: int = param(6, "passes over the training set; raising it continues the same run",
+                        low=1)
+    learning_rate: float = param(2e-3, "peak learning rate of AdamW", low=0.0, open_low=True)
+    lr_schedule: str = param("linear", "shape of the rate after warmup: linear (to 0 at "
+                             "decay_steps), constant, or inverse_sqrt",
+                             choices=("linear", "constant", "inverse_sqrt"))
+    warmup_steps: int = param(300, "steps over which the rate rises linearly from 0", low=0)
+    decay_steps: int = param(6000, "step at which the linear schedule reaches 0 (a step "
+                             "count, not tied to epochs)", low=1)
+    mlm_loss_weight: float = param(1.0, "weight of the MLM loss in the total loss", low=0.0)
+    nsp_loss_weight: float = param(1.0, "weight of the NSP loss in the total loss", low=0.0)
+    weight_decay: float = param(0.01, "decoupled weight decay (not on biases and LayerNorm)",
+                                low=0.0)
+    adam_beta1: float = param(0.9, "AdamW first-moment decay", low=0.0, high=0.999999)
+    adam_beta2: float = param(0.999, "AdamW second-moment decay", low=0.0, high=0.999999)
+    adam_epsilon: float = param(1e-6, "AdamW epsilon", low=0.0, open_low=True)
+    max_grad_norm: float = param(1.0, "clip the global gradient norm to this (0: no clipping)",
+                                 low=0.0)
+    checkpoint_every_steps: int = param(500, "also checkpoint every this many steps (0: only "
+                                        "at the end of each epoch)", low=0)
+    keep_checkpoints: int = param(3, "newest checkpoints kept per run", low=1)
+    random_seed: int = param(0, "seed of the example order and of dropout", low=0)
+    dtype: str = param("float32", "floating-point type of weights and computation",
+                       choices=("float32", "float64"))
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.lr_schedule == "linear" and self.decay_steps <= self.warmup_steps:
+            yield "decay_steps", (f"is {self.decay_steps}, not after training.warmup_steps "
+                                  f"({self.warmup_steps}); make it larger")
+        if self.mlm_loss_weight == 0 and self.nsp_loss_weight == 0:
+            yield "mlm_loss_weight", "and training.nsp_loss_weight are both 0; make one positive"
+
+
+@dataclass(frozen=True)
+class EvaluationParams(Section):
+    """The ``evaluation:`` section: scoring the trained model and the results file."""
+
+    batch_size: int = param(256, "examples per forward pass when scoring", low=1)
+    train_examples: int = param(0, "training examples scored for train_mlm_loss (0: all)",
+                                low=0)
+    results_file: str = param("artifacts/results.json", "where the results JSON is written, "
+                              "relative to the project folder")
+
+
+# Training keys that do not change what a run computes, only how long it goes on and what it
+# keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
+NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints")
+
+
+@dataclass(frozen=True)
 class Params:
     """Every section of ``params.yaml``; a missing section takes its defaults."""
 
+    logging: LoggingParams = field(default_factory=LoggingParams)
     data: DataParams = field(default_factory=DataParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    training: TrainingParams = field(default_factory=TrainingParams)
+    evaluation: EvaluationParams = field(default_factory=EvaluationParams)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """All sections as nested plain dicts with sorted keys."""
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
+
+    def stage_params(self, stage: str) -> dict[str, Any]:
+        """The parameters a workflow stage reads: it reruns when, and only when, they change.
+
+        ``logging`` is read by every stage but changes no result, so it is in none.
+        """
+        data, model, training = (self.data.to_dict(), self.model.to_dict(),
+                                 self.training.to_dict())
+        subsets = {
+            "data": {"data": data},
+            "init": {"data": {k: data[k] for k in ("sequence_length", "vocab_size")},
+                     "model": model, "training": {"dtype": training["dtype"]}},
+            "train": {"data": data, "model": model, "training": training},
+            "evaluate": {"evaluation": {k: v for k, v in self.evaluation.to_dict().items()
+                                        if k != "results_file"}},
+            "report": {k: v for k, v in self.to_dict().items() if k != "logging"},
+        }
+        return subsets[stage]
+
+
+def run_params(params: Params) -> dict[str, Any]:
+    """The parameters that define a training run (its checkpoints' fingerprint)."""
+    run = params.stage_params("train")
+    run["training"] = {k: v for k, v in run["training"].items()
+                       if k not in NON_RUN_TRAINING_KEYS}
+    return run
+
+
+def bert_config(params: Params) -> BertConfig:
+    """The architecture the parameters describe."""
+    m, d = params.model, params.data
+    return BertConfig(
+        vocab_size=d.vocab_size, hidden_size=m.dim_model, num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads, intermediate_size=m.dim_ff,
+        max_position_embeddings=d.sequence_length, hidden_dropout_prob=m.hidden_dropout,
+        attention_probs_dropout_prob=m.attention_dropout,
+        initializer_range=m.initializer_range, layer_norm_eps=m.layer_norm_eps,
+        pad_token_id=PAD)
 
 
 def _suggest(key: str, known: list[str]) -> str:

@@ -1,0 +1,189 @@
+"""Weight files and training checkpoints in HDF5, and finding the newest valid checkpoint.
+
+A weights file (``artifacts/init.h5``, ``artifacts/model.h5``) holds every parameter as a
+root dataset under its transformers name, with the architecture as the ``config`` attribute
+(transformers' config keys, JSON).
+
+A checkpoint holds everything a resumed run needs to continue exactly as if it had never
+stopped: the weights, AdamW's moments (``optimizer/exp_avg/<name>``, ``optimizer/exp_avg_sq/
+<name>``), the global step (from which the epoch and the position in it follow), the state of
+the dropout generator, the per-step history so far, and the fingerprint of the parameters that
+define the run. Checkpoints of one run live in their own folder named after that fingerprint,
+so runs with other parameters are never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bert import h5io
+from bert.config import BertConfig
+from bert.errors import DataFileError
+from bert.model import param_shapes
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_SCHEMA = "bert-from-scratch/weights"
+CHECKPOINT_SCHEMA = "bert-from-scratch/checkpoint"
+SCHEMA_VERSION = 1
+HISTORY_KEYS = ("loss_total", "loss_mlm", "loss_nsp", "learning_rate", "grad_norm")
+_NAME = re.compile(r"^step-(\d{9})\.h5$")
+
+
+def fingerprint(run_params: Mapping[str, Any]) -> str:
+    """A short stable hash of the parameters that define a run (sorted-key JSON, SHA-256)."""
+    text = json.dumps(run_params, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _weight_specs(config: BertConfig, prefix: str = "") -> dict[str, h5io.Spec]:
+    return {prefix + name: h5io.Spec(shape, "f") for name, shape in param_shapes(config).items()}
+
+
+def save_weights(
+    path: str | Path, config: BertConfig, params: Mapping[str, np.ndarray],
+    run_params: Mapping[str, Any], attrs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the weights atomically, with the architecture and the run's parameters."""
+    return h5io.write(path, params, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION,
+                      params=run_params, compress=False,
+                      attrs={"config": json.dumps(config.to_hf(), sort_keys=True),
+                             **(attrs or {})})
+
+
+def _config_of(contents: h5io.H5Contents, path: Path, fix: str) -> BertConfig:
+    try:
+        return BertConfig.from_hf(json.loads(contents.attrs["config"]))
+    except (KeyError, ValueError) as exc:
+        raise DataFileError(f"{path}: no valid architecture in its 'config' attribute; "
+                            f"{fix}") from exc
+
+
+def load_weights(
+    path: str | Path, fix: str, config: BertConfig | None = None
+) -> tuple[BertConfig, dict[str, np.ndarray]]:
+    """The architecture and the weights of a weights file, checked name by name and shape."""
+    path = Path(path)
+    header = h5io.read(path, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION, specs={},
+                       fix=fix, names=())
+    stored = _config_of(header, path, fix)
+    if config is not None and stored != config:
+        raise DataFileError(f"{path}: holds another architecture than the parameters ask for; "
+                            f"{fix}")
+    contents = h5io.read(path, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION,
+                         specs=_weight_specs(stored), fix=fix)
+    return stored, contents.arrays
+
+
+@dataclass
+class TrainingState:
+    """Everything that changes during training; ``step`` counts optimizer steps done."""
+
+    params: dict[str, np.ndarray]
+    optimizer: dict  # bert.optim state: step, exp_avg, exp_avg_sq
+    rng: np.random.Generator  # draws the dropout masks
+    history: dict[str, list[float]]  # per-step values, keys HISTORY_KEYS
+    epoch_history: list[dict[str, float]]  # one record per finished epoch
+
+    @property
+    def step(self) -> int:
+        return self.optimizer["step"]
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / f"step-{step:09d}.h5"
+
+
+def save_checkpoint(
+    folder: Path, config: BertConfig, state: TrainingState, run_params: Mapping[str, Any],
+    batches_per_epoch: int, keep: int,
+) -> Path:
+    """Write the state as ``folder/step-<step>.h5`` atomically; keep only the newest ``keep``."""
+    arrays: dict[str, np.ndarray] = dict(state.params)
+    for moment in ("exp_avg", "exp_avg_sq"):
+        arrays |= {f"optimizer/{moment}/{n}": a for n, a in state.optimizer[moment].items()}
+    arrays |= {f"history/{key}": np.asarray(state.history[key], np.float64)
+               for key in HISTORY_KEYS}
+    epoch, position = divmod(state.step, batches_per_epoch)
+    path = h5io.write(
+        checkpoint_path(folder, state.step), arrays, schema=CHECKPOINT_SCHEMA,
+        schema_version=SCHEMA_VERSION, params=run_params, compress=False,
+        attrs={"config": json.dumps(config.to_hf(), sort_keys=True),
+               "fingerprint": fingerprint(run_params), "step": state.step, "epoch": epoch,
+               "batch_in_epoch": position,
+               "rng_state": json.dumps(state.rng.bit_generator.state),
+               "epoch_history": json.dumps(state.epoch_history)})
+    for old in list_checkpoints(folder)[keep:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoint files in ``folder``, newest (highest step) first."""
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if _NAME.match(p.name)), reverse=True)
+
+
+def load_checkpoint(
+    path: Path, config: BertConfig, run_params: Mapping[str, Any]
+) -> TrainingState:
+    """Read a checkpoint of this run; DataFileError if it is corrupt or of another run."""
+    fix = "it is skipped; delete it if it stays in the way"
+    specs = _weight_specs(config)
+    for moment in ("exp_avg", "exp_avg_sq"):
+        specs |= _weight_specs(config, f"optimizer/{moment}/")
+    specs |= {f"history/{key}": h5io.Spec(("S",), "f") for key in HISTORY_KEYS}
+    contents = h5io.read(path, schema=CHECKPOINT_SCHEMA, schema_version=SCHEMA_VERSION,
+                         specs=specs, fix=fix, dims={"S": int(_step_of(path))})
+    attrs = contents.attrs
+    if attrs.get("fingerprint") != fingerprint(run_params) or _config_of(
+            contents, path, fix) != config:
+        raise DataFileError(f"{path}: belongs to a run with other parameters; {fix}")
+    arrays = contents.arrays
+    names = list(param_shapes(config))
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(attrs["rng_state"])
+    state = TrainingState(
+        params={n: arrays[n] for n in names},
+        optimizer={"step": int(attrs["step"]),
+                   "exp_avg": {n: arrays[f"optimizer/exp_avg/{n}"] for n in names},
+                   "exp_avg_sq": {n: arrays[f"optimizer/exp_avg_sq/{n}"] for n in names}},
+        rng=rng,
+        history={key: arrays[f"history/{key}"].tolist() for key in HISTORY_KEYS},
+        epoch_history=json.loads(attrs["epoch_history"]),
+    )
+    if state.step != _step_of(path):
+        raise DataFileError(f"{path}: its step attribute {state.step} does not match its name; "
+                            f"{fix}")
+    return state
+
+
+def _step_of(path: Path) -> int:
+    return int(_NAME.match(path.name).group(1))
+
+
+def newest_valid_checkpoint(
+    folder: Path, config: BertConfig, run_params: Mapping[str, Any], max_step: int
+) -> TrainingState | None:
+    """The newest readable checkpoint of this run at or before ``max_step``, or None.
+
+    Unreadable ones are reported in the log and skipped, never used and never fatal.
+    """
+    for path in list_checkpoints(folder):
+        if _step_of(path) > max_step:
+            continue
+        try:
+            return load_checkpoint(path, config, run_params)
+        except DataFileError as exc:
+            log.warning("skipping checkpoint: %s", exc)
+    return None

@@ -1,0 +1,111 @@
+"""Scoring a model on a dataset, beside the Bayes-optimal scores and the baselines.
+
+The MLM loss is the mean cross-entropy over every labelled position of the set (not a mean of
+batch means), the NSP loss the mean over examples; accuracies count argmax hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from bert.atomic import write_json
+from bert.checkpoint import load_weights
+from bert.config import BertConfig
+from bert.data import load_dataset, load_optimum
+from bert.layers import IGNORE_INDEX, cross_entropy_forward
+from bert.layout import Layout
+from bert.model import predict
+from bert.params import Params, bert_config
+
+SCORE_KEYS = ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")
+
+
+def score(
+    params: Mapping[str, np.ndarray],
+    config: BertConfig,
+    data: Mapping[str, np.ndarray],
+    batch_size: int,
+    num_examples: int | None = None,
+) -> dict[str, float]:
+    """Losses and accuracies of the model over the first ``num_examples`` examples (all: None).
+
+    data: the five example arrays (N, T) / (N,). Runs in inference mode (no dropout).
+    """
+    total = len(data["nsp_labels"]) if num_examples is None else num_examples
+    sums = dict.fromkeys(("mlm_nll", "mlm_hits", "nsp_nll", "nsp_hits"), 0.0)
+    num_labels = 0
+    for start in range(0, total, batch_size):
+        rows = slice(start, min(start + batch_size, total))
+        labels = data["mlm_labels"][rows]
+        labelled = labels != IGNORE_INDEX  # (B, T)
+        out = predict(params, config, data["input_ids"][rows], data["token_type_ids"][rows],
+                      data["attention_mask"][rows], mlm_positions=labelled)
+        mlm_targets = labels[labelled]  # (M,)
+        nsp_targets = data["nsp_labels"][rows]  # (B,)
+        mlm_loss, _ = cross_entropy_forward(out["mlm_logits"], mlm_targets)
+        nsp_loss, _ = cross_entropy_forward(out["nsp_logits"], nsp_targets)
+        sums["mlm_nll"] += mlm_loss * len(mlm_targets)
+        sums["mlm_hits"] += int(np.sum(out["mlm_logits"].argmax(-1) == mlm_targets))
+        sums["nsp_nll"] += nsp_loss * len(nsp_targets)
+        sums["nsp_hits"] += int(np.sum(out["nsp_logits"].argmax(-1) == nsp_targets))
+        num_labels += len(mlm_targets)
+    return {
+        "mlm_loss": sums["mlm_nll"] / max(num_labels, 1),
+        "mlm_accuracy": sums["mlm_hits"] / max(num_labels, 1),
+        "nsp_loss": sums["nsp_nll"] / total,
+        "nsp_accuracy": sums["nsp_hits"] / total,
+        "num_mlm_labels": num_labels,
+        "num_examples": total,
+    }
+
+
+def comparison_rows(metrics: Mapping, optimum: Mapping[str, float]) -> list[tuple]:
+    """Rows (what, model, Bayes-optimal, unigram, uniform/chance, gap) for the results table.
+
+    The gap is how much worse than the optimum the model is: model - optimum for a loss,
+    optimum - model for an accuracy.
+    """
+    test, train = metrics["test"], metrics["train"]
+    rows = [
+        ("test MLM loss", test["mlm_loss"], optimum["bayes_mlm_loss"],
+         optimum["unigram_mlm_loss"], optimum["uniform_mlm_loss"], 1),
+        ("test NSP loss", test["nsp_loss"], optimum["bayes_nsp_loss"], None,
+         optimum["chance_nsp_loss"], 1),
+        ("test NSP accuracy", test["nsp_accuracy"], optimum["bayes_nsp_accuracy"], None,
+         optimum["chance_nsp_accuracy"], -1),
+        ("test MLM accuracy", test["mlm_accuracy"], None, None, None, -1),
+        ("train MLM loss", train["mlm_loss"], None, None, None, 1),
+    ]
+    return [(what, model, best, unigram, uniform, None if best is None else sign * (model - best))
+            for what, model, best, unigram, uniform, sign in rows]
+
+
+def format_table(rows: list[tuple]) -> str:
+    """The comparison rows as a fixed-width text table."""
+    header = ("", "model", "Bayes-opt", "unigram", "uniform", "gap")
+    lines = [f"{header[0]:<18}" + "".join(f"{h:>11}" for h in header[1:])]
+    for what, *values in rows:
+        cells = "".join(f"{'-':>11}" if v is None else f"{v:>11.4f}" for v in values)
+        lines.append(f"{what:<18}{cells}")
+    return "\n".join(lines)
+
+
+def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
+    """The evaluate stage: score ``artifacts/model.h5`` on the test set and the training set,
+    beside the optimum stored with the test set; write ``artifacts/metrics.json``."""
+    config = bert_config(params)
+    _, weights = load_weights(layout.model_weights, "run `doit train` to recreate it", config)
+    evaluation = params.evaluation
+    test = load_dataset(layout.test_data, params.data)
+    train = load_dataset(layout.train_data, params.data)
+    metrics = {
+        "test": score(weights, config, test, evaluation.batch_size),
+        "train": score(weights, config, train, evaluation.batch_size,
+                       evaluation.train_examples or None),
+        "optimum": load_optimum(layout.test_data),
+    }
+    write_json(layout.metrics, metrics)
+    print(format_table(comparison_rows(metrics, metrics["optimum"])))
+    return metrics

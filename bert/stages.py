@@ -1,0 +1,110 @@
+"""The stages of the workflow as data: what each reads, writes and runs.
+
+``dodo.py`` turns each ``Stage`` into a doit task; the command-line interface runs the same
+functions. A stage's code dependencies are found by reading the package's import statements
+(no code is executed), so a stage reruns when a module it runs changes, and only then.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from bert.layout import Layout
+from bert.params import Params
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the workflow."""
+
+    name: str  # the doit task and the ``python -m bert`` command
+    doc: str  # shown by ``doit list``
+    module: str  # the module holding the stage's code, e.g. "bert.train"
+    inputs: tuple[str, ...]  # names of Layout files read
+    outputs: tuple[str, ...]  # names of Layout files written (the last one is written last)
+
+
+STAGES = (
+    Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
+          "bert.data", (), ("train_data", "test_data")),
+    Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
+          "bert.train", (), ("init_weights",)),
+    Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
+          "bert.train", ("train_data", "test_data", "init_weights"),
+          ("history", "model_weights")),
+    Stage("evaluate", "Score the trained model against the optimum (artifacts/metrics.json).",
+          "bert.evaluate", ("train_data", "test_data", "model_weights"), ("metrics",)),
+    Stage("report", "Write the results JSON (artifacts/results.json by default).",
+          "bert.report", ("metrics", "history"), ("results",)),
+)
+
+
+def stage(name: str) -> Stage:
+    return next(s for s in STAGES if s.name == name)
+
+
+def _imports(path: Path) -> set[str]:
+    """The ``bert.*`` modules a source file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] == "bert"}
+
+
+def _source(module: str) -> Path | None:
+    """The file of a package module (``bert`` itself is its ``__init__.py``), or None."""
+    parts = module.split(".")[1:]
+    candidates = [PACKAGE_DIR.joinpath(*parts, "__init__.py")]
+    if parts:
+        candidates.append(PACKAGE_DIR.joinpath(*parts[:-1], parts[-1] + ".py"))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+@cache
+def module_files(module: str) -> tuple[Path, ...]:
+    """The source files of ``module`` and of every package module it imports, transitively."""
+    seen: dict[str, Path] = {}
+    pending = [module, "bert"]
+    while pending:
+        name = pending.pop()
+        path = _source(name)
+        if path is None or name in seen:
+            continue
+        seen[name] = path
+        pending.extend(_imports(path))
+    return tuple(sorted(set(seen.values())))
+
+
+def run(name: str, params: Params, layout: Layout) -> None:
+    """Run one stage with its inputs in place (the stage's module is imported only now)."""
+    if name == "data":
+        from bert.data import make_datasets
+
+        make_datasets(params.data, layout.data_dir)
+    elif name == "init":
+        from bert.train import initialize
+
+        initialize(params, layout)
+    elif name == "train":
+        from bert.train import train
+
+        train(params, layout, progress=params.logging.progress_bar)
+    elif name == "evaluate":
+        from bert.evaluate import evaluate_model
+
+        evaluate_model(params, layout)
+    elif name == "report":
+        from bert.report import write_results
+
+        write_results(params, layout)
+    else:
+        raise ValueError(f"unknown stage {name!r}")

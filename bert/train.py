@@ -1,0 +1,231 @@
+"""The init and train stages: initial weights, then epochs of AdamW steps with exact resumption.
+
+Everything random in training comes from ``training.random_seed``: the order of the examples in
+epoch ``e`` is a permutation drawn from ``(seed, e)`` alone, and dropout draws from one generator
+whose state is checkpointed. The learning rate is a function of the global step alone. So a run
+stopped anywhere (Ctrl-C, a crash, a kill, or simply fewer epochs) and resumed from a checkpoint
+ends bit-identical to a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from bert import checkpoint as ckpt
+from bert.atomic import write_json
+from bert.config import BertConfig
+from bert.data import load_dataset
+from bert.errors import TrainingDivergedError
+from bert.evaluate import score
+from bert.layout import Layout
+from bert.model import BertForPreTraining, backward, forward
+from bert.optim import (
+    AdamWConfig,
+    adamw_step,
+    clip_grad_norm,
+    global_norm,
+    init_state,
+    linear_warmup_decay,
+)
+from bert.params import Params, TrainingParams, bert_config, run_params
+
+log = logging.getLogger(__name__)
+
+DROPOUT_STREAM, ORDER_STREAM = 1, 2  # independent random streams derived from the seed
+INIT_FIX = "run `doit init` to recreate it"
+
+
+def learning_rate(step: int, training: TrainingParams) -> float:
+    """The learning rate of optimizer step ``step`` (0-based): a function of the step alone.
+
+    All schedules rise linearly from 0 over ``warmup_steps``. Then ``linear`` falls linearly
+    to 0 at ``decay_steps`` (transformers' ``get_linear_schedule_with_warmup``), ``constant``
+    stays at ``learning_rate`` and ``inverse_sqrt`` decays as ``sqrt(warmup_steps / step)``.
+    """
+    base, warmup = training.learning_rate, training.warmup_steps
+    if training.lr_schedule == "linear":
+        return base * linear_warmup_decay(step, warmup, training.decay_steps)
+    if step < warmup:
+        return base * step / warmup
+    if training.lr_schedule == "constant":
+        return base
+    return base * math.sqrt(max(warmup, 1) / max(step, 1))
+
+
+def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    """The order (N,) in which epoch ``epoch`` visits the examples."""
+    return np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(num_examples)
+
+
+def initialize(params: Params, layout: Layout = Layout()) -> None:
+    """The init stage: write ``artifacts/init.h5`` with transformers' initialization."""
+    config = bert_config(params)
+    model = BertForPreTraining(config, seed=params.model.random_seed,
+                               dtype=np.dtype(params.training.dtype))
+    ckpt.save_weights(layout.init_weights, config, model.params, params.stage_params("init"))
+    log.info("initial weights written to %s (%d parameters)", layout.init_weights,
+             sum(p.size for p in model.params.values()))
+
+
+def fresh_state(params: Params, config: BertConfig, layout: Layout) -> ckpt.TrainingState:
+    """Step 0: the initial weights, zero AdamW moments, the dropout generator seeded."""
+    _, weights = ckpt.load_weights(layout.init_weights, INIT_FIX, config)
+    dtype = np.dtype(params.training.dtype)
+    weights = {name: value.astype(dtype) for name, value in weights.items()}
+    return ckpt.TrainingState(
+        params=weights, optimizer=init_state(weights),
+        rng=np.random.default_rng([params.training.random_seed, DROPOUT_STREAM]),
+        history={key: [] for key in ckpt.HISTORY_KEYS}, epoch_history=[])
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into a flag checked between steps, so a step is never cut in half.
+
+    Yields a list that receives the signal numbers. A second Ctrl-C interrupts at once.
+    """
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on a signal after saving a checkpoint at ``step``."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.step = step
+
+
+def _diverged(step: int, what: str, value: float, params: Params, saved: int) -> None:
+    t = params.training
+    raise TrainingDivergedError(
+        f"step {step}: the {what} is {value}; training diverged. Lower training.learning_rate "
+        f"(now {t.learning_rate}), raise training.warmup_steps (now {t.warmup_steps}) or set "
+        f"training.max_grad_norm (now {t.max_grad_norm}); checkpoints up to step {saved} are "
+        "intact and nothing after it was written")
+
+
+def train(params: Params, layout: Layout = Layout(), progress: bool = True) -> ckpt.TrainingState:
+    """The train stage: resume the newest valid checkpoint of this run (or start), train to
+    ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``."""
+    t = params.training
+    config = bert_config(params)
+    run = run_params(params)
+    folder = layout.checkpoints / ckpt.fingerprint(run)
+    train_data = load_dataset(layout.train_data, params.data)
+    test_data = load_dataset(layout.test_data, params.data)
+    batch_size, batches_per_epoch = params.data.batch_size, params.data.num_train_batches
+    total_steps = t.epochs * batches_per_epoch
+    state = ckpt.newest_valid_checkpoint(folder, config, run, total_steps)
+    if state is None:
+        state = fresh_state(params, config, layout)
+        log.info("training from the initial weights; checkpoints in %s", folder)
+    else:
+        log.info("resuming from step %d (epoch %d, batch %d) in %s", state.step,
+                 *divmod(state.step, batches_per_epoch), folder)
+    adamw = AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
+                        weight_decay=t.weight_decay)
+
+    def save() -> None:
+        for name, value in state.params.items():
+            if not np.isfinite(value).all():
+                _diverged(state.step, f"parameter {name}", float("nan"), params, saved_step)
+        ckpt.save_checkpoint(folder, config, state, run, batches_per_epoch, t.keep_checkpoints)
+
+    saved_step = state.step
+    order, order_epoch = None, -1
+    epoch_start, epoch_seconds = state.step, 0.0
+    with deferred_interrupts() as signals, logging_redirect_tqdm(), tqdm(
+        total=total_steps, initial=state.step, disable=not progress, unit="step",
+        dynamic_ncols=True, mininterval=0.5,
+    ) as bar:
+        while state.step < total_steps:
+            started = time.perf_counter()
+            epoch, position = divmod(state.step, batches_per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(t.random_seed, epoch, len(
+                    train_data["nsp_labels"])), epoch
+            rows = order[position * batch_size:(position + 1) * batch_size]
+            batch = {name: values[rows] for name, values in train_data.items()}
+            losses, cache = forward(state.params, config, batch, state.rng,
+                                    t.mlm_loss_weight, t.nsp_loss_weight)
+            if not math.isfinite(losses["total"]):
+                _diverged(state.step + 1, "loss", losses["total"], params, saved_step)
+            grads = backward(state.params, config, cache)
+            lr = learning_rate(state.step, t)
+            norm = (clip_grad_norm(grads, t.max_grad_norm) if t.max_grad_norm > 0
+                    else global_norm(grads))
+            if not math.isfinite(norm):
+                _diverged(state.step + 1, "gradient norm", norm, params, saved_step)
+            adamw_step(state.params, grads, state.optimizer, lr, adamw)
+            for key, value in zip(ckpt.HISTORY_KEYS, (losses["total"], losses["mlm"],
+                                                      losses["nsp"], lr, norm), strict=True):
+                state.history[key].append(float(value))
+            epoch_seconds += time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
+                            refresh=False)
+            if state.step % batches_per_epoch == 0:
+                record = _end_of_epoch(state, params, config, test_data, epoch_start,
+                                       epoch_seconds)
+                log.info("epoch %(epoch)d: train MLM %(train_mlm_loss).4f NSP "
+                         "%(train_nsp_loss).4f | test MLM %(test_mlm_loss).4f NSP "
+                         "%(test_nsp_loss).4f acc %(test_nsp_accuracy).3f | "
+                         "%(tokens_per_second).0f tokens/s", record)
+                save()
+                saved_step, epoch_start, epoch_seconds = state.step, state.step, 0.0
+            elif t.checkpoint_every_steps and state.step % t.checkpoint_every_steps == 0:
+                save()
+                saved_step = state.step
+            if signals:
+                if saved_step != state.step:
+                    save()
+                raise TrainingInterrupted(state.step)
+    write_json(layout.history, {"steps": state.history, "epochs": state.epoch_history,
+                                "batches_per_epoch": batches_per_epoch,
+                                "tokens_per_step": batch_size * params.data.sequence_length})
+    ckpt.save_weights(layout.model_weights, config, state.params, params.stage_params("train"),
+                      attrs={"step": state.step, "epochs": t.epochs})
+    log.info("trained %d steps; model written to %s", state.step, layout.model_weights)
+    return state
+
+
+def _end_of_epoch(state, params, config, test_data, epoch_start, seconds) -> dict[str, float]:
+    """Record the finished epoch: mean training losses, test scores, time and throughput."""
+    steps = state.step - epoch_start  # done in this session, for the throughput
+    begin = state.step - params.data.num_train_batches  # the epoch's first step
+    test = score(state.params, config, test_data, params.data.batch_size)
+    record = {
+        "epoch": state.step // params.data.num_train_batches,
+        "step": state.step,
+        "train_mlm_loss": float(np.mean(state.history["loss_mlm"][begin:])),
+        "train_nsp_loss": float(np.mean(state.history["loss_nsp"][begin:])),
+        **{f"test_{key}": test[key] for key in ("mlm_loss", "mlm_accuracy", "nsp_loss",
+                                                "nsp_accuracy")},
+        "learning_rate": state.history["learning_rate"][-1],
+        "seconds": seconds,
+        "tokens_per_second": steps * params.data.batch_size * params.data.sequence_length
+        / max(seconds, 1e-9),
+    }
+    state.epoch_history.append(record)
+    return record
