@@ -14,7 +14,7 @@ from doit.tools import config_changed
 from bert.errors import ParamsError
 from bert.layout import Layout
 from bert.params import load_params
-from bert.stages import STAGES, module_files, stage
+from bert.stages import STAGES, leave_interrupts_to_stages, module_files, stage
 
 DOIT_CONFIG = {
     "default_tasks": [s.name for s in STAGES],
@@ -29,6 +29,7 @@ try:
 except ParamsError as error:
     sys.exit(f"error: {error}")
 LAYOUT = Layout()
+leave_interrupts_to_stages()
 
 
 def stage_task(name: str) -> dict:

@@ -54,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:
         step = getattr(e, "step", None)
-        where = f" at step {step}; checkpoint saved" if step is not None else ""
-        print(f"interrupted{where}; run `doit train` to resume", file=sys.stderr)
+        if step is None:
+            print("interrupted; nothing was written; run `doit` to start again", file=sys.stderr)
+        else:
+            print(f"interrupted at step {step}; checkpoint saved; run `doit train` to resume",
+                  file=sys.stderr)
         return 130
     return 0
 

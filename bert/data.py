@@ -13,13 +13,13 @@ import numpy as np
 
 from bert import h5io
 from bert.corpus import Language, draw_language
-from bert.errors import DataFileError
+from bert.errors import DataFileError, remake_hint
 from bert.examples import make_examples, optimum
 from bert.params import DataParams
 
 SCHEMA = "bert-from-scratch/dataset"
 SCHEMA_VERSION = 1
-FIX = "run `doit data` to regenerate it"
+FIX = remake_hint("data")
 EXAMPLE_SPECS = {
     "input_ids": h5io.Spec(("N", "T"), "u"),
     "token_type_ids": h5io.Spec(("N", "T"), "u"),

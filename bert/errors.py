@@ -27,3 +27,12 @@ class CheckpointError(BertError):
 
 class TrainingDivergedError(BertError):
     """A loss or gradient became NaN or infinite during training."""
+
+
+def remake_hint(stage: str) -> str:
+    """The fix for a missing or bad file written by workflow stage ``stage``.
+
+    Deleting the file matters: doit reruns a stage whose output is missing, not one whose output
+    was damaged after it ran.
+    """
+    return f"delete it and run `doit {stage}` to make it again"

@@ -14,6 +14,7 @@ from bert.atomic import write_json
 from bert.checkpoint import load_weights
 from bert.config import BertConfig
 from bert.data import load_dataset, load_optimum
+from bert.errors import remake_hint
 from bert.layers import IGNORE_INDEX, cross_entropy_forward
 from bert.layout import Layout
 from bert.model import predict
@@ -96,7 +97,7 @@ def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
     """The evaluate stage: score ``artifacts/model.h5`` on the test set and the training set,
     beside the optimum stored with the test set; write ``artifacts/metrics.json``."""
     config = bert_config(params)
-    _, weights = load_weights(layout.model_weights, "run `doit train` to recreate it", config)
+    _, weights = load_weights(layout.model_weights, remake_hint("train"), config)
     evaluation = params.evaluation
     test = load_dataset(layout.test_data, params.data)
     train = load_dataset(layout.train_data, params.data)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from bert import __version__
 from bert.atomic import read_json, write_json
+from bert.errors import remake_hint
 from bert.layout import Layout
 from bert.params import Params
 
-FIX_METRICS = "run `doit evaluate` to recreate it"
-FIX_HISTORY = "run `doit train` to recreate it"
+FIX_METRICS = remake_hint("evaluate")
+FIX_HISTORY = remake_hint("train")
 
 
 def results(params: Params, metrics: dict, history: dict) -> dict:

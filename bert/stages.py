@@ -8,6 +8,7 @@ functions. A stage's code dependencies are found by reading the package's import
 from __future__ import annotations
 
 import ast
+import signal
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -46,6 +47,15 @@ STAGES = (
 
 def stage(name: str) -> Stage:
     return next(s for s in STAGES if s.name == name)
+
+
+def leave_interrupts_to_stages() -> None:
+    """Make the calling process (doit) wait through Ctrl-C instead of dying with a traceback.
+
+    The running stage, a child process, still receives the Ctrl-C (handlers are reset in a new
+    program): it stops cleanly, saying what it kept, and doit then reports the task as failed.
+    """
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
 
 
 def _imports(path: Path) -> set[str]:

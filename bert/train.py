@@ -24,7 +24,7 @@ from bert import checkpoint as ckpt
 from bert.atomic import write_json
 from bert.config import BertConfig
 from bert.data import load_dataset
-from bert.errors import TrainingDivergedError
+from bert.errors import TrainingDivergedError, remake_hint
 from bert.evaluate import score
 from bert.layout import Layout
 from bert.model import BertForPreTraining, backward, forward
@@ -41,7 +41,7 @@ from bert.params import Params, TrainingParams, bert_config, run_params
 log = logging.getLogger(__name__)
 
 DROPOUT_STREAM, ORDER_STREAM = 1, 2  # independent random streams derived from the seed
-INIT_FIX = "run `doit init` to recreate it"
+INIT_FIX = remake_hint("init")
 
 
 def learning_rate(step: int, training: TrainingParams) -> float:

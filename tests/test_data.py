@@ -85,7 +85,8 @@ def test_show_prints_an_example(files, capsys):
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["show", "missing.h5", "0"], "missing.h5: file not found; run `doit data` to regenerate it"),
+    (["show", "missing.h5", "0"],
+     "missing.h5: file not found; delete it and run `doit data` to make it again"),
     (["show", "TRAIN", "40"], "has 40 examples, no example 40; pick an index in 0..39"),
 ])
 def test_show_errors_are_one_line(files, capsys, args, expected):

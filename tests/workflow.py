@@ -1,0 +1,38 @@
+"""A tiny configuration of the whole workflow, for tests that run it in a temporary folder."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from bert.params import Params, params_from_mapping
+
+TINY = {
+    "logging": {"level": "INFO", "progress_bar": False},
+    "data": {"vocab_size": 16, "sequence_length": 16, "batch_size": 8, "num_train_batches": 6,
+             "num_test_batches": 2, "num_topics": 2, "successors": 2},
+    "model": {"dim_model": 16, "num_heads": 2, "dim_ff": 24, "num_layers": 1},
+    "training": {"epochs": 2, "learning_rate": 0.01, "warmup_steps": 2, "decay_steps": 100,
+                 "checkpoint_every_steps": 4, "keep_checkpoints": 10},
+    "evaluation": {"batch_size": 16},
+}
+
+
+def tiny(**changes: dict) -> dict:
+    """TINY with ``changes`` merged per section, e.g. ``tiny(training={"epochs": 3})``."""
+    mapping = copy.deepcopy(TINY)
+    for section, values in changes.items():
+        mapping.setdefault(section, {}).update(values)
+    return mapping
+
+
+def tiny_params(**changes: dict) -> Params:
+    return params_from_mapping(tiny(**changes))
+
+
+def write_params(folder: Path, mapping: dict) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    return path
