@@ -71,16 +71,19 @@ def _config_of(contents: h5io.H5Contents, path: Path, fix: str) -> BertConfig:
 def load_weights(
     path: str | Path, fix: str, config: BertConfig | None = None
 ) -> tuple[BertConfig, dict[str, np.ndarray]]:
-    """The architecture and the weights of a weights file, checked name by name and shape."""
+    """The architecture and the weights of a weights file or of a checkpoint, checked name by
+    name and shape; with ``config``, the file must hold that architecture."""
     path = Path(path)
-    header = h5io.read(path, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION, specs={},
-                       fix=fix, names=())
+    schemas = (WEIGHTS_SCHEMA, CHECKPOINT_SCHEMA)
+    header = h5io.read(path, schema=schemas, schema_version=SCHEMA_VERSION, specs={}, fix=fix,
+                       names=())
     stored = _config_of(header, path, fix)
     if config is not None and stored != config:
         raise DataFileError(f"{path}: holds another architecture than the parameters ask for; "
                             f"{fix}")
-    contents = h5io.read(path, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION,
-                         specs=_weight_specs(stored), fix=fix)
+    specs = _weight_specs(stored)
+    contents = h5io.read(path, schema=schemas, schema_version=SCHEMA_VERSION, specs=specs,
+                         fix=fix)
     return stored, contents.arrays
 
 

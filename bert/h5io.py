@@ -162,7 +162,7 @@ def _check_spec(name: str, dataset: Any, spec: Spec, dims: dict[str, int]) -> st
 def read(
     path: str | Path,
     *,
-    schema: str,
+    schema: str | tuple[str, ...],
     schema_version: int,
     specs: Mapping[str, Spec],
     fix: str,
@@ -171,6 +171,7 @@ def read(
 ) -> H5Contents:
     """Read and check a file written by ``write``.
 
+    schema: the schema the file must have, or a tuple of the acceptable ones.
     specs: every dataset the file must have, checked without reading it; names: the datasets
     to load (default: those of ``specs``); dims: sizes that named dimensions must have.
     fix: what the user should do, appended to every error (e.g. "run `doit data`").
@@ -191,8 +192,10 @@ def read(
     try:
         with h5py.File(path, "r") as f:
             attrs = {key: _plain(value) for key, value in f.attrs.items()}
-            if attrs.get("schema") != schema:
-                raise fail(f"not a {schema} file (its schema is {attrs.get('schema')!r})")
+            allowed = (schema,) if isinstance(schema, str) else schema
+            if attrs.get("schema") not in allowed:
+                raise fail(f"not a {' or '.join(allowed)} file (its schema is "
+                           f"{attrs.get('schema')!r})")
             if attrs.get("schema_version") != schema_version:
                 raise fail(f"schema version {attrs.get('schema_version')!r}, this code reads "
                            f"version {schema_version}")

@@ -1,0 +1,161 @@
+"""Interop with transformers: export a model to a transformers directory, import one back.
+
+A transformers directory holds ``config.json`` and ``model.safetensors`` (or shards listed in
+``model.safetensors.index.json``). Since our parameter names and shapes are transformers' own,
+both directions are a file format away: export adds the two tied aliases transformers expects
+(``cls.predictions.decoder.weight`` / ``.bias``), import drops them and accepts checkpoints of a
+bare ``BertModel`` (names without the ``bert.`` prefix, no heads).
+
+safetensors is an optional dependency (``pip install -e '.[interop]'``), read through its NumPy
+API: no torch is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from bert.atomic import replacing, write_json
+from bert.checkpoint import load_weights
+from bert.config import BertConfig
+from bert.errors import ConfigError, DataFileError, remake_hint
+from bert.model import WORD_EMBEDDINGS, BertForPreTraining, init_params, param_shapes
+
+log = logging.getLogger(__name__)
+
+TIED_ALIASES = {"cls.predictions.decoder.weight": WORD_EMBEDDINGS,
+                "cls.predictions.decoder.bias": "cls.predictions.bias"}
+HEAD_PREFIXES = ("cls.", "bert.pooler.")  # absent from a BertModel checkpoint without pooler
+IGNORED_BUFFERS = ("bert.embeddings.position_ids", "bert.embeddings.token_type_ids")
+SAFETENSORS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise ConfigError("reading or writing transformers checkpoints needs safetensors: "
+                          "pip install -e '.[interop]'") from None
+    return safetensors.numpy
+
+
+def save_pretrained(model: BertForPreTraining, directory: str | Path) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` that transformers'
+    ``BertForPreTraining.from_pretrained(directory)`` loads with no missing or unexpected key."""
+    safetensors = _safetensors()
+    directory = Path(directory)
+    tensors = {name: np.ascontiguousarray(value) for name, value in model.params.items()}
+    for alias, name in TIED_ALIASES.items():
+        tensors[alias] = tensors[name].copy()  # safetensors stores no shared memory
+    with replacing(directory / SAFETENSORS) as tmp:
+        safetensors.save_file(tensors, tmp, metadata={"format": "pt"})
+    write_json(directory / "config.json", {**model.config.to_hf(),
+                                           "architectures": ["BertForPreTraining"]})
+    return directory
+
+
+def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
+    """All tensors of a transformers directory, single file or shards."""
+    safetensors = _safetensors()
+    index = directory / SAFETENSORS_INDEX
+    if (directory / SAFETENSORS).is_file():
+        files = [directory / SAFETENSORS]
+    elif index.is_file():
+        files = [directory / shard for shard in
+                 sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    elif any((directory / name).is_file() for name in ("pytorch_model.bin", "tf_model.h5")):
+        raise DataFileError(
+            f"{directory}: holds only a pickled or TensorFlow checkpoint, which is not read "
+            "(pickles can run code); convert it with transformers: "
+            "BertForPreTraining.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)")
+    else:
+        raise DataFileError(f"{directory}: no {SAFETENSORS} in it; point at a transformers "
+                            "model directory")
+    tensors: dict[str, np.ndarray] = {}
+    for path in files:
+        try:
+            tensors |= safetensors.load_file(path)
+        except Exception as exc:  # safetensors raises its own error types
+            raise DataFileError(f"{path}: not a readable safetensors file ({exc})") from None
+    return tensors
+
+
+def _canonical_names(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Our names: ``bert.`` added to a bare BertModel's, old ``gamma``/``beta`` LayerNorm names
+    renamed, tied aliases and known buffers dropped."""
+    renamed = {}
+    for name, value in tensors.items():
+        if not name.startswith(("bert.", "cls.")):
+            name = f"bert.{name}"
+        name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace(
+            "LayerNorm.beta", "LayerNorm.bias")
+        if name not in TIED_ALIASES and name not in IGNORED_BUFFERS:
+            renamed[name] = value
+    return renamed
+
+
+def params_from_tensors(
+    config: BertConfig, tensors: Mapping[str, np.ndarray], source: str, seed: int = 0,
+    dtype: np.dtype = np.float32,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Match a checkpoint's tensors to the parameters of ``config``.
+
+    Returns the parameters and the names that were missing and freshly initialized (the heads
+    and the pooler only). Any other missing name, an unexpected name or a wrong shape raises
+    DataFileError naming it.
+    """
+    tensors = _canonical_names(tensors)
+    shapes = param_shapes(config)
+    unexpected = sorted(set(tensors) - set(shapes))
+    if unexpected:
+        raise DataFileError(f"{source}: unexpected weights {unexpected[:5]}"
+                            f"{' …' if len(unexpected) > 5 else ''}: not a BERT checkpoint of "
+                            "this architecture")
+    missing = [name for name in shapes if name not in tensors]
+    essential = [name for name in missing if not name.startswith(HEAD_PREFIXES)]
+    if essential:
+        raise DataFileError(f"{source}: missing encoder weights {essential[:5]}"
+                            f"{' …' if len(essential) > 5 else ''}")
+    for name, value in tensors.items():
+        if tuple(value.shape) != shapes[name]:
+            raise DataFileError(f"{source}: {name} has shape {tuple(value.shape)}, the config "
+                                f"needs {shapes[name]}")
+        if value.dtype.kind != "f":
+            raise DataFileError(f"{source}: {name} has dtype {value.dtype}, not a float type")
+    fresh = init_params(config, np.random.default_rng(seed), dtype)
+    params = {name: np.array(tensors[name], dtype=dtype) if name in tensors else fresh[name]
+              for name in shapes}
+    return params, missing
+
+
+def from_pretrained(path: str | Path, dtype: np.dtype = np.float32) -> BertForPreTraining:
+    """A model from a transformers directory (``config.json`` + safetensors) or from one of our
+    HDF5 weight or checkpoint files. Heads missing from a transformers checkpoint (a bare
+    ``BertModel``) are initialized fresh and reported in the log by name."""
+    path = Path(path)
+    if path.is_dir():
+        config = BertConfig.from_hf(path / "config.json")
+        params, missing = params_from_tensors(config, _read_tensors(path), str(path),
+                                              dtype=dtype)
+        if missing:
+            log.warning("%s: initialized fresh (not in the checkpoint): %s", path,
+                        ", ".join(missing))
+        return BertForPreTraining(config, dtype=dtype, params=params)
+    config, params = load_weights(path, "point at a weights file (artifacts/model.h5), a "
+                                  "checkpoint or a transformers directory")
+    return BertForPreTraining(config, dtype=dtype, params=params)
+
+
+def export_model(weights_path: str | Path, directory: str | Path) -> Path:
+    """The export stage: our trained weights file -> a transformers directory."""
+    config, params = load_weights(weights_path, remake_hint("train"))
+    model = BertForPreTraining(config, dtype=next(iter(params.values())).dtype, params=params)
+    save_pretrained(model, directory)
+    log.info("exported %s to %s (transformers' BertForPreTraining.from_pretrained loads it)",
+             weights_path, directory)
+    return Path(directory)
