@@ -1,8 +1,9 @@
 """BERT pretraining (masked language modelling + next sentence prediction) in NumPy alone.
 
 The public API: ``BertConfig`` (the architecture, convertible from/to transformers' config
-dicts) and ``BertForPreTraining`` (parameters under transformers' names, ``loss_and_grads``
-for training, ``forward`` for inference). They are imported on first use, so that running one
+dicts), ``BertForPreTraining`` (parameters under transformers' names, ``loss_and_grads`` for
+training, ``forward`` for inference) and ``from_pretrained`` (a model from a transformers
+directory or one of our weight files). They are imported on first use, so that running one
 stage of the workflow loads only the modules that stage needs.
 """
 
@@ -13,7 +14,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"BertConfig": "bert.config", "BertForPreTraining": "bert.model"}
+_PUBLIC = {"BertConfig": "bert.config", "BertForPreTraining": "bert.model",
+           "from_pretrained": "bert.interop"}
 __all__ = [*_PUBLIC, "__version__"]
 
 def __getattr__(name: str) -> Any:

@@ -133,15 +133,17 @@ def params_from_tensors(
     return params, missing
 
 
-def from_pretrained(path: str | Path, dtype: np.dtype = np.float32) -> BertForPreTraining:
+def from_pretrained(
+    path: str | Path, dtype: np.dtype = np.float32, seed: int = 0
+) -> BertForPreTraining:
     """A model from a transformers directory (``config.json`` + safetensors) or from one of our
     HDF5 weight or checkpoint files. Heads missing from a transformers checkpoint (a bare
-    ``BertModel``) are initialized fresh and reported in the log by name."""
+    ``BertModel``) are initialized fresh from ``seed`` and reported in the log by name."""
     path = Path(path)
     if path.is_dir():
         config = BertConfig.from_hf(path / "config.json")
-        params, missing = params_from_tensors(config, _read_tensors(path), str(path),
-                                              dtype=dtype)
+        params, missing = params_from_tensors(config, _read_tensors(path), str(path), seed,
+                                              dtype)
         if missing:
             log.warning("%s: initialized fresh (not in the checkpoint): %s", path,
                         ", ".join(missing))

@@ -57,13 +57,46 @@ class Layout:
     def logs(self) -> Path:
         return self.artifacts / "logs"
 
+    @property
+    def plots(self) -> Path:
+        """The pictures of the plots stage."""
+        return self.artifacts / "plots"
+
+    @property
+    def curves_plot(self) -> Path:
+        return self.plots / "curves.png"
+
+    @property
+    def attention_plot(self) -> Path:
+        return self.plots / "attention.png"
+
+    @property
+    def predictions_plot(self) -> Path:
+        return self.plots / "predictions.png"
+
     def results(self, params: Params) -> Path:
         return self.under_root(params.evaluation.results_file)
 
+    def init_sources(self, params: Params) -> list[Path]:
+        """The files ``model.init_from`` names: itself, or a transformers directory's files."""
+        if not params.model.init_from:
+            return []
+        source = self.under_root(params.model.init_from)
+        if source.is_dir():
+            return sorted(p for p in source.iterdir()
+                          if p.name == "config.json" or p.name.startswith("model.safetensors"))
+        return [source]
+
     def files(self, names: tuple[str, ...], params: Params) -> list[Path]:
-        """The paths of the files called ``names`` (properties of this class)."""
-        return [self.results(params) if name == "results" else getattr(self, name)
-                for name in names]
+        """The paths of the files called ``names`` (properties of this class, or
+        ``init_sources``, which may be several)."""
+        paths: list[Path] = []
+        for name in names:
+            if name == "init_sources":
+                paths += self.init_sources(params)
+            else:
+                paths.append(self.results(params) if name == "results" else getattr(self, name))
+        return paths
 
     def under_root(self, path: str | Path) -> Path:
         """A path from params.yaml: relative ones are taken from the project folder."""

@@ -154,6 +154,10 @@ class ModelParams(Section):
                                      low=0.0, open_low=True)
     layer_norm_eps: float = param(1e-12, "epsilon of every LayerNorm", low=0.0, open_low=True)
     random_seed: int = param(0, "seed of the weight initialization", low=0)
+    init_from: str = param("", "start from these weights instead of a random initialization: a "
+                           "transformers directory (config.json + model.safetensors) or one of "
+                           "our .h5 weight or checkpoint files; its architecture must be the one "
+                           "model: and data: describe (empty: random)")
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.dim_model % self.num_heads:

@@ -34,7 +34,7 @@ STAGES = (
     Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
           "bert.data", (), ("train_data", "test_data")),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
-          "bert.train", (), ("init_weights",)),
+          "bert.train", ("init_sources",), ("init_weights",)),
     Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
           "bert.train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights")),

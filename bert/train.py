@@ -9,6 +9,7 @@ ends bit-identical to a run that never stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import signal
@@ -24,7 +25,7 @@ from bert import checkpoint as ckpt
 from bert.atomic import write_json
 from bert.config import BertConfig
 from bert.data import load_dataset
-from bert.errors import TrainingDivergedError, remake_hint
+from bert.errors import ParamsError, TrainingDivergedError, remake_hint
 from bert.evaluate import score
 from bert.layout import Layout
 from bert.model import BertForPreTraining, backward, forward
@@ -67,13 +68,39 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 
 
 def initialize(params: Params, layout: Layout = Layout()) -> None:
-    """The init stage: write ``artifacts/init.h5`` with transformers' initialization."""
+    """The init stage: write ``artifacts/init.h5``, with transformers' initialization or, with
+    ``model.init_from``, the weights of that checkpoint."""
     config = bert_config(params)
-    model = BertForPreTraining(config, seed=params.model.random_seed,
-                               dtype=np.dtype(params.training.dtype))
+    dtype = np.dtype(params.training.dtype)
+    if params.model.init_from:
+        model = starting_point(params, layout)
+    else:
+        model = BertForPreTraining(config, seed=params.model.random_seed, dtype=dtype)
     ckpt.save_weights(layout.init_weights, config, model.params, params.stage_params("init"))
     log.info("initial weights written to %s (%d parameters)", layout.init_weights,
              sum(p.size for p in model.params.values()))
+
+
+def starting_point(params: Params, layout: Layout) -> BertForPreTraining:
+    """The model ``model.init_from`` names, checked against the architecture of the params."""
+    from bert.interop import from_pretrained
+
+    source = layout.under_root(params.model.init_from)
+    if not source.exists():
+        raise ParamsError(f"model.init_from: {source} does not exist; point it at a "
+                          "transformers directory or a .h5 weight file, or leave it empty")
+    model = from_pretrained(source, dtype=np.dtype(params.training.dtype),
+                            seed=params.model.random_seed)
+    wanted = bert_config(params)
+    differences = {key: (value, getattr(wanted, key))
+                   for key, value in dataclasses.asdict(model.config).items()
+                   if getattr(wanted, key) != value}
+    if differences:
+        listed = ", ".join(f"{key} {theirs} (params: {ours})"
+                           for key, (theirs, ours) in differences.items())
+        raise ParamsError(f"model.init_from: {source} has another architecture: {listed}; "
+                          "set model: and data: to match it")
+    return model
 
 
 def fresh_state(params: Params, config: BertConfig, layout: Layout) -> ckpt.TrainingState:

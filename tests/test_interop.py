@@ -161,3 +161,24 @@ def test_a_transformers_checkpoint_imports_and_matches(tmp_path, transformers, b
         assert relative_error(mine["mlm_logits"], out.prediction_logits.double().numpy()) <= 1e-5
         assert relative_error(mine["nsp_logits"],
                               out.seq_relationship_logits.double().numpy()) <= 1e-5
+
+
+def test_training_can_start_from_a_transformers_checkpoint(tmp_path):
+    from bert.checkpoint import load_weights
+    from bert.errors import ParamsError
+    from bert.layout import Layout
+    from bert.params import bert_config
+    from bert.train import initialize
+    from tests.workflow import tiny_params
+
+    source = trained_like(bert_config(tiny_params()), seed=3)
+    save_pretrained(source, tmp_path / "pretrained")
+    layout = Layout(tmp_path)
+    initialize(tiny_params(model={"init_from": "pretrained"}), layout)
+    _, weights = load_weights(layout.init_weights, "fix")
+    for name, value in source.params.items():
+        np.testing.assert_array_equal(weights[name], value)
+    with pytest.raises(ParamsError, match=r"another architecture: hidden_size 16 \(params: 32\)"):
+        initialize(tiny_params(model={"init_from": "pretrained", "dim_model": 32}), layout)
+    with pytest.raises(ParamsError, match="does not exist"):
+        initialize(tiny_params(model={"init_from": "nowhere"}), layout)
