@@ -14,6 +14,34 @@ def _show(args: argparse.Namespace) -> None:
     print(show(args.path, args.index))
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from bert.views import predict_text
+
+    print(predict_text(args.path, args.index, args.model))
+
+
+def _attention(args: argparse.Namespace) -> None:
+    from bert.views import attention_text
+
+    print(attention_text(args.path, args.index, args.model, args.layer, args.head))
+
+
+def _curves(args: argparse.Namespace) -> None:
+    from bert.views import curves_text
+
+    print(curves_text(args.history, args.test))
+
+
+def _picture(name: str) -> str:
+    """An argument naming a picture of the plots stage."""
+    from bert.stages import PICTURES
+
+    names = [p.name for p in PICTURES]
+    if name not in names:
+        raise argparse.ArgumentTypeError(f"no picture {name!r}; choose from {', '.join(names)}")
+    return name
+
+
 def _stage(args: argparse.Namespace) -> None:
     from bert.layout import Layout
     from bert.logs import setup_logging
@@ -23,12 +51,13 @@ def _stage(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     layout = Layout()
     setup_logging(params.logging, layout)
-    run(args.command, params, layout)
+    run(args.command, params, layout, tuple(getattr(args, "pictures", ())))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each subcommand sets ``func``, called with the parsed arguments."""
-    from bert.stages import STAGES
+    from bert.layout import Layout
+    from bert.stages import PICTURES, STAGES
 
     parser = argparse.ArgumentParser(prog="python -m bert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -37,10 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--params", default="params.yaml",
                              help="the parameters file (default: params.yaml)")
         command.set_defaults(func=_stage)
+        if stage.name == "plots":
+            command.add_argument("pictures", nargs="*", type=_picture, metavar="picture",
+                                 help="the pictures to draw, among "
+                                 f"{', '.join(p.name for p in PICTURES)} (default: all)")
     show = commands.add_parser("show", help="print one example of a dataset file as text")
     show.add_argument("path", help="dataset file, e.g. data/train.h5")
     show.add_argument("index", type=int, help="example number, from 0 (negative counts back)")
     show.set_defaults(func=_show)
+    layout = Layout()
+    model = f"the weights file (default: {layout.model_weights})"
+    predict = commands.add_parser(
+        "predict", help="print the model's top-3 guesses at the masked positions of an example")
+    predict.add_argument("path", help="dataset file, e.g. data/test.h5")
+    predict.add_argument("index", type=int, help="example number, from 0 (negative counts back)")
+    predict.add_argument("--model", default=str(layout.model_weights), help=model)
+    predict.set_defaults(func=_predict)
+    attention = commands.add_parser(
+        "attention", help="print where each token of an example attends most, per head")
+    attention.add_argument("path", help="dataset file, e.g. data/test.h5")
+    attention.add_argument("index", type=int,
+                           help="example number, from 0 (negative counts back)")
+    attention.add_argument("--layer", type=int, help="only this layer, from 0 (default: all)")
+    attention.add_argument("--head", type=int, help="only this head, from 0 (default: all)")
+    attention.add_argument("--model", default=str(layout.model_weights), help=model)
+    attention.set_defaults(func=_attention)
+    curves = commands.add_parser(
+        "curves", help="print the losses and accuracies of every epoch against the optimum")
+    curves.add_argument("--history", default=str(layout.history),
+                        help=f"the training history (default: {layout.history})")
+    curves.add_argument("--test", default=str(layout.test_data),
+                        help=f"the test set holding the optimum (default: {layout.test_data})")
+    curves.set_defaults(func=_curves)
     return parser
 
 

@@ -54,6 +54,19 @@ class Layout:
         return self.artifacts / "metrics.json"
 
     @property
+    def export_dir(self) -> Path:
+        """The transformers directory ``doit export`` writes."""
+        return self.artifacts / "export"
+
+    @property
+    def export_config(self) -> Path:
+        return self.export_dir / "config.json"
+
+    @property
+    def export_weights(self) -> Path:
+        return self.export_dir / "model.safetensors"
+
+    @property
     def logs(self) -> Path:
         return self.artifacts / "logs"
 

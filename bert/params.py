@@ -247,6 +247,8 @@ class Params:
             "evaluate": {"evaluation": {k: v for k, v in self.evaluation.to_dict().items()
                                         if k != "results_file"}},
             "report": {k: v for k, v in self.to_dict().items() if k != "logging"},
+            "export": {},
+            "plots": {},
         }
         return subsets[stage]
 

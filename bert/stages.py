@@ -8,6 +8,7 @@ functions. A stage's code dependencies are found by reading the package's import
 from __future__ import annotations
 
 import ast
+import importlib.util
 import signal
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +29,7 @@ class Stage:
     module: str  # the module holding the stage's code, e.g. "bert.train"
     inputs: tuple[str, ...]  # names of Layout files read
     outputs: tuple[str, ...]  # names of Layout files written (the last one is written last)
+    in_default_run: bool = True  # run by a plain ``doit``
 
 
 STAGES = (
@@ -42,11 +44,35 @@ STAGES = (
           "bert.evaluate", ("train_data", "test_data", "model_weights"), ("metrics",)),
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
           "bert.report", ("metrics", "history"), ("results",)),
+    Stage("export", "Export the trained model as a transformers directory (artifacts/export/).",
+          "bert.interop", ("model_weights",), ("export_config", "export_weights"),
+          in_default_run=False),
+    Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png; needs matplotlib).",
+          "bert.plots", ("history", "test_data", "model_weights"),
+          ("curves_plot", "attention_plot", "predictions_plot")),
 )
+
+# The pictures of the plots stage, each drawn on its own (``python -m bert plots curves``, the
+# doit sub-task ``plots:curves``) so that it is redrawn only when its own inputs change.
+PICTURES = (
+    Stage("curves", "Losses per step and per epoch against the optimum; accuracies; rate.",
+          "bert.plots", ("history", "test_data"), ("curves_plot",)),
+    Stage("attention", "Attention maps of one test example, every head of every layer.",
+          "bert.plots", ("test_data", "model_weights"), ("attention_plot",)),
+    Stage("predictions", "The model's top-3 at the masked positions of a few test examples.",
+          "bert.plots", ("test_data", "model_weights"), ("predictions_plot",)),
+)
+PLOTS_MISSING = "matplotlib is not installed: pip install -e '.[plots]' to draw the plots"
 
 
 def stage(name: str) -> Stage:
     return next(s for s in STAGES if s.name == name)
+
+
+def plots_available() -> bool:
+    """Whether matplotlib can be imported (looked up, not imported); the plots stage draws
+    nothing without it."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def leave_interrupts_to_stages() -> None:
@@ -94,8 +120,11 @@ def module_files(module: str) -> tuple[Path, ...]:
     return tuple(sorted(set(seen.values())))
 
 
-def run(name: str, params: Params, layout: Layout) -> None:
-    """Run one stage with its inputs in place (the stage's module is imported only now)."""
+def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = ()) -> None:
+    """Run one stage with its inputs in place (the stage's module is imported only now).
+
+    pictures: the names (in ``PICTURES``) the plots stage draws; all of them when empty.
+    """
     if name == "data":
         from bert.data import make_datasets
 
@@ -116,5 +145,16 @@ def run(name: str, params: Params, layout: Layout) -> None:
         from bert.report import write_results
 
         write_results(params, layout)
+    elif name == "export":
+        from bert.interop import export_model
+
+        export_model(layout.model_weights, layout.export_dir)
+    elif name == "plots":
+        if not plots_available():
+            print(PLOTS_MISSING)
+            return
+        from bert.plots import draw
+
+        draw(layout, pictures or tuple(p.name for p in PICTURES))
     else:
         raise ValueError(f"unknown stage {name!r}")

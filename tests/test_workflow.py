@@ -15,10 +15,15 @@ import h5py
 import numpy as np
 import pytest
 
+from bert.stages import plots_available
 from tests.workflow import tiny, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("data", "init", "train", "evaluate", "report")
+# The pictures, redrawn whenever the run changes. Without matplotlib a single ``plots`` task
+# says so on the first run and is then up to date.
+PICTURES = ("plots:curves", "plots:attention", "plots:predictions") if plots_available() else ()
+FIRST_RUN = (*STAGES, *(PICTURES or ("plots",)))
 TIMING = ("seconds", "tokens_per_second")
 
 
@@ -81,7 +86,7 @@ def straight_long(tmp_path_factory) -> Path:
 
 def test_fresh_run_then_nothing_then_only_what_changed(tmp_path):
     folder = make_project(tmp_path / "project", tiny())
-    assert ran(doit(folder)) == list(STAGES)
+    assert ran(doit(folder)) == list(FIRST_RUN)
     results = json.loads((folder / "artifacts/results.json").read_text())
     for key in ("train_mlm_loss", "test_mlm_loss", "test_nsp_loss", "test_nsp_accuracy"):
         assert isinstance(results[key], float)
@@ -90,16 +95,21 @@ def test_fresh_run_then_nothing_then_only_what_changed(tmp_path):
     write_params(folder, tiny(logging={"level": "DEBUG"}))
     assert ran(doit(folder)) == []
     write_params(folder, tiny(model={"dim_ff": 20}))
-    assert ran(doit(folder)) == ["init", "train", "evaluate", "report"]
+    assert ran(doit(folder)) == ["init", "train", "evaluate", "report", *PICTURES]
     write_params(folder, tiny(model={"dim_ff": 20}, data={"vocab_size": 20}))
-    assert ran(doit(folder)) == list(STAGES)
+    assert ran(doit(folder)) == [*STAGES, *PICTURES]
     # a data key the architecture does not depend on leaves the initial weights alone
     write_params(folder, tiny(model={"dim_ff": 20}, data={"vocab_size": 20, "random_seed": 5}))
-    assert ran(doit(folder)) == ["data", "train", "evaluate", "report"]
+    assert ran(doit(folder)) == ["data", "train", "evaluate", "report", *PICTURES]
     write_params(folder, tiny(model={"dim_ff": 20}, data={"vocab_size": 20, "random_seed": 5},
                               evaluation={"results_file": "artifacts/other.json"}))
     assert ran(doit(folder)) == ["report"]
     assert (folder / "artifacts/other.json").is_file()
+
+    pytest.importorskip("safetensors", reason="doit export needs pip install -e '.[interop]'")
+    assert ran(doit(folder, "export")) == ["export"]  # not in the default run, on request
+    assert (folder / "artifacts/export/model.safetensors").is_file()
+    assert ran(doit(folder, "export")) == []
 
 
 def test_more_epochs_extend_the_run_bit_identically(tmp_path):
@@ -107,7 +117,7 @@ def test_more_epochs_extend_the_run_bit_identically(tmp_path):
     doit(two_then_three)
     write_params(two_then_three, tiny(training={"epochs": 3}))
     result = doit(two_then_three)
-    assert ran(result) == ["train", "evaluate", "report"]
+    assert ran(result) == ["train", "evaluate", "report", *PICTURES]
     assert "resuming from step 12 (epoch 2, batch 0)" in result.stderr
     straight = make_project(tmp_path / "b", tiny(training={"epochs": 3}))
     doit(straight)
@@ -119,7 +129,7 @@ def test_a_new_learning_rate_retrains_from_the_initial_weights(tmp_path):
     doit(folder)
     write_params(folder, tiny(training={"learning_rate": 0.02}))
     result = doit(folder)
-    assert ran(result) == ["train", "evaluate", "report"]
+    assert ran(result) == ["train", "evaluate", "report", *PICTURES]
     assert "training from the initial weights" in result.stderr
     assert len(list((folder / "artifacts/checkpoints").iterdir())) == 2  # one folder per run
     fresh = make_project(tmp_path / "fresh", tiny(training={"learning_rate": 0.02}))

@@ -1,0 +1,343 @@
+"""What a run has learnt, as data and as text: the training curves against the optimum, the
+attention maps of an example and the model's guesses at its masked positions.
+
+The pictures (``bert.plots``) draw what these functions return, and the commands
+``python -m bert curves | attention | predict`` print it, so both show the same numbers.
+
+Shape letters: ``B`` batch, ``T`` sequence, ``L`` layers, ``NH`` heads, ``V`` vocabulary,
+``T'`` the tokens of one example without its padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bert.atomic import read_json
+from bert.checkpoint import load_weights
+from bert.config import BertConfig
+from bert.corpus import token_name
+from bert.data import load_dataset, load_optimum
+from bert.errors import ConfigError, DataFileError, remake_hint
+from bert.layers import IGNORE_INDEX, softmax
+from bert.model import encode, predict
+
+TOP_K = 3  # guesses shown per masked position
+MODEL_FIX = remake_hint("train")
+HISTORY_FIX = remake_hint("train")
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Some examples of a dataset file: the five arrays, ``(B, T)`` and ``(B,)``."""
+
+    path: Path
+    indices: tuple[int, ...]  # their numbers in the file
+    count: int  # examples in the file
+    arrays: dict[str, np.ndarray]
+
+    def length(self, row: int) -> int:
+        """Tokens of example ``row`` before its padding."""
+        return int(self.arrays["attention_mask"][row].sum())
+
+    def tokens(self, row: int) -> list[str]:
+        """The names of the T' input tokens of example ``row``, padding cut off."""
+        return [token_name(int(t)) for t in self.arrays["input_ids"][row, :self.length(row)]]
+
+    def masked(self, row: int) -> np.ndarray:
+        """The positions of example ``row`` that carry an MLM label, ascending."""
+        return np.flatnonzero(self.arrays["mlm_labels"][row] != IGNORE_INDEX)
+
+
+def load_examples(path: str | Path, indices: Sequence[int]) -> Examples:
+    """Examples ``indices`` of a dataset file (negative numbers count from the end)."""
+    path = Path(path)
+    arrays = load_dataset(path)
+    count = len(arrays["nsp_labels"])
+    for index in indices:
+        if not -count <= index < count:
+            raise DataFileError(f"{path}: has {count} examples, no example {index}; "
+                                f"pick an index in 0..{count - 1}")
+    rows = [index % count for index in indices]
+    return Examples(path, tuple(rows), count, {name: a[rows] for name, a in arrays.items()})
+
+
+def first_masked_examples(path: str | Path, number: int) -> Examples:
+    """The first ``number`` examples of a dataset file with at least one MLM label."""
+    arrays = load_dataset(path)
+    rows = np.flatnonzero((arrays["mlm_labels"] != IGNORE_INDEX).any(axis=1))[:number]
+    return load_examples(path, [int(row) for row in rows])
+
+
+def load_model(path: str | Path, examples: Examples) -> tuple[BertConfig, dict[str, np.ndarray]]:
+    """The architecture and weights of a weights file, checked to fit ``examples``."""
+    config, weights = load_weights(path, MODEL_FIX)
+    ids = examples.arrays["input_ids"]
+    if ids.max(initial=0) >= config.vocab_size or ids.shape[1] > config.max_position_embeddings:
+        raise DataFileError(
+            f"{path}: made for {config.vocab_size} tokens and sequences of at most "
+            f"{config.max_position_embeddings}, which {examples.path} does not fit; use the "
+            "model trained on this data (run `doit`)")
+    return config, weights
+
+
+# --- attention ---------------------------------------------------------------------------------
+
+# bert.model.encode returns (hidden_states, (embeddings cache, layer caches)). Entry 0 of a
+# layer's cache is the cache of bert.layers.self_attention_forward, (linear cache, q, k, v,
+# probs, dropped, dropout mask, scale), whose entry 4 holds the softmax output before dropout.
+# tests/test_views.py checks that what is read here is a probability distribution that gives
+# padding nothing, so that a change of that layout fails a test rather than a picture.
+_ATTENTION_CACHE, _PROBS = 0, 4
+
+
+def attention_probabilities(
+    params: Mapping[str, np.ndarray],
+    config: BertConfig,
+    input_ids: np.ndarray,
+    token_type_ids: np.ndarray,
+    attention_mask: np.ndarray,
+) -> np.ndarray:
+    """Attention probabilities (L, B, NH, T, T) of every layer, in inference (no dropout).
+
+    ``[l, b, h, i, j]``: how much query position i attends to key position j in head h of
+    layer l; each row sums to 1 and padded keys get 0.
+    """
+    _, (_, layer_caches) = encode(params, config, input_ids, token_type_ids, attention_mask)
+    probs = np.stack([cache[_ATTENTION_CACHE][_PROBS] for cache in layer_caches])
+    B, T = input_ids.shape
+    expected = (config.num_hidden_layers, B, config.num_attention_heads, T, T)
+    if probs.shape != expected:
+        raise RuntimeError(f"attention probabilities of shape {probs.shape}, not {expected}: "
+                           "the cache layout of bert.layers.self_attention_forward changed")
+    return probs
+
+
+def attention_maps(
+    params: Mapping[str, np.ndarray], config: BertConfig, examples: Examples, row: int = 0
+) -> np.ndarray:
+    """The attention probabilities (L, NH, T', T') of example ``row``, padding cut off."""
+    arrays = {name: a[row:row + 1] for name, a in examples.arrays.items()}
+    probs = attention_probabilities(params, config, arrays["input_ids"],
+                                    arrays["token_type_ids"], arrays["attention_mask"])
+    n = examples.length(row)
+    return probs[:, 0, :, :n, :n]
+
+
+def format_attention(tokens: Sequence[str], probs: np.ndarray, k: int = TOP_K) -> list[str]:
+    """One line per query token: the ``k`` keys it attends to most, with the probabilities.
+
+    probs: (T', T') of one head.
+    """
+    width = max(len(t) for t in tokens)
+    lines = [f"{'pos':>4}  {'token':<{width}}  attends most to (token@position probability)"]
+    for i, token in enumerate(tokens):
+        top = np.argsort(-probs[i], kind="stable")[:k]
+        cells = "".join(f"{tokens[j] + '@' + str(j):<{width + 4}} {probs[i, j]:.2f}   "
+                        for j in top)
+        lines.append(f"{i:>4}  {token:<{width}}  {cells}".rstrip())
+    return lines
+
+
+# --- masked predictions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskedGuess:
+    """The model at one position that carries an MLM label."""
+
+    position: int
+    shown: str  # the token the model sees there: [MASK], a random token or the original
+    true: str  # the original token, the label
+    top: list[tuple[str, float]]  # the k most probable tokens with their probabilities
+
+    @property
+    def hit(self) -> bool:
+        """Whether the most probable token is the true one."""
+        return self.top[0][0] == self.true
+
+
+@dataclass(frozen=True)
+class ExampleGuesses:
+    """The model on one example: its guesses at the masked positions and for NSP."""
+
+    index: int  # the example's number in its file
+    tokens: list[str]  # the T' input tokens, padding cut off
+    nsp_label: int  # 0: B follows A, 1: B is random
+    is_next: float  # the model's probability that B follows A
+    guesses: list[MaskedGuess]
+
+
+def masked_predictions(
+    params: Mapping[str, np.ndarray], config: BertConfig, examples: Examples, k: int = TOP_K
+) -> list[ExampleGuesses]:
+    """The model's top ``k`` tokens at every labelled position of each example, and its NSP
+    probability, in inference (no dropout)."""
+    a = examples.arrays
+    labelled = a["mlm_labels"] != IGNORE_INDEX  # (B, T)
+    out = predict(params, config, a["input_ids"], a["token_type_ids"], a["attention_mask"],
+                  mlm_positions=labelled)
+    mlm_probs = softmax(out["mlm_logits"].astype(np.float64))  # (M, V), row-major positions
+    nsp_probs = softmax(out["nsp_logits"].astype(np.float64))  # (B, 2)
+    results, m = [], 0
+    for row, index in enumerate(examples.indices):
+        guesses = []
+        for position in examples.masked(row):
+            top = np.argsort(-mlm_probs[m], kind="stable")[:k]
+            guesses.append(MaskedGuess(
+                int(position), token_name(int(a["input_ids"][row, position])),
+                token_name(int(a["mlm_labels"][row, position])),
+                [(token_name(int(t)), float(mlm_probs[m, t])) for t in top]))
+            m += 1
+        results.append(ExampleGuesses(index, examples.tokens(row), int(a["nsp_labels"][row]),
+                                      float(nsp_probs[row, 0]), guesses))
+    return results
+
+
+def nsp_line(example: ExampleGuesses) -> str:
+    """The NSP label of an example and the model's belief, in words."""
+    truth = "B is random (label 1)" if example.nsp_label else "B follows A (label 0)"
+    return f"NSP: {truth}; the model's probability that B follows A: {example.is_next:.2f}"
+
+
+def prediction_header(k: int = TOP_K) -> str:
+    return f"{'pos':>4}  {'input':<7} {'true':<7} " + "".join(
+        f"{'guess ' + str(i + 1):<15}" for i in range(k)).rstrip()
+
+
+def prediction_row(guess: MaskedGuess) -> str:
+    """One table row; ``*`` marks the true token among the guesses."""
+    cells = "".join(f"{name + ' ' + f'{p:.3f}' + ('*' if name == guess.true else ''):<15}"
+                    for name, p in guess.top)
+    return f"{guess.position:>4}  {guess.shown:<7} {guess.true:<7} {cells}".rstrip()
+
+
+def format_predictions(example: ExampleGuesses) -> list[str]:
+    """An example's input, its NSP line and the table of guesses, as lines of text."""
+    lines = ["input: " + " ".join(example.tokens), nsp_line(example)]
+    if not example.guesses:
+        return [*lines, "no position of this example carries an MLM label"]
+    hits = sum(g.hit for g in example.guesses)
+    return [*lines, f"MLM: {hits} of {len(example.guesses)} positions guessed right "
+            "(* marks the true token)", prediction_header(),
+            *(prediction_row(g) for g in example.guesses)]
+
+
+# --- training curves ---------------------------------------------------------------------------
+
+
+def load_history(path: str | Path) -> dict:
+    """The training history written by the train stage (``artifacts/history.json``)."""
+    history = read_json(path, HISTORY_FIX)
+    if not isinstance(history, dict) or not {"steps", "epochs"} <= history.keys():
+        raise DataFileError(f"{path}: not a training history; {HISTORY_FIX}")
+    return history
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing means over ``window`` values (fewer at the start), one per value."""
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(np.r_[0.0, values])
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def smoothing_window(num_steps: int) -> int:
+    """The moving-average window for a curve of ``num_steps`` steps: about 1/50 of it."""
+    return max(1, num_steps // 50)
+
+
+# (column header, epoch record key, optimum key of the gap, sign of the gap: +1 for a loss)
+_EPOCH_COLUMNS = (
+    ("MLM train", "train_mlm_loss", None, 0),
+    ("MLM test", "test_mlm_loss", None, 0),
+    ("MLM gap", "test_mlm_loss", "bayes_mlm_loss", 1),
+    ("NSP train", "train_nsp_loss", None, 0),
+    ("NSP test", "test_nsp_loss", None, 0),
+    ("NSP gap", "test_nsp_loss", "bayes_nsp_loss", 1),
+    ("MLM acc", "test_mlm_accuracy", None, 0),
+    ("NSP acc", "test_nsp_accuracy", None, 0),
+    ("acc gap", "test_nsp_accuracy", "bayes_nsp_accuracy", -1),
+)
+# the rows under the table: (name, optimum key per column, None where it has none)
+_REFERENCE_ROWS = (
+    ("Bayes-optimal", (None, "bayes_mlm_loss", None, None, "bayes_nsp_loss", None, None,
+                       "bayes_nsp_accuracy", None)),
+    ("unigram", (None, "unigram_mlm_loss", None, None, None, None, None, None, None)),
+    ("uniform/chance", (None, "uniform_mlm_loss", None, None, "chance_nsp_loss", None, None,
+                        "chance_nsp_accuracy", None)),
+)
+
+
+def format_epochs(history: Mapping, optimum: Mapping[str, float]) -> list[str]:
+    """The per-epoch records of a history against the optimum, as a fixed-width table.
+
+    Losses in nats; a gap is how much worse than the Bayes-optimal score the test score is.
+    """
+    left = f"{'epoch':>5} {'step':>7} {'lr':>9}"
+    lines = [left + "".join(f"{header:>10}" for header, *_ in _EPOCH_COLUMNS)]
+    for record in history["epochs"]:
+        cells = "".join(
+            f"{record[key] if best is None else sign * (record[key] - optimum[best]):>10.4f}"
+            for _, key, best, sign in _EPOCH_COLUMNS)
+        lines.append(f"{record['epoch']:>5} {record['step']:>7} {record['learning_rate']:>9.2e}"
+                     + cells)
+    for name, keys in _REFERENCE_ROWS:
+        cells = "".join(f"{'':>10}" if key is None else f"{optimum[key]:>10.4f}" for key in keys)
+        lines.append((f"{name:<23}" + cells).rstrip())
+    return lines
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+
+def curves_text(history_path: str | Path, test_path: str | Path) -> str:
+    """``python -m bert curves``: the per-epoch table of a history against the optimum."""
+    history = load_history(history_path)
+    optimum = load_optimum(test_path)
+    steps = len(history["steps"]["loss_total"])
+    head = (f"{history_path}: {len(history['epochs'])} epochs, {steps} steps of "
+            f"{history.get('tokens_per_step', '?')} tokens; optimum of {test_path}")
+    if not history["epochs"]:
+        return head + "\nno epoch finished yet"
+    return "\n".join([head, *format_epochs(history, optimum)])
+
+
+def predict_text(test_path: str | Path, index: int, model_path: str | Path) -> str:
+    """``python -m bert predict``: the model's guesses for one example, as text."""
+    examples = load_examples(test_path, [index])
+    config, weights = load_model(model_path, examples)
+    (example,) = masked_predictions(weights, config, examples)
+    head = f"{test_path}, example {example.index} of {examples.count}; model {model_path}"
+    return "\n".join([head, *format_predictions(example)])
+
+
+def attention_text(
+    test_path: str | Path, index: int, model_path: str | Path,
+    layer: int | None = None, head: int | None = None,
+) -> str:
+    """``python -m bert attention``: where each token attends most, for one head or all."""
+    examples = load_examples(test_path, [index])
+    config, weights = load_model(model_path, examples)
+    for what, value, count in (("layer", layer, config.num_hidden_layers),
+                               ("head", head, config.num_attention_heads)):
+        if value is not None and not 0 <= value < count:
+            raise ConfigError(f"{model_path}: has {count} {what}s, no {what} {value}; "
+                              f"pick a {what} in 0..{count - 1}")
+    probs = attention_maps(weights, config, examples)  # (L, NH, T', T')
+    tokens = examples.tokens(0)
+    lines = [f"{test_path}, example {examples.indices[0]} of {examples.count}; model "
+             f"{model_path}", "input: " + " ".join(tokens)]
+    layers = range(config.num_hidden_layers) if layer is None else [layer]
+    heads = range(config.num_attention_heads) if head is None else [head]
+    for i in layers:
+        for h in heads:
+            lines += ["", f"layer {i}, head {h}", *format_attention(tokens, probs[i, h])]
+    return "\n".join(lines)
