@@ -13,10 +13,7 @@ truncated, foreign or corrupt file into one ``DataFileError`` line naming the fi
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ import h5py
 import numpy as np
 
 from bert import __version__
+from bert.atomic import replacing
 from bert.errors import DataFileError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -76,14 +74,6 @@ def _set_attr(attrs: h5py.AttributeManager, key: str, value: Any) -> None:
         attrs[key] = value
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write(
     path: str | Path,
     arrays: Mapping[str, np.ndarray],
@@ -105,32 +95,22 @@ def write(
     clash = sorted(set(extra) & set(RESERVED_ATTRS))
     if clash:
         raise ValueError(f"attributes {clash} are set by h5io.write itself")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with h5py.File(tmp, "x", libver=LIBVER) as f:  # "x": never clobber another writer's file
-            root = {"schema": schema, "schema_version": int(schema_version),
-                    "package_version": __version__,
-                    "params": json.dumps(dict(params or {}), sort_keys=True), **extra}
-            for key, value in root.items():
-                _set_attr(f.attrs, key, value)
-            for name, array in arrays.items():
-                array = np.asarray(array)
-                f.create_dataset(name, data=array, track_times=False,
-                                 **_dataset_options(array, compress))
-            for group, values in (group_attrs or {}).items():
-                g = f.require_group(group)
-                for key, value in values.items():
-                    _set_attr(g.attrs, key, value)
-            f.flush()
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where directories can be synced
-        _fsync(path.parent)
+    with replacing(path) as tmp, h5py.File(tmp, "x", libver=LIBVER) as f:
+        # "x": never clobber another writer's file
+        root = {"schema": schema, "schema_version": int(schema_version),
+                "package_version": __version__,
+                "params": json.dumps(dict(params or {}), sort_keys=True), **extra}
+        for key, value in root.items():
+            _set_attr(f.attrs, key, value)
+        for name, array in arrays.items():
+            array = np.asarray(array)
+            f.create_dataset(name, data=array, track_times=False,
+                             **_dataset_options(array, compress))
+        for group, values in (group_attrs or {}).items():
+            g = f.require_group(group)
+            for key, value in values.items():
+                _set_attr(g.attrs, key, value)
+        f.flush()
     return path
 
 
