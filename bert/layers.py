@@ -6,6 +6,10 @@ the gradient of the input first, then the gradients of the parameters in their a
 Arrays keep the dtype they come in (float32 or float64); no float64 temporaries are made for
 float32 inputs.
 
+Speed: every matrix product is between contiguous 2-D (or stacked 2-D) arrays, because NumPy
+hands only those to BLAS (a strided operand can make it fall back to a loop hundreds of times
+slower); elementwise work is done in place where the input is a fresh temporary.
+
 Shape letters: ``B`` batch, ``T`` sequence, ``H`` hidden, ``NH`` heads, ``D`` head size,
 ``V`` vocabulary (rows of an embedding table), ``N`` any number of rows, ``C`` classes.
 """
@@ -56,7 +60,9 @@ def linear_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray
 ) -> tuple[np.ndarray, tuple]:
     """x (..., in) @ weight (out, in).T + bias (out,) -> (..., out)."""
-    return x @ weight.T + bias, (x, weight)
+    out = x.reshape(-1, x.shape[-1]) @ weight.T  # (N, out): one 2-D product for BLAS
+    out += bias
+    return out.reshape(*x.shape[:-1], weight.shape[0]), (x, weight)
 
 
 def linear_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +70,8 @@ def linear_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndar
     x, weight = cache
     dout2d = dout.reshape(-1, dout.shape[-1])  # (N, out)
     dweight = dout2d.T @ x.reshape(-1, x.shape[-1])
-    return dout @ weight, dweight, dout2d.sum(axis=0)
+    dx = (dout2d @ weight).reshape(x.shape)
+    return dx, dweight, dout2d.sum(axis=0)
 
 
 # --- layer norm --------------------------------------------------------------------------------
@@ -74,12 +81,13 @@ def layernorm_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float
 ) -> tuple[np.ndarray, tuple]:
     """Normalize the last axis of x (..., H) to zero mean and unit (biased) variance, then scale."""
-    mean = x.mean(axis=-1, keepdims=True)
-    centered = x - mean
-    var = np.mean(centered * centered, axis=-1, keepdims=True)
+    xhat = x - x.mean(axis=-1, keepdims=True)  # centered for now
+    var = np.mean(np.square(xhat), axis=-1, keepdims=True)
     rstd = 1.0 / np.sqrt(var + eps)  # (..., 1)
-    xhat = centered * rstd
-    return xhat * weight + bias, (xhat, rstd, weight)
+    xhat *= rstd
+    out = xhat * weight
+    out += bias
+    return out, (xhat, rstd, weight)
 
 
 def layernorm_backward(
@@ -88,14 +96,17 @@ def layernorm_backward(
     """dout (..., H) -> dx (..., H), dweight (H,), dbias (H,)."""
     xhat, rstd, weight = cache
     dxhat = dout * weight
-    # d/dx of (x - mean) * rstd, projected off the two directions the normalization removes
-    dx = rstd * (
-        dxhat
-        - dxhat.mean(axis=-1, keepdims=True)
-        - xhat * np.mean(dxhat * xhat, axis=-1, keepdims=True)
-    )
+    # d/dx of (x - mean) * rstd, projected off the two directions the normalization removes:
+    # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
     flat = (-1, dout.shape[-1])
-    dweight = np.sum((dout * xhat).reshape(flat), axis=0)
+    dout_xhat = dout * xhat
+    dweight = dout_xhat.reshape(flat).sum(axis=0)
+    np.multiply(dxhat, xhat, out=dout_xhat)  # the buffer now holds dxhat * xhat
+    projection = dout_xhat.mean(axis=-1, keepdims=True)  # (..., 1)
+    dx = np.multiply(xhat, projection, out=dout_xhat)
+    np.subtract(dxhat, dx, out=dx)
+    dx -= dxhat.mean(axis=-1, keepdims=True)
+    dx *= rstd
     return dx, dweight, dout.reshape(flat).sum(axis=0)
 
 
@@ -105,17 +116,37 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """Exact GELU: 0.5 x (1 + erf(x / sqrt 2)) = x Phi(x), elementwise."""
-    cdf = 0.5 * (1.0 + erf(x * _INV_SQRT2))  # Phi(x)
-    return x * cdf, (x, cdf)
+_GELU_BLOCK = 65536  # elements per block: the temporaries of a block stay in the CPU cache
 
 
-def gelu_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """d/dx [x Phi(x)] = Phi(x) + x phi(x), with phi the standard normal density."""
-    x, cdf = cache
-    pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-    return dout * (cdf + x * pdf)
+def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact GELU: 0.5 x (1 + erf(x / sqrt 2)) = x Phi(x), elementwise.
+
+    The cache is the derivative Phi(x) + x phi(x) (phi the standard normal density), computed
+    here while Phi(x) is at hand, so that the backward pass is one product and x need not be
+    kept. Large arrays are processed in blocks that fit in the CPU cache.
+    """
+    flat = x.reshape(-1)
+    out, derivative = np.empty_like(flat), np.empty_like(flat)
+    for start in range(0, flat.size, _GELU_BLOCK):
+        block = slice(start, start + _GELU_BLOCK)
+        xb = flat[block]
+        cdf = erf(xb * _INV_SQRT2)
+        cdf += 1.0
+        cdf *= 0.5  # Phi(x)
+        np.multiply(xb, cdf, out=out[block])
+        pdf = np.square(xb)
+        pdf *= -0.5
+        np.exp(pdf, out=pdf)
+        pdf *= _INV_SQRT_2PI  # phi(x)
+        pdf *= xb
+        np.add(cdf, pdf, out=derivative[block])
+    return out.reshape(x.shape), derivative.reshape(x.shape)
+
+
+def gelu_backward(dout: np.ndarray, derivative: np.ndarray) -> np.ndarray:
+    """d/dx [x Phi(x)] = Phi(x) + x phi(x), cached by the forward pass."""
+    return dout * derivative
 
 
 def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,17 +168,30 @@ def dropout_forward(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Zero each element with probability p and scale the rest by 1 / (1 - p).
 
-    With ``p == 0`` or no generator (inference) it is the identity and draws nothing.
+    The mask comes from 16 random bits per element (raw 64-bit outputs of the generator, each
+    cut into four uint16), kept when they are at least ``round(p * 2**16)``: five times cheaper
+    than floating-point draws, the same for float32 and float64, p exact to 2**-16. The cache is
+    the boolean keep mask and the scale. With ``p == 0`` or no generator (inference) it is the
+    identity and draws nothing.
     """
     if p == 0 or rng is None:
         return x, None
-    scaled_mask = (rng.random(x.shape, dtype=x.dtype) >= p) * x.dtype.type(1.0 / (1.0 - p))
-    return x * scaled_mask, scaled_mask
+    bits = rng.bit_generator.random_raw(-(-x.size // 4)).view(np.uint16)[: x.size]
+    keep = (bits >= round(p * 2**16)).reshape(x.shape)
+    scale = x.dtype.type(1.0 / (1.0 - p))
+    out = np.multiply(x, keep)
+    out *= scale
+    return out, (keep, scale)
 
 
-def dropout_backward(dout: np.ndarray, scaled_mask: np.ndarray | None) -> np.ndarray:
+def dropout_backward(dout: np.ndarray, cache: tuple | None) -> np.ndarray:
     """The same mask and scale applied to the gradient."""
-    return dout if scaled_mask is None else dout * scaled_mask
+    if cache is None:
+        return dout
+    keep, scale = cache
+    dx = np.multiply(dout, keep)
+    dx *= scale
+    return dx
 
 
 # --- softmax -----------------------------------------------------------------------------------
@@ -155,13 +199,18 @@ def dropout_backward(dout: np.ndarray, scaled_mask: np.ndarray | None) -> np.nda
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, shifted by the row maximum for stability."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = x - x.max(axis=-1, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 def softmax_backward(dprobs: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Gradient of the softmax input from that of its output (last axis)."""
-    return probs * (dprobs - np.sum(dprobs * probs, axis=-1, keepdims=True))
+    dx = dprobs * probs
+    np.subtract(dprobs, np.sum(dx, axis=-1, keepdims=True), out=dx)
+    dx *= probs
+    return dx
 
 
 # --- multi-head self-attention -----------------------------------------------------------------
@@ -196,29 +245,36 @@ def self_attention_forward(
     B, T, H = x.shape
     D = H // num_heads
     qkv, linear_cache = linear_forward(x, qkv_weight, qkv_bias)  # (B, T, 3H)
-    q, k, v = qkv.reshape(B, T, 3, num_heads, D).transpose(2, 0, 3, 1, 4)  # each (B, NH, T, D)
+    # heads first, copied once so that every per-head matrix is contiguous for BLAS
+    heads = np.ascontiguousarray(qkv.reshape(B, T, 3, num_heads, D).transpose(2, 0, 3, 1, 4))
+    q, k, v = heads  # each (B, NH, T, D)
     scale = D**-0.5
-    scores = (q @ k.transpose(0, 1, 3, 2)) * scale + mask_bias  # (B, NH, T, T)
+    scores = q @ k.transpose(0, 1, 3, 2)  # (B, NH, T, T)
+    scores *= scale
+    scores += mask_bias
     probs = softmax(scores)
     dropped, dropout_mask = dropout_forward(probs, dropout_p, rng)
     context = dropped @ v  # (B, NH, T, D)
-    out = context.transpose(0, 2, 1, 3).reshape(B, T, H)
-    return out, (linear_cache, q, k, v, probs, dropped, dropout_mask, scale)
+    out = context.transpose(0, 2, 1, 3).reshape(B, T, H)  # (B, T, H), a copy
+    return out, (linear_cache, q, k, v, probs, dropout_mask, scale)  # dropped is recomputed
 
 
 def self_attention_backward(
     dout: np.ndarray, cache: tuple
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout (B, T, H) -> dx (B, T, H), dqkv_weight (3H, H), dqkv_bias (3H,)."""
-    linear_cache, q, k, v, probs, dropped, dropout_mask, scale = cache
+    linear_cache, q, k, v, probs, dropout_mask, scale = cache
+    dropped = dropout_backward(probs, dropout_mask)  # the forward's dropped probabilities
     B, NH, T, D = q.shape
-    dcontext = dout.reshape(B, T, NH, D).transpose(0, 2, 1, 3)  # (B, NH, T, D)
+    dcontext = np.ascontiguousarray(dout.reshape(B, T, NH, D).transpose(0, 2, 1, 3))
+    dheads = np.empty((3, B, NH, T, D), dtype=dout.dtype)  # dq, dk, dv
     ddropped = dcontext @ v.transpose(0, 1, 3, 2)  # (B, NH, T, T)
-    dv = dropped.transpose(0, 1, 3, 2) @ dcontext
-    dscores = softmax_backward(dropout_backward(ddropped, dropout_mask), probs) * scale
-    dq = dscores @ k
-    dk = dscores.transpose(0, 1, 3, 2) @ q
-    dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * NH * D)
+    np.matmul(dropped.transpose(0, 1, 3, 2), dcontext, out=dheads[2])
+    dscores = softmax_backward(dropout_backward(ddropped, dropout_mask), probs)
+    dscores *= scale
+    np.matmul(dscores, k, out=dheads[0])
+    np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dheads[1])
+    dqkv = dheads.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * NH * D)  # a copy
     dx, dqkv_weight, dqkv_bias = linear_backward(dqkv, linear_cache)
     # The key bias adds q.b_k to every score of a query alike, which softmax ignores: its exact
     # gradient is 0. Summing dk would give round-off noise, which Adam's normalization amplifies

@@ -152,7 +152,9 @@ def _embeddings_forward(params, config, input_ids, token_type_ids, rng):
     word, c_word = embedding_forward(input_ids, params[WORD_EMBEDDINGS])
     types, c_types = embedding_forward(
         token_type_ids, params["bert.embeddings.token_type_embeddings.weight"])
-    summed = word + types + params["bert.embeddings.position_embeddings.weight"][:T]
+    summed = word  # a fresh array from the lookup, summed into in place
+    summed += types
+    summed += params["bert.embeddings.position_embeddings.weight"][:T]
     x, c_ln = _layernorm(params, "bert.embeddings", summed, config.layer_norm_eps)
     x, c_drop = dropout_forward(x, config.hidden_dropout_prob, rng)
     return x, (c_word, c_types, T, c_ln, c_drop)
@@ -167,12 +169,14 @@ def _encoder_layer_forward(params, config, prefix, x, mask_bias, rng):
         config.attention_probs_dropout_prob, rng)
     a, c_attn_out = _linear(params, f"{prefix}.attention.output.dense", context)
     a, c_attn_drop = dropout_forward(a, p_hidden, rng)
-    h, c_ln1 = _layernorm(params, f"{prefix}.attention.output", a + x, eps)
+    a += x  # residual
+    h, c_ln1 = _layernorm(params, f"{prefix}.attention.output", a, eps)
     f, c_up = _linear(params, f"{prefix}.intermediate.dense", h)  # (B, T, F)
     g, c_gelu = gelu_forward(f)
     o, c_down = _linear(params, f"{prefix}.output.dense", g)  # (B, T, H)
     o, c_ffn_drop = dropout_forward(o, p_hidden, rng)
-    out, c_ln2 = _layernorm(params, f"{prefix}.output", o + h, eps)
+    o += h  # residual
+    out, c_ln2 = _layernorm(params, f"{prefix}.output", o, eps)
     return out, (c_attn, c_attn_out, c_attn_drop, c_ln1, c_up, c_gelu, c_down, c_ffn_drop, c_ln2)
 
 
@@ -306,7 +310,8 @@ def _encoder_layer_backward(grads, prefix, dout, cache):
     do = dropout_backward(dsum2, c_ffn_drop)
     dg = _linear_backward(grads, f"{prefix}.output.dense", do, c_down)
     df = gelu_backward(dg, c_gelu)
-    dh = _linear_backward(grads, f"{prefix}.intermediate.dense", df, c_up) + dsum2
+    dh = _linear_backward(grads, f"{prefix}.intermediate.dense", df, c_up)
+    dh += dsum2
     dsum1 = _layernorm_backward(grads, f"{prefix}.attention.output", dh, c_ln1)  # d(a + x)
     da = dropout_backward(dsum1, c_attn_drop)
     dcontext = _linear_backward(grads, f"{prefix}.attention.output.dense", da, c_attn_out)
@@ -315,7 +320,8 @@ def _encoder_layer_backward(grads, prefix, dout, cache):
         rows = slice(j * len(dqkv_bias) // 3, (j + 1) * len(dqkv_bias) // 3)
         _add_linear_grads(grads, f"{prefix}.attention.self.{projection}",
                           dqkv_weight[rows], dqkv_bias[rows])
-    return dx + dsum1
+    dx += dsum1
+    return dx
 
 
 def _embeddings_backward(grads, config, dx, cache):

@@ -52,13 +52,25 @@ def adamw_step(
     step_size = lr / bias_correction1
     for name, param in params.items():
         grad, exp_avg, exp_avg_sq = grads[name], state["exp_avg"][name], state["exp_avg_sq"][name]
+        scratch = np.empty_like(param)  # the one temporary, reused by every line below
         if config.weight_decay and is_decayed(name):
             param *= 1 - lr * config.weight_decay  # decoupled weight decay
-        exp_avg += (1 - config.beta1) * (grad - exp_avg)
+        # exp_avg += (1 - beta1) * (grad - exp_avg)
+        np.subtract(grad, exp_avg, out=scratch)
+        scratch *= 1 - config.beta1
+        exp_avg += scratch
+        # exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad^2
         exp_avg_sq *= config.beta2
-        exp_avg_sq += (1 - config.beta2) * (grad * grad)
-        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + config.eps
-        param -= step_size * (exp_avg / denom)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - config.beta2
+        exp_avg_sq += scratch
+        # param -= step_size * exp_avg / (sqrt(exp_avg_sq) / sqrt(bias_correction2) + eps)
+        denom = np.sqrt(exp_avg_sq, out=scratch)
+        denom /= bias_correction2_sqrt
+        denom += config.eps
+        update = np.divide(exp_avg, denom, out=scratch)
+        update *= step_size
+        param -= update
 
 
 def global_norm(grads: Mapping[str, np.ndarray]) -> float:

@@ -1,7 +1,7 @@
 """The error function, which NumPy lacks: ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``.
 
-Piecewise rational approximations on ``a = |x|`` with the published coefficients of Sun's fdlibm
-``s_erf.c``, then ``erf(-x) = -erf(x)``:
+float64: piecewise rational approximations on ``a = |x|`` with the published coefficients of
+Sun's fdlibm ``s_erf.c``, then ``erf(-x) = -erf(x)``:
 
     a in [0, 0.84375)     erf = a + a * P(a^2) / Q(a^2)
     a in [0.84375, 1.25)  erf = c + P(a - 1) / Q(a - 1),  c = 0.84506291151 rounded to float32
@@ -13,10 +13,23 @@ In the tail, ``exp(-a^2)`` is evaluated as ``exp(-z^2 - 0.5625) * exp((z - a)(z 
 ``z`` is ``a`` with the low half of its significand cleared, so ``z^2`` is exact and the rounding
 error of ``a^2`` (amplified by ``exp``) never enters.
 
-Measured error: at most 1 ulp in float64, against ``math.erf`` and against the correctly rounded
-value (mpmath), over ~7 million points from subnormals to beyond 6; at most 0.97 ulp in float32
-(computed in float32 throughout, no float64 temporaries) over every third float32 in [0, 6].
-``tests/test_special.py`` asserts both bounds.
+Measured error: at most 1 ulp, against ``math.erf`` and against the correctly rounded value
+(mpmath), over ~7 million points from subnormals to beyond 6.
+
+float32: three pieces with plain polynomials sized for 24 bits rather than 53 (fitted by least
+squares on Chebyshev nodes, refined towards minimax, coefficients rounded to float32), computed
+in float32 throughout, no float64 temporaries:
+
+    a in [0, 0.75)        erf = a + a * p(a^2)                       degree 6
+    a in [0.75, 1.25)     erf = c + q(a - 1)                         degree 8, c as above
+    a >= 1.25             erf = 1 - exp(-a^2) * w * r(w),  w = 1/a   degree 6
+                          (exp(-a^2) needs no splitting: erfc <= 0.08 scales its error down)
+
+Measured error: at most 0.85 ulp over every fifth float32 in [0, 4.5] and over the test grid.
+``tests/test_special.py`` asserts the 1 ulp bound for both dtypes.
+
+Both paths run over blocks of ``_BLOCK`` elements, so that the temporaries of the dozens of
+elementwise passes stay in the CPU cache.
 """
 
 import numpy as np
@@ -146,6 +159,59 @@ _RANGES = (
 )
 
 
+# float32 coefficients, lowest degree first (see the module docstring).
+_SPLIT32 = 0.75
+_SMALL32 = (  # p: erf(a) / a - 1 in powers of a^2, a < 0.75
+    0.12837916612625122, -0.37612637877464294, 0.1128377914428711, -0.02686478942632675,
+    0.0052168467082083225, -0.0008357828482985497, 9.475775732425973e-05,
+)
+_NEAR32 = (  # q: erf(a) - c in powers of a - 1, 0.75 <= a < 1.25
+    -0.0023621185682713985, 0.41510748863220215, -0.41510748863220215, 0.13836894929409027,
+    0.06918489933013916, -0.06917224824428558, 0.004599760752171278, 0.014890985563397408,
+    -0.004570213612169027,
+)
+_TAIL32 = (  # r: a exp(a^2) erfc(a) in powers of w = 1/a, a >= 1.25
+    0.5617546439170837, 0.03136477991938591, -0.45267453789711, 0.4892789125442505,
+    -0.2698836922645569, 0.07501912117004395, -0.007266312371939421,
+)
+
+
+def _erf32_abs(a: np.ndarray) -> np.ndarray:
+    """erf(a) for float32 ``a >= 0`` (or nan), in float32."""
+    # the small-argument formula everywhere (clamped, so that large a cannot overflow) ...
+    s = np.minimum(a, np.float32(_SPLIT32))
+    out = _poly(_SMALL32, s * s)
+    out *= s
+    out += s
+    # ... then the other two formulas where a >= 0.75 (nan compares false and stays nan)
+    big = np.flatnonzero(a >= _SPLIT32)
+    if big.size:
+        ab = a[big]
+        near = _poly(_NEAR32, np.minimum(ab, np.float32(1.25)) - 1)
+        near += _ERX
+        w = 1 / ab  # a = inf gives w = 0 and erf = 1
+        erfc = _poly(_TAIL32, w)
+        erfc *= w
+        erfc *= np.exp(-ab * ab)
+        out[big] = np.where(ab < 1.25, near, 1 - erfc)
+    return out
+
+
+def _erf64_abs(a: np.ndarray) -> np.ndarray:
+    """erf(a) for float64 ``a >= 0`` (or nan), with the fdlibm pieces."""
+    out = np.where(a >= 6, 1, a)  # inf -> 1; nan stays nan; every finite a < 6 is overwritten
+    for low, high, erf_range in _RANGES:
+        idx = np.flatnonzero((a >= low) & (a < high))
+        out[idx] = erf_range(a[idx])
+    return out
+
+
+# Elements per block: the few live temporaries of one block (256 KiB each in float32) stay in
+# the CPU cache, which makes the elementwise passes about twice as fast as over a whole large
+# array.
+_BLOCK = 65536
+
+
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise.
 
@@ -157,11 +223,12 @@ def erf(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype not in _SPLIT:
         x = x.astype(np.float64)
-    a = np.abs(x).ravel()  # (N,)
-    out = np.where(a >= 6, 1, a)  # inf -> 1; nan stays nan; every finite a < 6 is overwritten
-    for low, high, erf_range in _RANGES:
-        idx = np.flatnonzero((a >= low) & (a < high))
-        out[idx] = erf_range(a[idx])
+    erf_abs = _erf32_abs if x.dtype == np.float32 else _erf64_abs
+    flat = x.ravel()  # (N,)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        out[block] = erf_abs(np.abs(flat[block]))
     out = out.reshape(x.shape)
     np.copysign(out, x, out=out)
     return out

@@ -1,0 +1,427 @@
+"""Benchmark of the training step: ``python -m bert.bench`` (``--help`` for the options).
+
+For each named size it times, on one synthetic batch:
+
+- our training step, exactly as the training loop runs it: ``loss_and_grads``, global-norm
+  clipping to 1.0 and one AdamW step; and our forward pass (the losses, training mode);
+- the same for transformers' ``BertForPreTraining`` when torch and transformers are installed:
+  forward with labels, ``backward``, ``clip_grad_norm_``, ``torch.optim.AdamW`` (torch's default
+  implementation on CPU), and the forward pass with labels under ``torch.no_grad``;
+- NumPy's float32 matrix-multiply peak (the best of a few 2048^3 products) and the share of it our
+  step reaches: matmul FLOPs the step needs / median step time / peak.
+
+Timing: one worker process per size, with the thread count fixed through the environment
+(``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) before NumPy is imported,
+``torch.set_num_threads`` and threadpoolctl when installed. Both models run in that process on
+the same batch, their repetitions interleaved so that both see the same machine load; warm-up
+steps first, then the median and the spread of the repetitions.
+
+Peak memory: each model in a fresh process of its own. The kernel's peak resident set
+(``VmHWM``) is reset after the model, the optimizer state and the batch exist, a few steps run,
+and the peak minus the resident set before the steps is what the step needed: every allocation
+counts (NumPy, torch, BLAS buffers), and the libraries' own footprint, which differs a lot, does
+not. Needs Linux; elsewhere the ``ru_maxrss`` growth is reported instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+# Nothing that imports NumPy at module level: a worker fixes its thread count first.
+
+
+@dataclass(frozen=True)
+class Size:
+    """A model and batch size to time."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    batch_size: int
+    seq_len: int
+    repeats: int  # timed steps when --repeats is not given
+    description: str
+
+
+SIZES = {
+    "default": Size(64, 32, 2, 2, 128, 8, 32, 50, "the README's default model"),
+    "tiny": Size(8192, 128, 2, 2, 512, 32, 128, 10, "BERT-Tiny 2/128/2, vocab 8192"),
+    "mini": Size(8192, 256, 4, 4, 1024, 32, 128, 5, "BERT-Mini 4/256/4, vocab 8192"),
+    "micro": Size(32, 16, 1, 2, 32, 2, 8, 3, "a toy size for smoke tests"),
+}
+MASK_PROBABILITY = 0.15
+DROPOUT = 0.1
+REFERENCE_HINT = ("pip install -e '.[reference]' (torch and transformers) to time transformers' "
+                  "BertForPreTraining alongside")
+
+
+# --- the work being timed (inside a worker) ------------------------------------------------------
+
+
+def make_config(size: Size):
+    from bert.config import BertConfig
+
+    return BertConfig(vocab_size=size.vocab_size, hidden_size=size.hidden_size,
+                      num_hidden_layers=size.num_layers, num_attention_heads=size.num_heads,
+                      intermediate_size=size.intermediate_size,
+                      max_position_embeddings=max(512, size.seq_len),
+                      hidden_dropout_prob=DROPOUT, attention_probs_dropout_prob=DROPOUT)
+
+
+def make_batch(size: Size, seed: int = 0) -> dict:
+    """[CLS] A [SEP] B [SEP] rows without padding; 15% of the other positions masked."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    B, T = size.batch_size, size.seq_len
+    input_ids = rng.integers(4, size.vocab_size, size=(B, T))
+    middle = T // 2
+    input_ids[:, [0, middle, T - 1]] = [1, 2, 2]  # [CLS], [SEP], [SEP]
+    token_type_ids = np.zeros((B, T), dtype=np.int64)
+    token_type_ids[:, middle + 1:] = 1
+    content = input_ids > 3
+    masked = content & (rng.random((B, T)) < MASK_PROBABILITY)
+    masked[0, 1] = True  # at least one label
+    mlm_labels = np.where(masked, input_ids, -100)
+    input_ids[masked] = 3  # [MASK]
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids,
+            "attention_mask": np.ones((B, T), dtype=np.int64), "mlm_labels": mlm_labels,
+            "nsp_labels": rng.integers(0, 2, size=B)}
+
+
+def matmul_flops(size: Size, num_scored: int) -> dict[str, float]:
+    """Matrix-multiply FLOPs of one forward pass and of one training step (3x: the backward
+    pass multiplies twice as much), the MLM head counted at the ``num_scored`` labelled
+    positions only, as our model computes it."""
+    N, H, F, V = size.batch_size * size.seq_len, size.hidden_size, size.intermediate_size, \
+        size.vocab_size
+    T, D = size.seq_len, size.hidden_size // size.num_heads
+    attention = 2 * 2 * size.batch_size * size.num_heads * T * T * D  # scores and context
+    per_layer = 2 * N * H * (3 * H + H + 2 * F) + attention
+    heads = 2 * num_scored * H * (H + V) + 2 * size.batch_size * H * (H + 2)
+    forward = size.num_layers * per_layer + heads
+    return {"forward": float(forward), "step": float(3 * forward)}
+
+
+def ours(size: Size):
+    """(step, forward) closures of our model on the benchmark batch."""
+    import numpy as np
+
+    from bert.model import BertForPreTraining, forward
+    from bert.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
+
+    config = make_config(size)
+    model = BertForPreTraining(config, seed=0)
+    batch = make_batch(size)
+    state, adamw = init_state(model.params), AdamWConfig()
+
+    def step() -> None:
+        losses, grads = model.loss_and_grads(batch)
+        clip_grad_norm(grads, 1.0)
+        adamw_step(model.params, grads, state, 1e-4, adamw)
+
+    def forward_pass() -> None:
+        forward(model.params, config, batch, model.rng)
+
+    return step, forward_pass, int(np.sum(batch["mlm_labels"] != -100))
+
+
+def theirs(size: Size, threads: int):
+    """(step, forward) closures of transformers' BertForPreTraining on the same batch."""
+    import torch
+    from transformers import BertConfig as HFConfig
+    from transformers import BertForPreTraining as HFBert
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = HFBert(HFConfig(**make_config(size).to_hf())).train()
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=1e-4, eps=1e-6)
+    batch = {k: torch.from_numpy(v) for k, v in make_batch(size).items()}
+    inputs = {"input_ids": batch["input_ids"], "token_type_ids": batch["token_type_ids"],
+              "attention_mask": batch["attention_mask"], "labels": batch["mlm_labels"],
+              "next_sentence_label": batch["nsp_labels"]}
+
+    def step() -> None:
+        model(**inputs).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def forward_pass() -> None:
+        with torch.no_grad():
+            model(**inputs)
+
+    return step, forward_pass
+
+
+def matmul_peak(repeats: int = 5, n: int = 2048) -> float:
+    """NumPy's float32 matrix-multiply rate, GFLOP/s: the best of ``repeats`` n^3 products."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    a @ b  # warm-up
+    return 2 * n**3 / min(timed(lambda: a @ b) for _ in range(repeats)) / 1e9
+
+
+def timed(func) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def summary(seconds: list[float]) -> dict:
+    """Median, quartiles and extremes of a list of durations, in milliseconds."""
+    ms = sorted(1000 * s for s in seconds)
+    quartiles = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+    return {"median_ms": statistics.median(ms), "q1_ms": quartiles[0], "q3_ms": quartiles[2],
+            "min_ms": ms[0], "max_ms": ms[-1], "samples": len(ms)}
+
+
+def time_worker(size: Size, threads: int, repeats: int, warmup: int, reference: bool) -> dict:
+    """Interleaved repetitions of both models' step and forward, and the matmul peak."""
+    step, forward_pass, num_scored = ours(size)
+    sides = {"ours": (step, forward_pass)}
+    if reference:
+        sides["transformers"] = theirs(size, threads)
+    for _ in range(warmup):
+        for step, forward_pass in sides.values():
+            step()
+            forward_pass()
+    samples = {name: {"step": [], "forward": []} for name in sides}
+    for _ in range(repeats):
+        for name, (step, forward_pass) in sides.items():
+            samples[name]["step"].append(timed(step))
+            samples[name]["forward"].append(timed(forward_pass))
+    result = {name: {kind: summary(values) for kind, values in kinds.items()}
+              for name, kinds in samples.items()}
+    result["matmul_peak_gflops"] = matmul_peak()
+    result["flops"] = matmul_flops(size, num_scored)
+    return result
+
+
+def _rss_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def memory_worker(size: Size, threads: int, side: str, steps: int = 3) -> dict:
+    """Peak memory a training step needs beyond the model, optimizer state and batch, MiB."""
+    import resource
+
+    step = ours(size)[0] if side == "ours" else theirs(size, threads)[0]
+    step()  # the first step creates what persists across steps (moments, .grad, workspaces)
+    rss_before = _rss_kib("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM, the peak resident set
+        method = "VmHWM"
+    except OSError:
+        method = "ru_maxrss"
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(steps):
+        step()
+    if method == "VmHWM" and rss_before is not None:
+        peak_kib = _rss_kib("VmHWM") - rss_before
+    else:
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss_before
+    return {"step_peak_mib": peak_kib / 1024, "resident_before_mib": (rss_before or 0) / 1024,
+            "method": method}
+
+
+# --- the driver ----------------------------------------------------------------------------------
+
+
+def run_worker(args: list[str], threads: int) -> dict:
+    """Run ``python -m bert.bench --worker ...`` with the thread count fixed before imports."""
+    env = dict(os.environ)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    done = subprocess.run([sys.executable, "-m", "bert.bench", "--threads", str(threads), *args],
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker {' '.join(args)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def reference_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f
+                               if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    if hasattr(os, "getloadavg"):
+        info["load_average_1min"] = os.getloadavg()[0]
+    import numpy as np
+
+    info["numpy"] = np.__version__
+    if reference_available():
+        from importlib.metadata import version
+
+        info["torch"], info["transformers"] = version("torch"), version("transformers")
+    return info
+
+
+def measure(name: str, threads: int, repeats: int | None, warmup: int, reference: bool,
+            memory: bool) -> dict:
+    size = SIZES[name]
+    repeats = repeats or size.repeats
+    common = ["--size", name]
+    timing = run_worker(["--worker", "time", *common, "--repeats", str(repeats),
+                         "--warmup", str(warmup)] + (["--reference"] if reference else []),
+                        threads)
+    result = {"size": name, "description": size.description, "config": vars(size),
+              "tokens_per_step": size.batch_size * size.seq_len, **timing}
+    tokens = result["tokens_per_step"]
+    for side in ("ours", "transformers"):
+        if side in result:
+            median_s = result[side]["step"]["median_ms"] / 1000
+            result[side]["step"]["tokens_per_s"] = tokens / median_s
+    ours_step_s = result["ours"]["step"]["median_ms"] / 1000
+    result["ours"]["step"]["gflops"] = result["flops"]["step"] / ours_step_s / 1e9
+    result["peak_share"] = result["ours"]["step"]["gflops"] / result["matmul_peak_gflops"]
+    if reference:
+        theirs_ = result["transformers"]
+        result["step_speedup"] = theirs_["step"]["median_ms"] / result["ours"]["step"]["median_ms"]
+        result["forward_speedup"] = (theirs_["forward"]["median_ms"]
+                                     / result["ours"]["forward"]["median_ms"])
+    if memory:
+        sides = ["ours"] + (["transformers"] if reference else [])
+        result["memory"] = {side: run_worker(["--worker", "memory", *common, "--side", side],
+                                             threads) for side in sides}
+        if reference:
+            result["memory_ratio"] = (result["memory"]["ours"]["step_peak_mib"]
+                                      / result["memory"]["transformers"]["step_peak_mib"])
+    return result
+
+
+def spread(stats: dict) -> str:
+    """Median with half the interquartile range, e.g. ``12.3 ±0.4``."""
+    return f"{stats['median_ms']:.1f} ±{(stats['q3_ms'] - stats['q1_ms']) / 2:.1f}"
+
+
+def table(report: dict) -> str:
+    """The results as a Markdown table, with the machine and notes under it."""
+    reference = report["reference"]
+    header = ["size", "ours step ms", "ours tok/s"]
+    header += ["hf step ms", "hf tok/s", "step speedup"] if reference else []
+    header += ["ours fwd ms"] + (["hf fwd ms", "fwd speedup"] if reference else [])
+    header += ["GFLOP/s", "peak share", "ours step MiB"]
+    header += ["hf step MiB", "mem ratio"] if reference else []
+    rows = []
+    for r in report["results"]:
+        ours_, row = r["ours"], [r["size"]]
+        row += [spread(ours_["step"]), f"{ours_['step']['tokens_per_s']:,.0f}"]
+        if reference:
+            hf = r["transformers"]
+            row += [spread(hf["step"]), f"{hf['step']['tokens_per_s']:,.0f}",
+                    f"{r['step_speedup']:.2f}x"]
+        row += [spread(ours_["forward"])]
+        if reference:
+            row += [spread(r["transformers"]["forward"]), f"{r['forward_speedup']:.2f}x"]
+        row += [f"{ours_['step']['gflops']:.3g}",
+                f"{r['peak_share']:.0%} of {r['matmul_peak_gflops']:.0f}"]
+        memory = r.get("memory", {})
+        row += [f"{memory['ours']['step_peak_mib']:.1f}" if memory else "-"]
+        if reference:
+            row += ([f"{memory['transformers']['step_peak_mib']:.1f}",
+                     f"{r['memory_ratio']:.2f}x"] if memory else ["-", "-"])
+        rows.append(row)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    m = report["machine"]
+    lines += ["", f"{m['cpu']}, {m['cpu_count']} CPUs, {report['threads']} threads, "
+              f"Python {m['python']}, NumPy {m['numpy']}"
+              + (f", torch {m['torch']}, transformers {m['transformers']}" if reference else "")
+              + (f", load average {m['load_average_1min']:.1f}" if "load_average_1min" in m
+                 else ""),
+              "Times: median ±half the interquartile range over the repetitions; a step is "
+              "forward + backward + clipping + AdamW, float32, dropout 0.1. GFLOP/s: matmul "
+              "FLOPs the step needs / median time; peak: NumPy float32 matmul, same run. "
+              "MiB: peak resident memory of a step beyond the model, optimizer and batch."]
+    if not reference:
+        lines.append(f"transformers not timed: {report['reference_note']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bert.bench",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="default,tiny,mini",
+                        help=f"comma-separated names among {', '.join(SIZES)} "
+                             "(default: default,tiny,mini)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repetitions per size (default: 50, 10, 5 for default, tiny, "
+                             "mini)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="BLAS / torch threads (default: the number of CPUs)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="do not time transformers even when it is installed")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--worker", choices=("time", "memory"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", choices=tuple(SIZES), help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=("ours", "transformers"), help=argparse.SUPPRESS)
+    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:  # inside a worker process: the environment already fixes the threads
+        if importlib.util.find_spec("threadpoolctl") is not None:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(args.threads)
+        size = SIZES[args.size]
+        if args.worker == "time":
+            out = time_worker(size, args.threads, args.repeats, args.warmup, args.reference)
+        else:
+            out = memory_worker(size, args.threads, args.side)
+        print(json.dumps(out))
+        return
+
+    names = [name.strip() for name in args.sizes.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SIZES]
+    if unknown:
+        parser.error(f"unknown size(s) {unknown}: choose among {', '.join(SIZES)}")
+    reference = not args.no_reference and reference_available()
+    report = {"threads": args.threads, "reference": reference,
+              "reference_note": None if reference else (
+                  "disabled by --no-reference" if args.no_reference else
+                  f"torch or transformers is not installed; {REFERENCE_HINT}"),
+              "machine": machine(), "results": []}
+    for name in names:
+        report["results"].append(measure(name, args.threads, args.repeats, args.warmup,
+                                         reference, not args.no_memory))
+    print(json.dumps(report, indent=2) if args.json else table(report))
+
+
+if __name__ == "__main__":
+    main()

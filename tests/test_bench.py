@@ -1,0 +1,59 @@
+"""bert.bench at a toy size: it runs and its table and JSON are well formed (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bert import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--sizes", "micro", "--repeats", "2", "--warmup", "1", "--threads", "1"]
+
+
+def run_bench(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "bert.bench", *FAST, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_json_report_is_complete():
+    report = json.loads(run_bench("--json", "--no-reference"))
+    assert report["threads"] == 1 and report["reference"] is False
+    assert "--no-reference" in report["reference_note"]
+    (result,) = report["results"]
+    assert result["size"] == "micro" and result["tokens_per_step"] == 2 * 8
+    for kind in ("step", "forward"):
+        stats = result["ours"][kind]
+        assert stats["samples"] == 2
+        assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"]
+    assert result["ours"]["step"]["tokens_per_s"] > 0
+    assert result["matmul_peak_gflops"] > 0 and result["peak_share"] > 0
+    assert result["flops"]["step"] == 3 * result["flops"]["forward"] > 0
+    memory = result["memory"]["ours"]
+    assert memory["step_peak_mib"] >= 0 and memory["method"] in ("VmHWM", "ru_maxrss")
+    assert "transformers" not in result
+
+
+def test_table_has_a_row_per_size_and_says_how_to_compare(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(bench, "reference_available", lambda: False)  # as without torch
+    bench.main([*FAST, "--no-memory"])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("| size | ours step ms | ours tok/s | ours fwd ms |")
+    assert lines[2].startswith("| micro |")
+    assert lines[0].count("|") == lines[2].count("|")
+    assert "torch or transformers is not installed" in out and "[reference]" in out
+
+
+def test_flop_count_of_one_layer_by_hand():
+    size = bench.Size(vocab_size=10, hidden_size=4, num_layers=1, num_heads=2,
+                      intermediate_size=8, batch_size=1, seq_len=3, repeats=1, description="")
+    # tokens 3: qkv 2*3*4*12 + out 2*3*4*4 + ffn 2*2*3*4*8, attention 2*2*(2 heads)*3*3*2,
+    # MLM head at 1 position 2*4*(4 + 10), pooler + NSP 2*4*(4 + 2)
+    forward = 288 + 96 + 384 + 144 + 112 + 48
+    assert bench.matmul_flops(size, num_scored=1) == {"forward": forward, "step": 3 * forward}
