@@ -207,8 +207,8 @@ class EvaluationParams(Section):
     """The ``evaluation:`` section: scoring the trained model and the results file."""
 
     batch_size: int = param(256, "examples per forward pass when scoring", low=1)
-    train_examples: int = param(0, "training examples scored for train_mlm_loss (0: all)",
-                                low=0)
+    train_examples: int = param(4096, "training examples scored for train_mlm_loss, the first "
+                                "ones of the set (0: all)", low=0)
     results_file: str = param("artifacts/results.json", "where the results JSON is written, "
                               "relative to the project folder")
 
