@@ -13,8 +13,11 @@ For each named size it times, on one synthetic batch:
 Timing: one worker process per size, with the thread count fixed through the environment
 (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) before NumPy is imported,
 ``torch.set_num_threads`` and threadpoolctl when installed. Both models run in that process on
-the same batch, their repetitions interleaved so that both see the same machine load; warm-up
-steps first, then the median and the spread of the repetitions.
+the same batch, their repetitions in a few alternating blocks so that both see the same machine
+load; warm-up steps first, then the median and the spread of the repetitions. Each block starts
+after a pause and one untimed step: the worker threads of the library that ran before keep
+spinning for a while (OpenBLAS's for ~0.1 s) and would otherwise share the cores with the
+timed step (doubling a small step's time).
 
 Peak memory: each model in a fresh process of its own. The kernel's peak resident set
 (``VmHWM``) is reset after the model, the optimizer state and the batch exist, a few steps run,
@@ -55,11 +58,14 @@ class Size:
 
 
 SIZES = {
-    "default": Size(64, 32, 2, 2, 128, 8, 32, 50, "the README's default model"),
+    "default": Size(64, 64, 2, 4, 256, 32, 32, 30, "params.yaml's default model and batch"),
+    "small": Size(64, 32, 2, 2, 128, 8, 32, 50, "hidden 32, 2 layers, batch 8 x 32"),
     "tiny": Size(8192, 128, 2, 2, 512, 32, 128, 10, "BERT-Tiny 2/128/2, vocab 8192"),
     "mini": Size(8192, 256, 4, 4, 1024, 32, 128, 5, "BERT-Mini 4/256/4, vocab 8192"),
     "micro": Size(32, 16, 1, 2, 32, 2, 8, 3, "a toy size for smoke tests"),
 }
+ROUNDS = 5  # the repetitions of each side are timed in this many blocks, the sides alternating
+SETTLE_S = 0.25  # pause before each block: longer than any library's idle threads spin
 MASK_PROBABILITY = 0.15
 DROPOUT = 0.1
 REFERENCE_HINT = ("pip install -e '.[reference]' (torch and transformers) to time transformers' "
@@ -178,6 +184,15 @@ def matmul_peak(repeats: int = 5, n: int = 2048) -> float:
     return 2 * n**3 / min(timed(lambda: a @ b) for _ in range(repeats)) / 1e9
 
 
+def settle(seconds: float = SETTLE_S) -> None:
+    """Sleep until the idle worker threads of the side that ran last stop spinning.
+
+    After a step, OpenBLAS's worker threads busy-wait for about 0.1 s (2**28 cycles: ~120 ms of
+    CPU measured here) before they sleep, torch's OpenMP threads for a few milliseconds.
+    """
+    time.sleep(seconds)
+
+
 def timed(func) -> float:
     start = time.perf_counter()
     func()
@@ -198,15 +213,19 @@ def time_worker(size: Size, threads: int, repeats: int, warmup: int, reference: 
     sides = {"ours": (step, forward_pass)}
     if reference:
         sides["transformers"] = theirs(size, threads)
-    for _ in range(warmup):
-        for step, forward_pass in sides.values():
+    for step, forward_pass in sides.values():
+        for _ in range(warmup):
             step()
             forward_pass()
     samples = {name: {"step": [], "forward": []} for name in sides}
-    for _ in range(repeats):
+    rounds = min(repeats, ROUNDS)
+    for r in range(rounds):
         for name, (step, forward_pass) in sides.items():
-            samples[name]["step"].append(timed(step))
-            samples[name]["forward"].append(timed(forward_pass))
+            settle()
+            step()  # untimed: brings this side's threads and buffers back
+            for _ in range(repeats // rounds + (r < repeats % rounds)):
+                samples[name]["step"].append(timed(step))
+                samples[name]["forward"].append(timed(forward_pass))
     result = {name: {kind: summary(values) for kind, values in kinds.items()}
               for name, kinds in samples.items()}
     result["matmul_peak_gflops"] = matmul_peak()
@@ -375,9 +394,9 @@ def table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bert.bench",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="default,tiny,mini",
+    parser.add_argument("--sizes", default="small,default,tiny,mini",
                         help=f"comma-separated names among {', '.join(SIZES)} "
-                             "(default: default,tiny,mini)")
+                             "(default: small,default,tiny,mini)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repetitions per size (default: 50, 10, 5 for default, tiny, "
                              "mini)")

@@ -16,7 +16,11 @@ Shape letters: ``B`` batch, ``T`` sequence, ``H`` hidden, ``NH`` heads, ``D`` he
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -213,6 +217,55 @@ def softmax_backward(dprobs: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return dx
 
 
+# --- BLAS threads ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _openblas_threads() -> tuple | None:
+    """(get, set) of the thread count of the OpenBLAS that NumPy loaded, or None if none is found.
+
+    The library is found among the files the process has mapped (Linux) and its two functions by
+    the names OpenBLAS builds use (``scipy_openblas_..64_`` in NumPy's wheels, ``openblas_...``).
+    """
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                return get, set_
+    return None
+
+
+@contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Run the block with one BLAS thread (a no-op when OpenBLAS is not found).
+
+    For the B * NH small products of attention: split over several threads, each product
+    costs a thread hand-off that can take longer than the product itself, and on a loaded
+    machine a wait for a time slice (the Mini-size scores alone, measured: 1 s instead of
+    4 ms). The results are bit-identical.
+    """
+    threads = _openblas_threads()
+    count = threads[0]() if threads else 1
+    if count == 1:
+        yield
+        return
+    threads[1](1)
+    try:
+        yield
+    finally:
+        threads[1](count)
+
+
 # --- multi-head self-attention -----------------------------------------------------------------
 
 
@@ -249,12 +302,13 @@ def self_attention_forward(
     heads = np.ascontiguousarray(qkv.reshape(B, T, 3, num_heads, D).transpose(2, 0, 3, 1, 4))
     q, k, v = heads  # each (B, NH, T, D)
     scale = D**-0.5
-    scores = q @ k.transpose(0, 1, 3, 2)  # (B, NH, T, T)
-    scores *= scale
-    scores += mask_bias
-    probs = softmax(scores)
-    dropped, dropout_mask = dropout_forward(probs, dropout_p, rng)
-    context = dropped @ v  # (B, NH, T, D)
+    with single_blas_thread():  # B * NH small products
+        scores = q @ k.transpose(0, 1, 3, 2)  # (B, NH, T, T)
+        scores *= scale
+        scores += mask_bias
+        probs = softmax(scores)
+        dropped, dropout_mask = dropout_forward(probs, dropout_p, rng)
+        context = dropped @ v  # (B, NH, T, D)
     out = context.transpose(0, 2, 1, 3).reshape(B, T, H)  # (B, T, H), a copy
     return out, (linear_cache, q, k, v, probs, dropout_mask, scale)  # dropped is recomputed
 
@@ -268,12 +322,13 @@ def self_attention_backward(
     B, NH, T, D = q.shape
     dcontext = np.ascontiguousarray(dout.reshape(B, T, NH, D).transpose(0, 2, 1, 3))
     dheads = np.empty((3, B, NH, T, D), dtype=dout.dtype)  # dq, dk, dv
-    ddropped = dcontext @ v.transpose(0, 1, 3, 2)  # (B, NH, T, T)
-    np.matmul(dropped.transpose(0, 1, 3, 2), dcontext, out=dheads[2])
-    dscores = softmax_backward(dropout_backward(ddropped, dropout_mask), probs)
-    dscores *= scale
-    np.matmul(dscores, k, out=dheads[0])
-    np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dheads[1])
+    with single_blas_thread():  # B * NH small products
+        ddropped = dcontext @ v.transpose(0, 1, 3, 2)  # (B, NH, T, T)
+        np.matmul(dropped.transpose(0, 1, 3, 2), dcontext, out=dheads[2])
+        dscores = softmax_backward(dropout_backward(ddropped, dropout_mask), probs)
+        dscores *= scale
+        np.matmul(dscores, k, out=dheads[0])
+        np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dheads[1])
     dqkv = dheads.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * NH * D)  # a copy
     dx, dqkv_weight, dqkv_bias = linear_backward(dqkv, linear_cache)
     # The key bias adds q.b_k to every score of a query alike, which softmax ignores: its exact
@@ -292,24 +347,25 @@ def cross_entropy_forward(
     """Mean cross-entropy of logits (N, C) against labels (N,) over the rows not ignored.
 
     Rows labelled ``ignore_index`` carry no loss. With no row left the loss is 0 (torch would
-    give NaN) and so is the gradient.
+    give NaN) and so is the gradient. The cache is the softmax (N, C), made in one new array.
     """
     valid = labels != ignore_index
     count = int(valid.sum())
     safe_labels = np.where(valid, labels, 0)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=-1))  # (N,)
-    picked = np.take_along_axis(shifted, safe_labels[:, None], axis=-1)[:, 0]
-    nll = np.where(valid, log_norm - picked, 0)
+    probs = logits - logits.max(axis=-1, keepdims=True)  # shifted logits for now
+    picked = np.take_along_axis(probs, safe_labels[:, None], axis=-1)[:, 0]  # (N,)
+    np.exp(probs, out=probs)
+    norm = probs.sum(axis=-1)  # (N,)
+    nll = np.where(valid, np.log(norm) - picked, 0)
     loss = float(nll.sum() / count) if count else 0.0
-    return loss, (shifted, log_norm, safe_labels, valid, count)
+    probs /= norm[:, None]
+    return loss, (probs, safe_labels, valid, count)
 
 
 def cross_entropy_backward(dloss: float, cache: tuple) -> np.ndarray:
     """dlogits (N, C) = (softmax - one_hot) / count on valid rows, 0 on ignored ones."""
-    shifted, log_norm, safe_labels, valid, count = cache
-    dlogits = np.exp(shifted - log_norm[:, None])
-    rows = np.arange(len(safe_labels))
-    dlogits[rows, safe_labels] -= 1
-    weight = (valid * (dloss / max(count, 1))).astype(dlogits.dtype)
-    return dlogits * weight[:, None]
+    probs, safe_labels, valid, count = cache
+    dlogits = probs.copy()
+    dlogits[np.arange(len(safe_labels)), safe_labels] -= 1
+    dlogits *= (valid * (dloss / max(count, 1))).astype(dlogits.dtype)[:, None]
+    return dlogits

@@ -91,7 +91,7 @@ def load_model(path: str | Path, examples: Examples) -> tuple[BertConfig, dict[s
 
 # bert.model.encode returns (hidden_states, (embeddings cache, layer caches)). Entry 0 of a
 # layer's cache is the cache of bert.layers.self_attention_forward, (linear cache, q, k, v,
-# probs, dropped, dropout mask, scale), whose entry 4 holds the softmax output before dropout.
+# probs, dropout mask, scale), whose entry 4 holds the softmax output before dropout.
 # tests/test_views.py checks that what is read here is a probability distribution that gives
 # padding nothing, so that a change of that layout fails a test rather than a picture.
 _ATTENTION_CACHE, _PROBS = 0, 4

@@ -57,3 +57,15 @@ def test_flop_count_of_one_layer_by_hand():
     # MLM head at 1 position 2*4*(4 + 10), pooler + NSP 2*4*(4 + 2)
     forward = 288 + 96 + 384 + 144 + 112 + 48
     assert bench.matmul_flops(size, num_scored=1) == {"forward": forward, "step": 3 * forward}
+
+
+def test_the_default_size_is_what_params_yaml_trains():
+    from bert.bench import SIZES
+    from bert.params import Params
+
+    size, params = SIZES["default"], Params()
+    assert (size.vocab_size, size.hidden_size, size.num_layers, size.num_heads,
+            size.intermediate_size, size.batch_size, size.seq_len) == (
+        params.data.vocab_size, params.model.dim_model, params.model.num_layers,
+        params.model.num_heads, params.model.dim_ff, params.data.batch_size,
+        params.data.sequence_length)

@@ -124,7 +124,7 @@ def test_a_nan_loss_stops_training_and_writes_no_nan(layout):
 
 
 def test_schedules_depend_on_the_step_alone():
-    params = tiny_params(training={"warmup_steps": 4, "decay_steps": 12})
+    params = tiny_params(training={"warmup_steps": 4, "decay_steps": 12, "lr_schedule": "linear"})
     t = params.training
     assert [learning_rate(s, t) for s in (0, 2, 4, 8, 12, 20)] == pytest.approx(
         [0, 0.005, 0.01, 0.005, 0, 0])
