@@ -16,6 +16,7 @@ Shape letters: ``B`` batch, ``T`` sequence, ``H`` hidden, ``F`` intermediate, ``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -435,3 +436,10 @@ class BertForPreTraining:
         """Inference logits; see ``predict``. ``batch`` needs the three input arrays (B, T)."""
         return predict(self.params, self.config, batch["input_ids"], batch["token_type_ids"],
                        batch["attention_mask"], mlm_positions)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write a transformers directory (``config.json`` + ``model.safetensors``) that
+        transformers' ``BertForPreTraining.from_pretrained`` loads; see ``bert.interop``."""
+        from bert.interop import save_pretrained
+
+        return save_pretrained(self, directory)

@@ -37,7 +37,7 @@ def trained_like(config: BertConfig, seed: int = 0) -> BertForPreTraining:
 
 def test_round_trip_is_bit_exact(tmp_path):
     model = trained_like(OURS)
-    save_pretrained(model, tmp_path / "export")
+    model.save_pretrained(tmp_path / "export")
     assert json.loads((tmp_path / "export/config.json").read_text())["architectures"] == [
         "BertForPreTraining"]
     stored = safetensors.load_file(tmp_path / "export/model.safetensors")
