@@ -197,6 +197,19 @@ def test_damaged_files_give_a_clear_error_and_the_fix_works(tmp_path):
     assert train_data.read_bytes() == good  # regenerated bit-identically
     assert ran(doit(folder)) == []
 
+    # a corrupt newest checkpoint is reported and skipped; the older one carries the run
+    model = folder / "artifacts/model.h5"
+    final = model.read_bytes()
+    newest = sorted(folder.glob("artifacts/checkpoints/*/step-*.h5"))[-1]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit pattern in the middle of the weights
+    newest.write_bytes(bytes(data))
+    model.unlink()
+    result = doit(folder)
+    assert "skipping checkpoint" in result.stderr and newest.name in result.stderr
+    assert "Traceback" not in result.stderr
+    assert model.read_bytes() == final
+
 
 def test_a_nan_loss_stops_with_the_step_and_the_fix(tmp_path):
     folder = make_project(tmp_path / "project", tiny())
