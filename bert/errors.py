@@ -21,10 +21,6 @@ class DataFileError(BertError):
     """A dataset or weight file that is missing, truncated, corrupt or not one of ours."""
 
 
-class CheckpointError(BertError):
-    """A checkpoint that cannot be used to resume (corrupt, or from a different run)."""
-
-
 class TrainingDivergedError(BertError):
     """A loss or gradient became NaN or infinite during training."""
 

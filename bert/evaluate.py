@@ -20,7 +20,7 @@ from bert.layout import Layout
 from bert.model import predict
 from bert.params import Params, bert_config
 
-SCORE_KEYS = ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")
+SCORE_KEYS = ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")  # what ``score`` measures
 
 
 def score(

@@ -67,10 +67,6 @@ class Layout:
         return self.export_dir / "model.safetensors"
 
     @property
-    def logs(self) -> Path:
-        return self.artifacts / "logs"
-
-    @property
     def plots(self) -> Path:
         """The pictures of the plots stage."""
         return self.artifacts / "plots"

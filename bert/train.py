@@ -26,7 +26,7 @@ from bert.atomic import write_json
 from bert.config import BertConfig
 from bert.data import load_dataset
 from bert.errors import ParamsError, TrainingDivergedError, remake_hint
-from bert.evaluate import score
+from bert.evaluate import SCORE_KEYS, score
 from bert.layout import Layout
 from bert.model import BertForPreTraining, backward, forward
 from bert.optim import (
@@ -247,8 +247,7 @@ def _end_of_epoch(state, params, config, test_data, epoch_start, seconds) -> dic
         "step": state.step,
         "train_mlm_loss": float(np.mean(state.history["loss_mlm"][begin:])),
         "train_nsp_loss": float(np.mean(state.history["loss_nsp"][begin:])),
-        **{f"test_{key}": test[key] for key in ("mlm_loss", "mlm_accuracy", "nsp_loss",
-                                                "nsp_accuracy")},
+        **{f"test_{key}": test[key] for key in SCORE_KEYS},
         "learning_rate": state.history["learning_rate"][-1],
         "seconds": seconds,
         "tokens_per_second": steps * params.data.batch_size * params.data.sequence_length

@@ -12,7 +12,6 @@ import pytest
 from bert.params import Params, describe
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-PARAMS_YAML = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
 
 
 def section_table(section: str) -> str:
