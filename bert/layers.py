@@ -313,6 +313,12 @@ def self_attention_forward(
     return out, (linear_cache, q, k, v, probs, dropout_mask, scale)  # dropped is recomputed
 
 
+def attention_probabilities(cache: tuple) -> np.ndarray:
+    """The softmax output (B, NH, T, T), before dropout, kept in a ``self_attention_forward``
+    cache: how much each query position attends to each key position, per head."""
+    return cache[4]
+
+
 def self_attention_backward(
     dout: np.ndarray, cache: tuple
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

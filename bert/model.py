@@ -25,6 +25,7 @@ from bert.errors import ConfigError
 from bert.layers import (
     IGNORE_INDEX,
     attention_mask_bias,
+    attention_probabilities,
     cross_entropy_backward,
     cross_entropy_forward,
     dropout_backward,
@@ -371,9 +372,11 @@ def predict(
     mlm_positions: a boolean (B, T) array choosing where the MLM head runs; the returned
     ``mlm_logits`` are then (M, V) in row-major order of the chosen positions. With ``None``
     it runs everywhere and ``mlm_logits`` is (B, T, V). ``nsp_logits`` is (B, 2),
-    ``pooled`` the pooler's output (B, H), ``hidden_states`` the L + 1 encoder outputs (B, T, H).
+    ``pooled`` the pooler's output (B, H), ``hidden_states`` the L + 1 encoder outputs (B, T, H),
+    ``attentions`` the L attention probabilities (B, NH, T, T).
     """
-    hidden_states, _ = encode(params, config, input_ids, token_type_ids, attention_mask)
+    hidden_states, (_, layer_caches) = encode(params, config, input_ids, token_type_ids,
+                                              attention_mask)
     hidden = hidden_states[-1]
     B, T, H = hidden.shape
     if mlm_positions is None:
@@ -382,8 +385,9 @@ def predict(
     else:
         mlm_logits = _mlm_head_forward(params, config, hidden[np.asarray(mlm_positions, bool)])[0]
     nsp_logits, (_, pooled, _) = _nsp_head_forward(params, hidden)
+    attentions = [attention_probabilities(c_layer[0]) for c_layer in layer_caches]
     return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits, "pooled": pooled,
-            "hidden_states": hidden_states}
+            "hidden_states": hidden_states, "attentions": attentions}
 
 
 class BertForPreTraining:

@@ -23,7 +23,7 @@ from bert.corpus import token_name
 from bert.data import load_dataset, load_optimum
 from bert.errors import ConfigError, DataFileError, remake_hint
 from bert.layers import IGNORE_INDEX, softmax
-from bert.model import encode, predict
+from bert.model import predict
 
 TOP_K = 3  # guesses shown per masked position
 MODEL_FIX = remake_hint("train")
@@ -89,14 +89,6 @@ def load_model(path: str | Path, examples: Examples) -> tuple[BertConfig, dict[s
 
 # --- attention ---------------------------------------------------------------------------------
 
-# bert.model.encode returns (hidden_states, (embeddings cache, layer caches)). Entry 0 of a
-# layer's cache is the cache of bert.layers.self_attention_forward, (linear cache, q, k, v,
-# probs, dropout mask, scale), whose entry 4 holds the softmax output before dropout.
-# tests/test_views.py checks that what is read here is a probability distribution that gives
-# padding nothing, so that a change of that layout fails a test rather than a picture.
-_ATTENTION_CACHE, _PROBS = 0, 4
-
-
 def attention_probabilities(
     params: Mapping[str, np.ndarray],
     config: BertConfig,
@@ -109,14 +101,9 @@ def attention_probabilities(
     ``[l, b, h, i, j]``: how much query position i attends to key position j in head h of
     layer l; each row sums to 1 and padded keys get 0.
     """
-    _, (_, layer_caches) = encode(params, config, input_ids, token_type_ids, attention_mask)
-    probs = np.stack([cache[_ATTENTION_CACHE][_PROBS] for cache in layer_caches])
-    B, T = input_ids.shape
-    expected = (config.num_hidden_layers, B, config.num_attention_heads, T, T)
-    if probs.shape != expected:
-        raise RuntimeError(f"attention probabilities of shape {probs.shape}, not {expected}: "
-                           "the cache layout of bert.layers.self_attention_forward changed")
-    return probs
+    nowhere = np.zeros(input_ids.shape, dtype=bool)  # the MLM head is not needed here
+    out = predict(params, config, input_ids, token_type_ids, attention_mask, nowhere)
+    return np.stack(out["attentions"])
 
 
 def attention_maps(

@@ -1,4 +1,4 @@
-"""The text views of a run: attention probabilities read from the encoder's cache, the masked
+"""The text views of a run: attention probabilities the model reports, the masked
 predictions, the epoch table, and the commands ``predict``, ``attention`` and ``curves``."""
 
 from __future__ import annotations
