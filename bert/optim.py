@@ -4,7 +4,8 @@ The optimizer state is plain arrays keyed like the parameters (``exp_avg``, ``ex
 plus the step count, so a checkpoint can hold it as it is. Each function computes what its
 torch / transformers counterpart computes, operation for operation:
 ``torch.optim.AdamW`` (on two parameter groups: decay and no decay),
-``torch.nn.utils.clip_grad_norm_`` and ``transformers.get_linear_schedule_with_warmup``.
+``torch.nn.utils.clip_grad_norm_`` and ``transformers.get_linear_schedule_with_warmup``
+(with two more schedules of the same shape in ``schedule_multiplier``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,25 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
         for grad in grads.values():
             grad *= coefficient
     return total_norm
+
+
+def schedule_multiplier(step: int, schedule: str, warmup_steps: int, decay_steps: int) -> float:
+    """The learning-rate multiplier of optimizer step ``step`` (0-based): a function of the
+    step alone, so that training longer extends a run instead of changing it.
+
+    Every schedule rises linearly from 0 over ``warmup_steps``. Then ``linear`` falls linearly
+    to 0 at ``decay_steps`` (``linear_warmup_decay``), ``constant`` stays at 1 and
+    ``inverse_sqrt`` decays as ``sqrt(warmup_steps / step)``.
+    """
+    if schedule == "linear":
+        return linear_warmup_decay(step, warmup_steps, decay_steps)
+    if step < warmup_steps:
+        return step / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    if schedule == "inverse_sqrt":
+        return math.sqrt(max(warmup_steps, 1) / max(step, 1))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
 
 
 def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int) -> float:

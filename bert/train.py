@@ -35,7 +35,7 @@ from bert.optim import (
     clip_grad_norm,
     global_norm,
     init_state,
-    linear_warmup_decay,
+    schedule_multiplier,
 )
 from bert.params import Params, TrainingParams, bert_config, run_params
 
@@ -46,20 +46,9 @@ INIT_FIX = remake_hint("init")
 
 
 def learning_rate(step: int, training: TrainingParams) -> float:
-    """The learning rate of optimizer step ``step`` (0-based): a function of the step alone.
-
-    All schedules rise linearly from 0 over ``warmup_steps``. Then ``linear`` falls linearly
-    to 0 at ``decay_steps`` (transformers' ``get_linear_schedule_with_warmup``), ``constant``
-    stays at ``learning_rate`` and ``inverse_sqrt`` decays as ``sqrt(warmup_steps / step)``.
-    """
-    base, warmup = training.learning_rate, training.warmup_steps
-    if training.lr_schedule == "linear":
-        return base * linear_warmup_decay(step, warmup, training.decay_steps)
-    if step < warmup:
-        return base * step / warmup
-    if training.lr_schedule == "constant":
-        return base
-    return base * math.sqrt(max(warmup, 1) / max(step, 1))
+    """The learning rate of optimizer step ``step`` (0-based), as ``training`` schedules it."""
+    return training.learning_rate * schedule_multiplier(
+        step, training.lr_schedule, training.warmup_steps, training.decay_steps)
 
 
 def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
