@@ -12,9 +12,9 @@ from doit import get_var
 from doit.tools import config_changed
 
 from bert.errors import ParamsError
-from bert.layout import Layout
-from bert.params import load_params
-from bert.stages import (
+from bert.workflow.layout import Layout
+from bert.workflow.params import load_params
+from bert.workflow.stages import (
     PICTURES,
     STAGES,
     Stage,
@@ -82,7 +82,7 @@ def task_plots():
     """Draw the pictures of the run under artifacts/plots/ (needs matplotlib): one sub-task
     per picture (``plots:curves``, …), so each is redrawn only when its own inputs change."""
     if not plots_available():  # one task that says why, writes nothing and is then up to date
-        return {**stage_task(stage("plots")), "file_dep": module_files("bert.stages"),
+        return {**stage_task(stage("plots")), "file_dep": module_files("bert.workflow.stages"),
                 "targets": [], "clean": []}
     return ({**stage_task(picture, ("plots", picture.name), "plots"), "name": picture.name}
             for picture in PICTURES)

@@ -14,8 +14,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"BertConfig": "bert.config", "BertForPreTraining": "bert.model",
-           "from_pretrained": "bert.interop"}
+_PUBLIC = {"BertConfig": "bert.core.config", "BertForPreTraining": "bert.core.model",
+           "from_pretrained": "bert.storage.interop"}
 __all__ = [*_PUBLIC, "__version__"]
 
 def __getattr__(name: str) -> Any:

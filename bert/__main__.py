@@ -9,32 +9,32 @@ from bert.errors import BertError
 
 
 def _show(args: argparse.Namespace) -> None:
-    from bert.show import show
+    from bert.views.show import show
 
     print(show(args.path, args.index))
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from bert.views import predict_text
+    from bert.views.text import predict_text
 
     print(predict_text(args.path, args.index, args.model))
 
 
 def _attention(args: argparse.Namespace) -> None:
-    from bert.views import attention_text
+    from bert.views.text import attention_text
 
     print(attention_text(args.path, args.index, args.model, args.layer, args.head))
 
 
 def _curves(args: argparse.Namespace) -> None:
-    from bert.views import curves_text
+    from bert.views.text import curves_text
 
     print(curves_text(args.history, args.test))
 
 
 def _picture(name: str) -> str:
     """An argument naming a picture of the plots stage."""
-    from bert.stages import PICTURES
+    from bert.workflow.stages import PICTURES
 
     names = [p.name for p in PICTURES]
     if name not in names:
@@ -43,10 +43,10 @@ def _picture(name: str) -> str:
 
 
 def _stage(args: argparse.Namespace) -> None:
-    from bert.layout import Layout
-    from bert.logs import setup_logging
-    from bert.params import load_params
-    from bert.stages import run
+    from bert.workflow.layout import Layout
+    from bert.workflow.logs import setup_logging
+    from bert.workflow.params import load_params
+    from bert.workflow.stages import run
 
     params = load_params(args.params)
     layout = Layout()
@@ -56,8 +56,8 @@ def _stage(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each subcommand sets ``func``, called with the parsed arguments."""
-    from bert.layout import Layout
-    from bert.stages import PICTURES, STAGES
+    from bert.workflow.layout import Layout
+    from bert.workflow.stages import PICTURES, STAGES
 
     parser = argparse.ArgumentParser(prog="python -m bert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")

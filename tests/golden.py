@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from bert import BertConfig, BertForPreTraining
-from bert.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state, linear_warmup_decay
+from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state, linear_warmup_decay
 from tests.numgrad import relative_error
 
 FIXTURE = Path(__file__).parent / "fixtures" / "golden.h5"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bert import bench
+from bert.bench import step as bench
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--sizes", "micro", "--repeats", "2", "--warmup", "1", "--threads", "1"]
@@ -60,8 +60,8 @@ def test_flop_count_of_one_layer_by_hand():
 
 
 def test_the_default_size_is_what_params_yaml_trains():
-    from bert.bench import SIZES
-    from bert.params import Params
+    from bert.bench.step import SIZES
+    from bert.workflow.params import Params
 
     size, params = SIZES["default"], Params()
     assert (size.vocab_size, size.hidden_size, size.num_layers, size.num_heads,

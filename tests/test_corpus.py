@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from bert.corpus import (
+from bert.data.examples import content_view, make_examples, observation_model
+from bert.data.language import (
     Language,
     draw_language,
     posterior,
@@ -16,7 +17,6 @@ from bert.corpus import (
     stationary,
     token_name,
 )
-from bert.examples import content_view, make_examples, observation_model
 
 
 def tiny_language(seed: int = 0, num_content: int = 3, num_topics: int = 2) -> Language:

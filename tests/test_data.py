@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 
 from bert.__main__ import main
-from bert.corpus import SEP
-from bert.data import build_language, load_dataset, load_language, load_optimum, make_datasets
+from bert.data.datasets import (
+    build_language,
+    load_dataset,
+    load_language,
+    load_optimum,
+    make_datasets,
+)
+from bert.data.examples import optimum
+from bert.data.language import SEP
 from bert.errors import DataFileError
-from bert.examples import optimum
-from bert.params import DataParams
+from bert.workflow.params import DataParams
 
 PARAMS = DataParams(vocab_size=20, sequence_length=16, batch_size=8, num_train_batches=5,
                     num_test_batches=3, num_topics=2)

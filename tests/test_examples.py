@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bert.corpus import CLS, MASK, NUM_SPECIAL, PAD, SEP, draw_language
-from bert.data import build_language, build_split
-from bert.examples import (
+from bert.data.datasets import build_language, build_split
+from bert.data.examples import (
     IGNORE,
     content_view,
     make_examples,
@@ -17,7 +16,8 @@ from bert.examples import (
     observation_model,
     optimum,
 )
-from bert.params import DataParams
+from bert.data.language import CLS, MASK, NUM_SPECIAL, PAD, SEP, draw_language
+from bert.workflow.params import DataParams
 
 
 def within(observed: float, expected: float, n: int, sigmas: float = 5.0) -> bool:

@@ -8,8 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from bert import __version__, h5io
+from bert import __version__
 from bert.errors import DataFileError
+from bert.storage import h5io
 
 SCHEMA = "bert-from-scratch/test"
 FIX = "run `make it` to regenerate it"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bert import BertConfig, BertForPreTraining
-from bert.checkpoint import save_weights
 from bert.errors import ConfigError, DataFileError
-from bert.interop import from_pretrained, save_pretrained
+from bert.storage.checkpoint import save_weights
+from bert.storage.interop import from_pretrained, save_pretrained
 from tests.numgrad import relative_error
 from tests.test_model import make_batch
 
@@ -164,11 +164,11 @@ def test_a_transformers_checkpoint_imports_and_matches(tmp_path, transformers, b
 
 
 def test_training_can_start_from_a_transformers_checkpoint(tmp_path):
-    from bert.checkpoint import load_weights
     from bert.errors import ParamsError
-    from bert.layout import Layout
-    from bert.params import bert_config
-    from bert.train import initialize
+    from bert.storage.checkpoint import load_weights
+    from bert.workflow.layout import Layout
+    from bert.workflow.params import bert_config
+    from bert.workflow.train import initialize
     from tests.workflow import tiny_params
 
     source = trained_like(bert_config(tiny_params()), seed=3)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from bert import layers
+from bert.core import layers
 from tests.numgrad import check_gradient, relative_error
 
 B, T, H, NH = 2, 5, 8, 2

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bert import BertConfig, BertForPreTraining
-from bert.layers import cross_entropy_backward, linear_backward
-from bert.model import WORD_EMBEDDINGS, backward, forward, param_shapes
+from bert.core.layers import cross_entropy_backward, linear_backward
+from bert.core.model import WORD_EMBEDDINGS, backward, forward, param_shapes
 from tests.numgrad import check_gradient, numerical_gradient, relative_error
 
 TINY = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,

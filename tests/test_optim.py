@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from bert.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state, linear_warmup_decay
+from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state, linear_warmup_decay
 
 
 def test_schedule_warms_up_then_decays_to_zero():

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from bert.errors import ParamsError
-from bert.params import DataParams, Params, build_section, describe, load_params
+from bert.workflow.params import DataParams, Params, build_section, describe, load_params
 
 
 def load_text(tmp_path, text):

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from bert.__main__ import main
-from bert.data import load_dataset
-from bert.layers import IGNORE_INDEX
-from bert.layout import Layout
-from bert.stages import PLOTS_MISSING, run
+from bert.core.layers import IGNORE_INDEX
+from bert.data.datasets import load_dataset
+from bert.workflow.layout import Layout
+from bert.workflow.stages import PLOTS_MISSING, run
 from tests.test_views import PARAMS, make_tiny_run
 from tests.workflow import tiny, write_params
 
@@ -57,7 +57,7 @@ def tiny_run(tmp_path_factory) -> Layout:
 def drawn(tiny_run) -> Layout:
     """The three pictures of the tiny run, drawn by the stage's Python API."""
     pytest.importorskip("matplotlib")
-    from bert.plots import draw
+    from bert.views.plots import draw
 
     assert draw(tiny_run, ["curves", "attention", "predictions"]) == [
         tiny_run.curves_plot, tiny_run.attention_plot, tiny_run.predictions_plot]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bert.params import Params, describe
+from bert.workflow.params import Params, describe
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -30,7 +30,7 @@ def test_every_parameter_is_documented_with_its_default(section):
 
 
 def test_the_default_params_file_loads_and_equals_the_defaults():
-    from bert.params import load_params
+    from bert.workflow.params import load_params
 
     assert load_params(Path(__file__).resolve().parents[1] / "params.yaml") == Params()
 

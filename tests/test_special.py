@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bert.special import erf
+from bert.core.special import erf
 
 # The range boundaries of the piecewise approximation.
 BOUNDARIES = (0.84375, 1.25, 1 / 0.35, 6.0)

@@ -7,12 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bert import checkpoint as ckpt
-from bert.data import make_datasets
+from bert.data.datasets import make_datasets
 from bert.errors import TrainingDivergedError
-from bert.layout import Layout
-from bert.params import bert_config, run_params
-from bert.train import initialize, learning_rate, train
+from bert.storage import checkpoint as ckpt
+from bert.workflow.layout import Layout
+from bert.workflow.params import bert_config, run_params
+from bert.workflow.train import initialize, learning_rate, train
 from tests.workflow import tiny_params
 
 

@@ -10,16 +10,13 @@ import numpy as np
 import pytest
 
 from bert.__main__ import main
-from bert.checkpoint import load_weights
-from bert.corpus import PAD, token_name
-from bert.data import load_dataset, load_optimum, make_datasets
+from bert.core.layers import IGNORE_INDEX, attention_mask_bias, softmax
+from bert.core.model import encode, layer_prefix, predict
+from bert.data.datasets import load_dataset, load_optimum, make_datasets
+from bert.data.language import PAD, token_name
 from bert.errors import DataFileError
-from bert.evaluate import evaluate_model
-from bert.layers import IGNORE_INDEX, attention_mask_bias, softmax
-from bert.layout import Layout
-from bert.model import encode, layer_prefix, predict
-from bert.train import initialize, train
-from bert.views import (
+from bert.storage.checkpoint import load_weights
+from bert.views.text import (
     attention_maps,
     attention_probabilities,
     first_masked_examples,
@@ -29,6 +26,9 @@ from bert.views import (
     masked_predictions,
     moving_average,
 )
+from bert.workflow.evaluate import evaluate_model
+from bert.workflow.layout import Layout
+from bert.workflow.train import initialize, train
 from tests.workflow import tiny_params
 
 PARAMS = tiny_params(model={"num_layers": 2}, data={"short_sequence_probability": 0.5})

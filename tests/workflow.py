@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bert.params import Params, params_from_mapping
+from bert.workflow.params import Params, params_from_mapping
 
 TINY = {
     "logging": {"level": "INFO", "progress_bar": False},

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from bert.config import BertConfig
-from bert.corpus import NUM_SPECIAL, PAD
+from bert.core.config import BertConfig
+from bert.data.language import NUM_SPECIAL, PAD
 from bert.errors import ParamsError
 
 S = TypeVar("S", bound="Section")

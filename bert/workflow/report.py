@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bert import __version__
-from bert.atomic import read_json, write_json
 from bert.errors import remake_hint
-from bert.layout import Layout
-from bert.params import Params
+from bert.storage.atomic import read_json, write_json
+from bert.workflow.layout import Layout
+from bert.workflow.params import Params
 
 FIX_METRICS = remake_hint("evaluate")
 FIX_HISTORY = remake_hint("train")

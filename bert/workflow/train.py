@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import signal
 import time
 from collections.abc import Iterator
@@ -21,23 +20,17 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from bert import checkpoint as ckpt
-from bert.atomic import write_json
-from bert.config import BertConfig
-from bert.data import load_dataset
+from bert.core.config import BertConfig
+from bert.core.model import BertForPreTraining
+from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
+from bert.core.step import NonFiniteError, training_step
+from bert.data.datasets import load_dataset
 from bert.errors import ParamsError, TrainingDivergedError, remake_hint
-from bert.evaluate import SCORE_KEYS, score
-from bert.layout import Layout
-from bert.model import BertForPreTraining, backward, forward
-from bert.optim import (
-    AdamWConfig,
-    adamw_step,
-    clip_grad_norm,
-    global_norm,
-    init_state,
-    schedule_multiplier,
-)
-from bert.params import Params, TrainingParams, bert_config, run_params
+from bert.storage import checkpoint as ckpt
+from bert.storage.atomic import write_json
+from bert.workflow.evaluate import SCORE_KEYS, score
+from bert.workflow.layout import Layout
+from bert.workflow.params import Params, TrainingParams, bert_config, run_params
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +65,7 @@ def initialize(params: Params, layout: Layout = Layout()) -> None:
 
 def starting_point(params: Params, layout: Layout) -> BertForPreTraining:
     """The model ``model.init_from`` names, checked against the architecture of the params."""
-    from bert.interop import from_pretrained
+    from bert.storage.interop import from_pretrained
 
     source = layout.under_root(params.model.init_from)
     if not source.exists():
@@ -183,17 +176,15 @@ def train(params: Params, layout: Layout = Layout(), progress: bool = True) -> c
                     train_data["nsp_labels"])), epoch
             rows = order[position * batch_size:(position + 1) * batch_size]
             batch = {name: values[rows] for name, values in train_data.items()}
-            losses, cache = forward(state.params, config, batch, state.rng,
-                                    t.mlm_loss_weight, t.nsp_loss_weight)
-            if not math.isfinite(losses["total"]):
-                _diverged(state.step + 1, "loss", losses["total"], params, saved_step)
-            grads = backward(state.params, config, cache)
             lr = learning_rate(state.step, t)
-            norm = (clip_grad_norm(grads, t.max_grad_norm) if t.max_grad_norm > 0
-                    else global_norm(grads))
-            if not math.isfinite(norm):
-                _diverged(state.step + 1, "gradient norm", norm, params, saved_step)
-            adamw_step(state.params, grads, state.optimizer, lr, adamw)
+            try:
+                result = training_step(
+                    state.params, config, batch, state.optimizer, lr=lr, adamw=adamw,
+                    max_grad_norm=t.max_grad_norm, rng=state.rng,
+                    mlm_weight=t.mlm_loss_weight, nsp_weight=t.nsp_loss_weight)
+            except NonFiniteError as error:
+                _diverged(state.step + 1, error.what, error.value, params, saved_step)
+            losses, norm = result.losses, result.grad_norm
             for key, value in zip(ckpt.HISTORY_KEYS, (losses["total"], losses["mlm"],
                                                       losses["nsp"], lr, norm), strict=True):
                 state.history[key].append(float(value))

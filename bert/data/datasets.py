@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bert import h5io
-from bert.corpus import Language, draw_language
+from bert.data.examples import make_examples, optimum
+from bert.data.language import Language, draw_language
 from bert.errors import DataFileError, remake_hint
-from bert.examples import make_examples, optimum
-from bert.params import DataParams
+from bert.storage import h5io
+from bert.workflow.params import DataParams
 
 SCHEMA = "bert-from-scratch/dataset"
 SCHEMA_VERSION = 1

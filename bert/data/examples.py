@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from bert.corpus import (
+from bert.data.language import (
     CLS,
     MASK,
     NUM_SPECIAL,
@@ -117,7 +117,7 @@ def observation_model(mask_probability: float, num_content: int) -> tuple[np.nda
 def content_view(
     input_ids: np.ndarray, mlm_labels: np.ndarray, num_content: int
 ) -> dict[str, np.ndarray]:
-    """The content slots of examples (N, T), indexed as the inference in ``bert.corpus`` wants.
+    """The content slots of examples (N, T), indexed as ``bert.data.language``'s inference wants.
 
     Returns position (N, L): the sequence position of slot j; symbols (N, L): observed content
     index, C for [MASK] and for slots past the end; labels (N, L): original content index where

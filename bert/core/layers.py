@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from bert.special import erf
+from bert.core.special import erf
 
 IGNORE_INDEX = -100  # label of positions that carry no loss, as in torch's cross-entropy
 

@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 
 from bert import __version__
-from bert.atomic import replacing
 from bert.errors import DataFileError
+from bert.storage.atomic import replacing
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 LIBVER = ("v110", "v110")  # checksummed metadata, readable by HDF5 >= 1.10 tools

@@ -2,8 +2,9 @@
 
 For each named size it times, on one synthetic batch:
 
-- our training step, exactly as the training loop runs it: ``loss_and_grads``, global-norm
-  clipping to 1.0 and one AdamW step; and our forward pass (the losses, training mode);
+- our training step, the one the training loop runs (``bert.core.step.training_step``):
+  forward, backward, global-norm clipping to 1.0 and one AdamW step; and our forward pass
+  (the losses, training mode);
 - the same for transformers' ``BertForPreTraining`` when torch and transformers are installed:
   forward with labels, ``backward``, ``clip_grad_norm_``, ``torch.optim.AdamW`` (torch's default
   implementation on CPU), and the forward pass with labels under ``torch.no_grad``;
@@ -76,7 +77,7 @@ REFERENCE_HINT = ("pip install -e '.[reference]' (torch and transformers) to tim
 
 
 def make_config(size: Size):
-    from bert.config import BertConfig
+    from bert.core.config import BertConfig
 
     return BertConfig(vocab_size=size.vocab_size, hidden_size=size.hidden_size,
                       num_hidden_layers=size.num_layers, num_attention_heads=size.num_heads,
@@ -124,8 +125,9 @@ def ours(size: Size):
     """(step, forward) closures of our model on the benchmark batch."""
     import numpy as np
 
-    from bert.model import BertForPreTraining, forward
-    from bert.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
+    from bert.core.model import BertForPreTraining, forward
+    from bert.core.optim import AdamWConfig, init_state
+    from bert.core.step import training_step
 
     config = make_config(size)
     model = BertForPreTraining(config, seed=0)
@@ -133,9 +135,8 @@ def ours(size: Size):
     state, adamw = init_state(model.params), AdamWConfig()
 
     def step() -> None:
-        losses, grads = model.loss_and_grads(batch)
-        clip_grad_norm(grads, 1.0)
-        adamw_step(model.params, grads, state, 1e-4, adamw)
+        training_step(model.params, config, batch, state, lr=1e-4, adamw=adamw,
+                      max_grad_norm=1.0, rng=model.rng)
 
     def forward_pass() -> None:
         forward(model.params, config, batch, model.rng)

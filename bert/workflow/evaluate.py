@@ -10,15 +10,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bert.atomic import write_json
-from bert.checkpoint import load_weights
-from bert.config import BertConfig
-from bert.data import load_dataset, load_optimum
+from bert.core.config import BertConfig
+from bert.core.layers import IGNORE_INDEX, cross_entropy_forward
+from bert.core.model import predict
+from bert.data.datasets import load_dataset, load_optimum
 from bert.errors import remake_hint
-from bert.layers import IGNORE_INDEX, cross_entropy_forward
-from bert.layout import Layout
-from bert.model import predict
-from bert.params import Params, bert_config
+from bert.storage.atomic import write_json
+from bert.storage.checkpoint import load_weights
+from bert.workflow.layout import Layout
+from bert.workflow.params import Params, bert_config
 
 SCORE_KEYS = ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")  # what ``score`` measures
 

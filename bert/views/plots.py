@@ -8,7 +8,7 @@
 - ``predictions.png``: for a few test examples, the input with its masked positions, the true
   tokens and the model's top-3 with their probabilities.
 
-The numbers come from ``bert.views``, which the text commands print. matplotlib is an optional
+The numbers come from ``bert.views.text``, which the text commands print. matplotlib is an optional
 extra (``pip install -e '.[plots]'``), imported only here and only when a picture is drawn; the
 figures are rendered by the non-interactive Agg canvas, without pyplot. A picture's size in
 pixels follows from its content alone (no tight bounding box), and the PNG carries no
@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bert.atomic import replacing
-from bert.data import load_optimum
-from bert.layout import Layout
-from bert.views import (
+from bert.data.datasets import load_optimum
+from bert.storage.atomic import replacing
+from bert.views.text import (
     TOP_K,
     ExampleGuesses,
     attention_maps,
@@ -42,6 +41,7 @@ from bert.views import (
     prediction_header,
     smoothing_window,
 )
+from bert.workflow.layout import Layout
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import logging.handlers
 
-from bert.layout import Layout
-from bert.params import LoggingParams
+from bert.workflow.layout import Layout
+from bert.workflow.params import LoggingParams
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.config import BertConfig
-from bert.errors import ConfigError
-from bert.layers import (
+from bert.core.config import BertConfig
+from bert.core.layers import (
     IGNORE_INDEX,
     attention_mask_bias,
     attention_probabilities,
@@ -43,6 +42,7 @@ from bert.layers import (
     tanh_backward,
     tanh_forward,
 )
+from bert.errors import ConfigError
 
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 BATCH_KEYS = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "nsp_labels")
@@ -443,7 +443,7 @@ class BertForPreTraining:
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write a transformers directory (``config.json`` + ``model.safetensors``) that
-        transformers' ``BertForPreTraining.from_pretrained`` loads; see ``bert.interop``."""
-        from bert.interop import save_pretrained
+        transformers' ``BertForPreTraining.from_pretrained`` loads; see ``bert.storage.interop``."""
+        from bert.storage.interop import save_pretrained
 
         return save_pretrained(self, directory)

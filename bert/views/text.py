@@ -1,7 +1,7 @@
 """What a run has learnt, as data and as text: the training curves against the optimum, the
 attention maps of an example and the model's guesses at its masked positions.
 
-The pictures (``bert.plots``) draw what these functions return, and the commands
+The pictures (``bert.views.plots``) draw what these functions return, and the commands
 ``python -m bert curves | attention | predict`` print it, so both show the same numbers.
 
 Shape letters: ``B`` batch, ``T`` sequence, ``L`` layers, ``NH`` heads, ``V`` vocabulary,
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.atomic import read_json
-from bert.checkpoint import load_weights
-from bert.config import BertConfig
-from bert.corpus import token_name
-from bert.data import load_dataset, load_optimum
+from bert.core.config import BertConfig
+from bert.core.layers import IGNORE_INDEX, softmax
+from bert.core.model import predict
+from bert.data.datasets import load_dataset, load_optimum
+from bert.data.language import token_name
 from bert.errors import ConfigError, DataFileError, remake_hint
-from bert.layers import IGNORE_INDEX, softmax
-from bert.model import predict
+from bert.storage.atomic import read_json
+from bert.storage.checkpoint import load_weights
 
 TOP_K = 3  # guesses shown per masked position
 MODEL_FIX = remake_hint("train")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bert.model import is_decayed
+from bert.core.model import is_decayed
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.atomic import replacing, write_json
-from bert.checkpoint import load_weights
-from bert.config import BertConfig
+from bert.core.config import BertConfig
+from bert.core.model import WORD_EMBEDDINGS, BertForPreTraining, init_params, param_shapes
 from bert.errors import ConfigError, DataFileError, remake_hint
-from bert.model import WORD_EMBEDDINGS, BertForPreTraining, init_params, param_shapes
+from bert.storage.atomic import replacing, write_json
+from bert.storage.checkpoint import load_weights
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Benchmark of the data stage for the default parameters: ``python -m bert.bench_data``.
+"""Benchmark of the data stage for the default parameters: ``python -m bert.bench.data``.
 
 Reports the example generation throughput (tokens per second, padding included) and the time
 of the exact optimum on the test set, each the best of a few repeats.
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from bert.data import build_language, build_split
-from bert.examples import optimum
-from bert.params import DataParams
+from bert.data.datasets import build_language, build_split
+from bert.data.examples import optimum
+from bert.workflow.params import DataParams
 
 
 def best_time(func, repeats: int) -> float:

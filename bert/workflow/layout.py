@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bert.params import Params
+    from bert.workflow.params import Params
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.corpus import MASK, token_name
-from bert.data import load_dataset
+from bert.data.datasets import load_dataset
+from bert.data.language import MASK, token_name
 from bert.errors import DataFileError
 
 

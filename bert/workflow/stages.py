@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from bert.layout import Layout
-from bert.params import Params
+from bert.workflow.layout import Layout
+from bert.workflow.params import Params
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Stage:
 
     name: str  # the doit task and the ``python -m bert`` command
     doc: str  # shown by ``doit list``
-    module: str  # the module holding the stage's code, e.g. "bert.train"
+    module: str  # the module holding the stage's code, e.g. "bert.workflow.train"
     inputs: tuple[str, ...]  # names of Layout files read
     outputs: tuple[str, ...]  # names of Layout files written (the last one is written last)
     in_default_run: bool = True  # run by a plain ``doit``
@@ -34,21 +34,21 @@ class Stage:
 
 STAGES = (
     Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
-          "bert.data", (), ("train_data", "test_data")),
+          "bert.data.datasets", (), ("train_data", "test_data")),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
-          "bert.train", ("init_sources",), ("init_weights",)),
+          "bert.workflow.train", ("init_sources",), ("init_weights",)),
     Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
-          "bert.train", ("train_data", "test_data", "init_weights"),
+          "bert.workflow.train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights")),
     Stage("evaluate", "Score the trained model against the optimum (artifacts/metrics.json).",
-          "bert.evaluate", ("train_data", "test_data", "model_weights"), ("metrics",)),
+          "bert.workflow.evaluate", ("train_data", "test_data", "model_weights"), ("metrics",)),
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
-          "bert.report", ("metrics", "history"), ("results",)),
+          "bert.workflow.report", ("metrics", "history"), ("results",)),
     Stage("export", "Export the trained model as a transformers directory (artifacts/export/).",
-          "bert.interop", ("model_weights",), ("export_config", "export_weights"),
+          "bert.storage.interop", ("model_weights",), ("export_config", "export_weights"),
           in_default_run=False),
     Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png; needs matplotlib).",
-          "bert.plots", ("history", "test_data", "model_weights"),
+          "bert.views.plots", ("history", "test_data", "model_weights"),
           ("curves_plot", "attention_plot", "predictions_plot")),
 )
 
@@ -56,11 +56,11 @@ STAGES = (
 # doit sub-task ``plots:curves``) so that it is redrawn only when its own inputs change.
 PICTURES = (
     Stage("curves", "Losses per step and per epoch against the optimum; accuracies; rate.",
-          "bert.plots", ("history", "test_data"), ("curves_plot",)),
+          "bert.views.plots", ("history", "test_data"), ("curves_plot",)),
     Stage("attention", "Attention maps of one test example, every head of every layer.",
-          "bert.plots", ("test_data", "model_weights"), ("attention_plot",)),
+          "bert.views.plots", ("test_data", "model_weights"), ("attention_plot",)),
     Stage("predictions", "The model's top-3 at the masked positions of a few test examples.",
-          "bert.plots", ("test_data", "model_weights"), ("predictions_plot",)),
+          "bert.views.plots", ("test_data", "model_weights"), ("predictions_plot",)),
 )
 PLOTS_MISSING = "matplotlib is not installed: pip install -e '.[plots]' to draw the plots"
 
@@ -126,34 +126,34 @@ def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = (
     pictures: the names (in ``PICTURES``) the plots stage draws; all of them when empty.
     """
     if name == "data":
-        from bert.data import make_datasets
+        from bert.data.datasets import make_datasets
 
         make_datasets(params.data, layout.data_dir)
     elif name == "init":
-        from bert.train import initialize
+        from bert.workflow.train import initialize
 
         initialize(params, layout)
     elif name == "train":
-        from bert.train import train
+        from bert.workflow.train import train
 
         train(params, layout, progress=params.logging.progress_bar)
     elif name == "evaluate":
-        from bert.evaluate import evaluate_model
+        from bert.workflow.evaluate import evaluate_model
 
         evaluate_model(params, layout)
     elif name == "report":
-        from bert.report import write_results
+        from bert.workflow.report import write_results
 
         write_results(params, layout)
     elif name == "export":
-        from bert.interop import export_model
+        from bert.storage.interop import export_model
 
         export_model(layout.model_weights, layout.export_dir)
     elif name == "plots":
         if not plots_available():
             print(PLOTS_MISSING)
             return
-        from bert.plots import draw
+        from bert.views.plots import draw
 
         draw(layout, pictures or tuple(p.name for p in PICTURES))
     else:

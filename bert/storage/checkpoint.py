@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from bert import h5io
-from bert.config import BertConfig
+from bert.core.config import BertConfig
+from bert.core.model import param_shapes
 from bert.errors import DataFileError
-from bert.model import param_shapes
+from bert.storage import h5io
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class TrainingState:
     """Everything that changes during training; ``step`` counts optimizer steps done."""
 
     params: dict[str, np.ndarray]
-    optimizer: dict  # bert.optim state: step, exp_avg, exp_avg_sq
+    optimizer: dict  # bert.core.optim state: step, exp_avg, exp_avg_sq
     rng: np.random.Generator  # draws the dropout masks
     history: dict[str, list[float]]  # per-step values, keys HISTORY_KEYS
     epoch_history: list[dict[str, float]]  # one record per finished epoch
