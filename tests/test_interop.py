@@ -166,9 +166,9 @@ def test_a_transformers_checkpoint_imports_and_matches(tmp_path, transformers, b
 def test_training_can_start_from_a_transformers_checkpoint(tmp_path):
     from bert.errors import ParamsError
     from bert.storage.checkpoint import load_weights
+    from bert.workflow.init import initialize
     from bert.workflow.layout import Layout
     from bert.workflow.params import bert_config
-    from bert.workflow.train import initialize
     from tests.workflow import tiny_params
 
     source = trained_like(bert_config(tiny_params()), seed=3)

@@ -27,8 +27,9 @@ from bert.views.text import (
     moving_average,
 )
 from bert.workflow.evaluate import evaluate_model
+from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
-from bert.workflow.train import initialize, train
+from bert.workflow.train import train
 from tests.workflow import tiny_params
 
 PARAMS = tiny_params(model={"num_layers": 2}, data={"short_sequence_probability": 0.5})

@@ -36,7 +36,7 @@ STAGES = (
     Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
           "bert.data.datasets", (), ("train_data", "test_data")),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
-          "bert.workflow.train", ("init_sources",), ("init_weights",)),
+          "bert.workflow.init", ("init_sources",), ("init_weights",)),
     Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
           "bert.workflow.train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights")),
@@ -130,7 +130,7 @@ def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = (
 
         make_datasets(params.data, layout.data_dir)
     elif name == "init":
-        from bert.workflow.train import initialize
+        from bert.workflow.init import initialize
 
         initialize(params, layout)
     elif name == "train":

@@ -1,0 +1,52 @@
+"""The init stage: the initial weights, as transformers initializes them or from a checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from bert.core.model import BertForPreTraining
+from bert.errors import ParamsError
+from bert.storage import checkpoint as ckpt
+from bert.workflow.layout import Layout
+from bert.workflow.params import Params, bert_config
+
+log = logging.getLogger(__name__)
+
+
+def initialize(params: Params, layout: Layout = Layout()) -> None:
+    """The init stage: write ``artifacts/init.h5``, with transformers' initialization or, with
+    ``model.init_from``, the weights of that checkpoint."""
+    config = bert_config(params)
+    dtype = np.dtype(params.training.dtype)
+    if params.model.init_from:
+        model = starting_point(params, layout)
+    else:
+        model = BertForPreTraining(config, seed=params.model.random_seed, dtype=dtype)
+    ckpt.save_weights(layout.init_weights, config, model.params, params.stage_params("init"))
+    log.info("initial weights written to %s (%d parameters)", layout.init_weights,
+             sum(p.size for p in model.params.values()))
+
+
+def starting_point(params: Params, layout: Layout) -> BertForPreTraining:
+    """The model ``model.init_from`` names, checked against the architecture of the params."""
+    from bert.storage.interop import from_pretrained
+
+    source = layout.under_root(params.model.init_from)
+    if not source.exists():
+        raise ParamsError(f"model.init_from: {source} does not exist; point it at a "
+                          "transformers directory or a .h5 weight file, or leave it empty")
+    model = from_pretrained(source, dtype=np.dtype(params.training.dtype),
+                            seed=params.model.random_seed)
+    wanted = bert_config(params)
+    differences = {key: (value, getattr(wanted, key))
+                   for key, value in dataclasses.asdict(model.config).items()
+                   if getattr(wanted, key) != value}
+    if differences:
+        listed = ", ".join(f"{key} {theirs} (params: {ours})"
+                           for key, (theirs, ours) in differences.items())
+        raise ParamsError(f"model.init_from: {source} has another architecture: {listed}; "
+                          "set model: and data: to match it")
+    return model
