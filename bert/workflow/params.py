@@ -195,6 +195,8 @@ class TrainingParams(Section):
     random_seed: int = param(0, "seed of the example order and of dropout", low=0)
     dtype: str = param("float32", "floating-point type of weights and computation",
                        choices=("float32", "float64"))
+    threads: int = param(0, "compute threads: the BLAS threads and the elementwise thread "
+                         "pool (0: one per CPU); the results do not depend on it", low=0)
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.lr_schedule == "linear" and self.decay_steps <= self.warmup_steps:
@@ -218,6 +220,9 @@ class EvaluationParams(Section):
 # Training keys that do not change what a run computes, only how long it goes on and what it
 # keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
 NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints")
+# Training keys that change only how fast a run goes, never a bit of what it computes: no stage
+# reruns when they change.
+SPEED_TRAINING_KEYS = ("threads",)
 
 
 @dataclass(frozen=True)
@@ -245,7 +250,9 @@ class Params:
             "data": {"data": data},
             "init": {"data": {k: data[k] for k in ("sequence_length", "vocab_size")},
                      "model": model, "training": {"dtype": training["dtype"]}},
-            "train": {"data": data, "model": model, "training": training},
+            "train": {"data": data, "model": model,
+                      "training": {k: v for k, v in training.items()
+                                   if k not in SPEED_TRAINING_KEYS}},
             "evaluate": {"evaluation": {k: v for k, v in self.evaluation.to_dict().items()
                                         if k != "results_file"}},
             "report": {k: v for k, v in self.to_dict().items() if k != "logging"},

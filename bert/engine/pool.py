@@ -1,0 +1,120 @@
+"""The compute threads: a small pool that runs row blocks of a chain of NumPy calls in parallel.
+
+NumPy releases the GIL inside a ufunc loop and a BLAS call, so Python threads that each take
+blocks of rows through a whole chain of elementwise passes (or small matrix products) keep every
+core busy, and a block of a few hundred KiB stays in the core's L2 cache for the whole chain
+instead of every pass streaming the full array through memory.
+
+Determinism: the blocks are fixed by the work alone (a row count and a block size), never by the
+number of threads, and each block writes only its own rows. Which thread runs a block changes
+nothing, so the results are bit-identical for every thread count. Reductions across blocks are
+not done here: a caller that sums over rows does so after the chain, in one NumPy call.
+
+``set_threads(n)`` sizes the pool (the calling thread is one of the ``n``); ``for_blocks`` runs a
+chain. With one thread, or with work of one block, the chain runs inline with no hand-off at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+# Elements (float32) per block of an elementwise chain: a few live temporaries of 256 KiB fit in
+# the L2 cache, and each NumPy call is long enough (tens of microseconds) that its dispatch and
+# the hand-off between threads stay small beside it.
+BLOCK_ELEMENTS = 65536
+
+
+class _Pool:
+    """Worker threads that wait on their own queue for a job: (function, next-block counter)."""
+
+    def __init__(self) -> None:
+        self.threads = 1
+        self._workers: list[queue.SimpleQueue] = []
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()  # one job at a time
+
+    def resize(self, threads: int) -> None:
+        with self._lock:
+            while len(self._workers) < threads - 1:
+                inbox: queue.SimpleQueue = queue.SimpleQueue()
+                threading.Thread(target=self._work, args=(inbox,), daemon=True,
+                                 name=f"bert-compute-{len(self._workers) + 1}").start()
+                self._workers.append(inbox)
+            while len(self._workers) > threads - 1:
+                self._workers.pop().put(None)
+            self.threads = threads
+
+    def _work(self, inbox: queue.SimpleQueue) -> None:
+        while (job := inbox.get()) is not None:
+            run, counter, count = job
+            try:
+                _drain(run, counter, count)
+                self._done.put(None)
+            except BaseException as error:  # handed to the caller, which raises it
+                self._done.put(error)
+
+    def run(self, run: Callable[[int], None], count: int) -> None:
+        """Call ``run(i)`` for every ``i`` in ``range(count)``, spread over the threads."""
+        helpers = min(self.threads, count) - 1
+        if helpers <= 0 or not self._lock.acquire(blocking=False):  # nested: run inline
+            for i in range(count):
+                run(i)
+            return
+        try:
+            counter = itertools.count()  # next() is atomic: each index is taken exactly once
+            for inbox in self._workers[:helpers]:
+                inbox.put((run, counter, count))
+            error = None
+            try:
+                _drain(run, counter, count)
+            except BaseException as caught:
+                error = caught
+            for _ in range(helpers):  # wait for every helper before any buffer is reused
+                error = error or self._done.get()
+            if error is not None:
+                raise error
+        finally:
+            self._lock.release()
+
+
+def _drain(run: Callable[[int], None], counter: itertools.count, count: int) -> None:
+    while (i := next(counter)) < count:
+        run(i)
+
+
+_POOL = _Pool()
+
+
+def set_threads(threads: int | None) -> int:
+    """Size the pool to ``threads`` compute threads (None or 0: one per CPU); returns the size."""
+    threads = threads or os.cpu_count() or 1
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    _POOL.resize(threads)
+    return threads
+
+
+def threads() -> int:
+    """The number of compute threads (the calling thread included)."""
+    return _POOL.threads
+
+
+def block_rows(row_size: int, elements: int = BLOCK_ELEMENTS) -> int:
+    """Rows per block for rows of ``row_size`` elements: about ``elements`` per block, at least 1."""
+    return max(1, elements // max(row_size, 1))
+
+
+def for_blocks(rows: int, rows_per_block: int, chain: Callable[[slice], None]) -> None:
+    """Call ``chain(slice(start, stop))`` for consecutive blocks of ``rows_per_block`` rows
+    covering ``range(rows)``, on the pool's threads.
+
+    ``chain`` must read what it likes but write only the rows of its block (of arrays made
+    before the call); the blocks are the same for every thread count.
+    """
+    count = -(-rows // rows_per_block)
+    _POOL.run(lambda i: chain(slice(i * rows_per_block, min((i + 1) * rows_per_block, rows))),
+              count)
