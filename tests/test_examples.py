@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from bert.core.labels import IGNORE_INDEX as IGNORE
 from bert.data.datasets import build_language, build_split
 from bert.data.examples import (
-    IGNORE,
     content_view,
     make_examples,
     mask_tokens,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bert.__main__ import main
-from bert.core.layers import IGNORE_INDEX
+from bert.core.labels import IGNORE_INDEX
 from bert.data.datasets import load_dataset
 from bert.workflow.layout import Layout
 from bert.workflow.stages import PLOTS_MISSING, run

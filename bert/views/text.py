@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.core.layers import IGNORE_INDEX, softmax
+from bert.core.labels import IGNORE_INDEX
+from bert.core.layers import softmax
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
 from bert.data.language import token_name

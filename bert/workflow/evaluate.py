@@ -11,7 +11,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.core.layers import IGNORE_INDEX, cross_entropy_forward
+from bert.core.labels import IGNORE_INDEX
+from bert.core.layers import cross_entropy_forward
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
 from bert.errors import remake_hint

@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from bert.core.model import BertForPreTraining
+from bert.api import BertForPreTraining
 from bert.errors import ParamsError
 from bert.storage import checkpoint as ckpt
 from bert.workflow.layout import Layout
@@ -32,7 +32,7 @@ def initialize(params: Params, layout: Layout = Layout()) -> None:
 
 def starting_point(params: Params, layout: Layout) -> BertForPreTraining:
     """The model ``model.init_from`` names, checked against the architecture of the params."""
-    from bert.storage.interop import from_pretrained
+    from bert.api import from_pretrained
 
     source = layout.under_root(params.model.init_from)
     if not source.exists():
