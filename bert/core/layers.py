@@ -23,7 +23,7 @@ import numpy as np
 
 from bert.core.labels import IGNORE_INDEX
 from bert.core.special import erf
-from bert.engine.blas import single_blas_thread
+from bert.engine.pool import elementwise, for_elements, for_rows, matmul
 
 # --- the caches: what each backward needs, by name ------------------------------------------------
 
@@ -100,8 +100,7 @@ def linear_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray
 ) -> tuple[np.ndarray, LinearCache]:
     """x (..., in) @ weight (out, in).T + bias (out,) -> (..., out)."""
-    out = x.reshape(-1, x.shape[-1]) @ weight.T  # (N, out): one 2-D product for BLAS
-    out += bias
+    out = matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)  # (N, out): 2-D products for BLAS
     return out.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x, weight)
 
 
@@ -111,25 +110,47 @@ def linear_backward(
     """dout (..., out) -> dx (..., in), dweight (out, in), dbias (out,)."""
     x, weight = cache.x, cache.weight
     dout2d = dout.reshape(-1, dout.shape[-1])  # (N, out)
-    dweight = dout2d.T @ x.reshape(-1, x.shape[-1])
-    dx = (dout2d @ weight).reshape(x.shape)
+    dweight = matmul(dout2d.T, x.reshape(-1, x.shape[-1]))
+    dx = matmul(dout2d, weight).reshape(x.shape)
     return dx, dweight, dout2d.sum(axis=0)
 
 
 # --- layer norm --------------------------------------------------------------------------------
 
 
+def _row_mean(x: np.ndarray) -> np.ndarray:
+    """The mean over the last axis, kept as an axis: what ``x.mean(-1, keepdims=True)`` gives."""
+    total = x.sum(axis=-1, keepdims=True)
+    total /= x.shape[-1]
+    return total
+
+
 def layernorm_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float
 ) -> tuple[np.ndarray, LayerNormCache]:
-    """Normalize the last axis of x (..., H) to zero mean and unit (biased) variance, then scale."""
-    xhat = x - x.mean(axis=-1, keepdims=True)  # centered for now
-    var = np.mean(np.square(xhat), axis=-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(var + eps)  # (..., 1)
-    xhat *= rstd
-    out = xhat * weight
-    out += bias
-    return out, LayerNormCache(xhat, rstd, weight)
+    """Normalize the last axis of x (..., H) to zero mean and unit (biased) variance, then scale:
+
+        xhat = (x - mean(x)) * rstd,  rstd = 1 / sqrt(mean((x - mean(x))^2) + eps)
+        out  = xhat * weight + bias
+    """
+    x2d = x.reshape(-1, x.shape[-1])  # (N, H)
+    xhat, out = np.empty_like(x2d), np.empty_like(x2d)
+    rstd = np.empty((len(x2d), 1), dtype=x.dtype)
+
+    def rows(r: slice) -> None:
+        centered = np.subtract(x2d[r], _row_mean(x2d[r]), out=xhat[r])
+        variance = _row_mean(np.square(centered))
+        variance += eps
+        np.sqrt(variance, out=variance)
+        np.divide(1.0, variance, out=rstd[r])
+        centered *= rstd[r]
+        np.multiply(centered, weight, out=out[r])
+        out[r] += bias
+
+    for_rows(len(x2d), x2d.shape[1], rows)
+    lead = x.shape[:-1]
+    return out.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(*lead, 1),
+                                                weight)
 
 
 def layernorm_backward(
@@ -144,20 +165,25 @@ def layernorm_backward(
         dbias   = sum over rows of dout
 
     (dxhat projected off the two directions the normalization removes: a shift and a scale of
-    x). The code below computes exactly this, writing each intermediate over one no longer used.
+    x). The rows go in blocks through the chain; the two sums over rows are taken after it, each
+    in one call, so their order is the same for every blocking.
     """
-    xhat, rstd, weight = cache.xhat, cache.rstd, cache.weight
-    flat = (-1, dout.shape[-1])
-    dxhat = dout * weight
-    dout_xhat = dout * xhat
-    dweight = dout_xhat.reshape(flat).sum(axis=0)
-    dxhat_xhat = np.multiply(dxhat, xhat, out=dout_xhat)
-    mean_dxhat_xhat = dxhat_xhat.mean(axis=-1, keepdims=True)  # (..., 1)
-    xhat_projection = np.multiply(xhat, mean_dxhat_xhat, out=dxhat_xhat)
-    dx = np.subtract(dxhat, xhat_projection, out=xhat_projection)
-    dx -= dxhat.mean(axis=-1, keepdims=True)
-    dx *= rstd
-    return dx, dweight, dout.reshape(flat).sum(axis=0)
+    H = dout.shape[-1]
+    xhat, rstd = cache.xhat.reshape(-1, H), cache.rstd.reshape(-1, 1)
+    dout2d = dout.reshape(-1, H)  # (N, H)
+    dx, dout_xhat = np.empty_like(dout2d), np.empty_like(dout2d)
+
+    def rows(r: slice) -> None:
+        dxhat = np.multiply(dout2d[r], cache.weight, out=dx[r])
+        np.multiply(dout2d[r], xhat[r], out=dout_xhat[r])
+        xhat_projection = np.multiply(xhat[r], _row_mean(dxhat * xhat[r]))
+        mean_dxhat = _row_mean(dxhat)
+        dxhat -= xhat_projection
+        dxhat -= mean_dxhat
+        dxhat *= rstd[r]
+
+    for_rows(len(dout2d), H, rows)
+    return dx.reshape(dout.shape), dout_xhat.sum(axis=0), dout2d.sum(axis=0)
 
 
 # --- GELU and tanh -----------------------------------------------------------------------------
@@ -166,37 +192,36 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-_GELU_BLOCK = 65536  # elements per block: the temporaries of a block stay in the CPU cache
-
-
 def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact GELU: 0.5 x (1 + erf(x / sqrt 2)) = x Phi(x), elementwise.
 
     The cache is the derivative Phi(x) + x phi(x) (phi the standard normal density), computed
     here while Phi(x) is at hand, so that the backward pass is one product and x need not be
-    kept. Large arrays are processed in blocks that fit in the CPU cache.
+    kept.
     """
-    flat = x.reshape(-1)
+    flat = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)  # (N, F)
     out, derivative = np.empty_like(flat), np.empty_like(flat)
-    for start in range(0, flat.size, _GELU_BLOCK):
-        block = slice(start, start + _GELU_BLOCK)
-        xb = flat[block]
+
+    def rows(r: slice) -> None:
+        xb = flat[r]
         cdf = erf(xb * _INV_SQRT2)
         cdf += 1.0
         cdf *= 0.5  # Phi(x)
-        np.multiply(xb, cdf, out=out[block])
+        np.multiply(xb, cdf, out=out[r])
         pdf = np.square(xb)
         pdf *= -0.5
         np.exp(pdf, out=pdf)
         pdf *= _INV_SQRT_2PI  # phi(x)
         pdf *= xb
-        np.add(cdf, pdf, out=derivative[block])
+        np.add(cdf, pdf, out=derivative[r])
+
+    for_rows(len(flat), flat.shape[1], rows)
     return out.reshape(x.shape), derivative.reshape(x.shape)
 
 
 def gelu_backward(dout: np.ndarray, derivative: np.ndarray) -> np.ndarray:
     """d/dx [x Phi(x)] = Phi(x) + x phi(x), cached by the forward pass."""
-    return dout * derivative
+    return elementwise(np.multiply, dout, derivative)
 
 
 def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,24 +238,38 @@ def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
 # --- dropout -----------------------------------------------------------------------------------
 
 
+def _dropout_bits(size: int, rng: np.random.Generator) -> np.ndarray:
+    """16 random bits per element: raw 64-bit outputs of the generator, each cut into four."""
+    return rng.bit_generator.random_raw(-(-size // 4)).view(np.uint16)[:size]
+
+
+def _dropout_threshold(p: float) -> np.uint16:
+    """An element is kept when its 16 bits are at least this: probability p exact to 2**-16."""
+    return np.uint16(round(p * 2**16))
+
+
 def dropout_forward(
     x: np.ndarray, p: float, rng: np.random.Generator | None
 ) -> tuple[np.ndarray, DropoutCache | None]:
     """Zero each element with probability p and scale the rest by 1 / (1 - p).
 
-    The mask comes from 16 random bits per element (raw 64-bit outputs of the generator, each
-    cut into four uint16), kept when they are at least ``round(p * 2**16)``: five times cheaper
-    than floating-point draws, the same for float32 and float64, p exact to 2**-16. The cache is
-    the boolean keep mask and the scale. With ``p == 0`` or no generator (inference) it is the
-    identity and draws nothing.
+    The mask comes from 16 random bits per element (``_dropout_bits``), kept when they are at
+    least ``round(p * 2**16)``: five times cheaper than floating-point draws, the same for
+    float32 and float64. The cache is the boolean keep mask and the scale. With ``p == 0`` or no
+    generator (inference) it is the identity and draws nothing.
     """
     if p == 0 or rng is None:
         return x, None
-    bits = rng.bit_generator.random_raw(-(-x.size // 4)).view(np.uint16)[: x.size]
-    keep = (bits >= round(p * 2**16)).reshape(x.shape)
-    scale = x.dtype.type(1.0 / (1.0 - p))
-    out = np.multiply(x, keep)
-    out *= scale
+    bits = _dropout_bits(x.size, rng).reshape(x.shape)
+    threshold, scale = _dropout_threshold(p), x.dtype.type(1.0 / (1.0 - p))
+    keep, out = np.empty(x.shape, dtype=bool), np.empty_like(x)
+
+    def elements(r):
+        np.greater_equal(bits[r], threshold, out=keep[r])
+        np.multiply(x[r], keep[r], out=out[r])
+        out[r] *= scale
+
+    for_elements(x.shape, elements)
     return out, DropoutCache(keep, scale)
 
 
@@ -238,27 +277,37 @@ def dropout_backward(dout: np.ndarray, cache: DropoutCache | None) -> np.ndarray
     """The same mask and scale applied to the gradient."""
     if cache is None:
         return dout
-    dx = np.multiply(dout, cache.keep)
-    dx *= cache.scale
+    dx = np.empty_like(dout)
+
+    def elements(r):
+        np.multiply(dout[r], cache.keep[r], out=dx[r])
+        dx[r] *= cache.scale
+
+    for_elements(dout.shape, elements)
     return dx
 
 
 # --- softmax -----------------------------------------------------------------------------------
 
 
+def _softmax_in_place(x: np.ndarray) -> np.ndarray:
+    """Overwrite x with its softmax over the last axis, shifted by the row maximum."""
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, shifted by the row maximum for stability."""
-    e = x - x.max(axis=-1, keepdims=True)
-    np.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
-    return e
+    return _softmax_in_place(np.array(x, dtype=np.result_type(x, np.float32)))
 
 
 def softmax_backward(dprobs: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Gradient of the softmax input from that of its output (last axis)."""
+    """Gradient of the softmax input from that of its output (last axis):
+    probs * (dprobs - sum(dprobs * probs))."""
     dx = dprobs * probs
-    np.subtract(dprobs, np.sum(dx, axis=-1, keepdims=True), out=dx)
-    dx *= probs
+    dx -= probs * dx.sum(axis=-1, keepdims=True)
     return dx
 
 
@@ -276,6 +325,15 @@ def attention_mask_bias(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarr
     return bias[:, None, None, :]
 
 
+def _split_heads(x: np.ndarray, num_heads: int, head_size: int) -> np.ndarray:
+    """(B, T, n * NH * D) -> a view (n, B, NH, T, D): the heads of n stacked projections.
+
+    Each (T, D) matrix is strided by the row length, which BLAS takes as it is: no copy.
+    """
+    B, T, _ = x.shape
+    return x.reshape(B, T, -1, num_heads, head_size).transpose(2, 0, 3, 1, 4)
+
+
 def self_attention_forward(
     x: np.ndarray,
     qkv_weight: np.ndarray,
@@ -290,44 +348,73 @@ def self_attention_forward(
     x (B, T, H); qkv_weight (3H, H) and qkv_bias (3H,): the query, key and value projections
     stacked; mask_bias (B, 1, 1, T) additive. Returns the context (B, T, H), heads concatenated,
     before the output projection.
+
+    The scale 1/sqrt(D) multiplies the queries (T * D elements) rather than the scores
+    (T * T). Each block of batch rows goes through the whole chain (scores, mask, softmax,
+    dropout, context) while it is in the cache.
     """
     B, T, H = x.shape
     D = H // num_heads
     qkv, linear_cache = linear_forward(x, qkv_weight, qkv_bias)  # (B, T, 3H)
-    # heads first, copied once so that every per-head matrix is contiguous for BLAS
-    heads = np.ascontiguousarray(qkv.reshape(B, T, 3, num_heads, D).transpose(2, 0, 3, 1, 4))
-    q, k, v = heads  # each (B, NH, T, D)
     scale = D**-0.5
-    with single_blas_thread():  # B * NH small products
-        scores = q @ k.transpose(0, 1, 3, 2)  # (B, NH, T, T)
-        scores *= scale
-        scores += mask_bias
-        probs = softmax(scores)
-        dropped, dropout_mask = dropout_forward(probs, dropout_p, rng)
-        context = dropped @ v  # (B, NH, T, D)
-    out = context.transpose(0, 2, 1, 3).reshape(B, T, H)  # (B, T, H), a copy
-    # the dropped probabilities are not kept: backward recomputes them from probs and the mask
-    return out, AttentionCache(linear_cache, q, k, v, probs, dropout_mask, scale)
+    qkv[..., :H] *= scale
+    q, k, v = _split_heads(qkv, num_heads, D)  # each (B, NH, T, D), views
+    probs = np.empty((B, num_heads, T, T), dtype=x.dtype)
+    out = np.empty_like(x)
+    context = _split_heads(out, num_heads, D)[0]  # (B, NH, T, D) view of out
+    padded = bool(mask_bias.any())
+    dropout = None
+    if dropout_p and rng is not None:
+        bits = _dropout_bits(probs.size, rng).reshape(probs.shape)
+        dropout = DropoutCache(np.empty(probs.shape, dtype=bool),
+                               x.dtype.type(1.0 / (1.0 - dropout_p)))
+        threshold = _dropout_threshold(dropout_p)
+
+    def batch_rows(r: slice) -> None:
+        scores = np.matmul(q[r], k[r].transpose(0, 1, 3, 2), out=probs[r])  # (b, NH, T, T)
+        if padded:
+            scores += mask_bias[r]
+        p = _softmax_in_place(scores)
+        if dropout is not None:
+            keep = np.greater_equal(bits[r], threshold, out=dropout.keep[r])
+            p = np.multiply(p, keep)
+            p *= dropout.scale
+        np.matmul(p, v[r], out=context[r])
+
+    for_rows(B, num_heads * T * T, batch_rows)
+    return out, AttentionCache(linear_cache, q, k, v, probs, dropout, scale)
 
 
 def self_attention_backward(
     dout: np.ndarray, cache: AttentionCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """dout (B, T, H) -> dx (B, T, H), dqkv_weight (3H, H), dqkv_bias (3H,)."""
-    q, k, v, probs = cache.q, cache.k, cache.v, cache.probs
-    dropout_mask, scale = cache.dropout_mask, cache.scale
-    dropped = dropout_backward(probs, dropout_mask)  # the forward's dropped probabilities
+    """dout (B, T, H) -> dx (B, T, H), dqkv_weight (3H, H), dqkv_bias (3H,).
+
+    With dropped = probs * mask (the dropout mask, scaled) and ddropped its gradient, the
+    softmax backward probs * (dprobs - sum(dprobs * probs)) is, since dprobs * probs =
+    ddropped * dropped, computed as ddropped * dropped - probs * sum(ddropped * dropped).
+    """
+    q, k, v, probs, dropout = cache.q, cache.k, cache.v, cache.probs, cache.dropout_mask
     B, NH, T, D = q.shape
-    dcontext = np.ascontiguousarray(dout.reshape(B, T, NH, D).transpose(0, 2, 1, 3))
-    dheads = np.empty((3, B, NH, T, D), dtype=dout.dtype)  # dq, dk, dv
-    with single_blas_thread():  # B * NH small products
-        ddropped = dcontext @ v.transpose(0, 1, 3, 2)  # (B, NH, T, T)
-        np.matmul(dropped.transpose(0, 1, 3, 2), dcontext, out=dheads[2])
-        dscores = softmax_backward(dropout_backward(ddropped, dropout_mask), probs)
-        dscores *= scale
-        np.matmul(dscores, k, out=dheads[0])
-        np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dheads[1])
-    dqkv = dheads.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * NH * D)  # a copy
+    dcontext = _split_heads(dout, NH, D)[0]  # (B, NH, T, D) view
+    dqkv = np.empty((B, T, 3 * NH * D), dtype=dout.dtype)
+    dq, dk, dv = _split_heads(dqkv, NH, D)  # views
+
+    def batch_rows(r: slice) -> None:
+        dropped = probs[r]
+        if dropout is not None:
+            dropped = np.multiply(dropped, dropout.keep[r])
+            dropped *= dropout.scale
+        np.matmul(dropped.transpose(0, 1, 3, 2), dcontext[r], out=dv[r])
+        dscores = np.matmul(dcontext[r], v[r].transpose(0, 1, 3, 2))  # ddropped (b, NH, T, T)
+        dscores *= dropped
+        row_sums = dscores.sum(axis=-1, keepdims=True)
+        dscores -= np.multiply(probs[r], row_sums, out=None if dropout is None else dropped)
+        np.matmul(dscores, k[r], out=dq[r])
+        dq[r] *= cache.scale  # the queries were scaled
+        np.matmul(dscores.transpose(0, 1, 3, 2), q[r], out=dk[r])
+
+    for_rows(B, NH * T * T, batch_rows)
     dx, dqkv_weight, dqkv_bias = linear_backward(dqkv, cache.linear)
     # The key bias adds q.b_k to every score of a query alike, which softmax ignores: its exact
     # gradient is 0. Summing dk would give round-off noise, which Adam's normalization amplifies

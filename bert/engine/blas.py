@@ -24,6 +24,12 @@ def _blas_libraries() -> tuple:
     return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
+def set_blas_threads(threads: int) -> None:
+    """Set the thread count of every BLAS library NumPy loaded."""
+    for library in _blas_libraries():
+        library.set_num_threads(threads)
+
+
 @contextmanager
 def single_blas_thread() -> Iterator[None]:
     """Run the block with one BLAS thread, then restore the previous count.

@@ -17,15 +17,23 @@ chain. With one thread, or with work of one block, the chain runs inline with no
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import queue
 import threading
 from collections.abc import Callable
 
+import numpy as np
+
+from bert.engine.blas import set_blas_threads
+
 # Elements (float32) per block of an elementwise chain: a few live temporaries of 256 KiB fit in
 # the L2 cache, and each NumPy call is long enough (tens of microseconds) that its dispatch and
 # the hand-off between threads stay small beside it.
 BLOCK_ELEMENTS = 65536
+# Multiply-adds per block of a matrix product: about 0.1 ms of BLAS work, long beside the
+# hand-off, short enough to balance the blocks over the threads.
+PRODUCT_BLOCK = 1 << 24
 
 
 class _Pool:
@@ -90,10 +98,16 @@ _POOL = _Pool()
 
 
 def set_threads(threads: int | None) -> int:
-    """Size the pool to ``threads`` compute threads (None or 0: one per CPU); returns the size."""
+    """Use ``threads`` compute threads (None or 0: one per CPU); returns the number.
+
+    The pool gets that many threads and BLAS one: every large product is split over the pool by
+    ``matmul``, so BLAS's own threads would only compete with the pool's (they keep spinning for
+    a while after each call) and make the bits depend on the thread count.
+    """
     threads = threads or os.cpu_count() or 1
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
+    set_blas_threads(1)
     _POOL.resize(threads)
     return threads
 
@@ -104,7 +118,7 @@ def threads() -> int:
 
 
 def block_rows(row_size: int, elements: int = BLOCK_ELEMENTS) -> int:
-    """Rows per block for rows of ``row_size`` elements: about ``elements`` per block, at least 1."""
+    """Rows per block for rows of ``row_size`` elements: about ``elements`` a block, at least 1."""
     return max(1, elements // max(row_size, 1))
 
 
@@ -118,3 +132,38 @@ def for_blocks(rows: int, rows_per_block: int, chain: Callable[[slice], None]) -
     count = -(-rows // rows_per_block)
     _POOL.run(lambda i: chain(slice(i * rows_per_block, min((i + 1) * rows_per_block, rows))),
               count)
+
+
+def for_rows(rows: int, row_size: int, chain: Callable[[slice], None]) -> None:
+    """``for_blocks`` with blocks of about ``BLOCK_ELEMENTS`` elements, rows of ``row_size``."""
+    for_blocks(rows, block_rows(row_size), chain)
+
+
+def for_elements(shape: tuple[int, ...], chain: Callable[[slice], None]) -> None:
+    """``for_rows`` over the first axis of arrays of ``shape`` (the slice indexes that axis)."""
+    for_rows(shape[0], math.prod(shape[1:]), chain)
+
+
+def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``ufunc(a, b)`` for two arrays of one shape, in blocks over the pool."""
+    out = np.empty(a.shape, dtype=np.result_type(a, b))
+    for_elements(a.shape, lambda r: ufunc(a[r], b[r], out=out[r]))
+    return out
+
+
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """a (N, K) @ b (K, M) (+ bias (M,)) -> (N, M), the rows of ``a`` in blocks over the pool.
+
+    Each output row is the same BLAS product whatever the blocking, and the blocks depend on the
+    shapes alone, so the result does not depend on the number of threads. Strided operands (a
+    transpose, a column slice with its leading dimension) go to BLAS as they are.
+    """
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+
+    def rows(r: slice) -> None:
+        np.matmul(a[r], b, out=out[r])
+        if bias is not None:
+            out[r] += bias
+
+    for_blocks(a.shape[0], block_rows(a.shape[1] * b.shape[1], PRODUCT_BLOCK), rows)
+    return out
