@@ -44,9 +44,11 @@ def test_table_has_a_row_per_size_and_says_how_to_compare(monkeypatch, capsys):
     bench.main([*FAST, "--no-memory"])
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].startswith("| size | ours step ms | ours tok/s | ours fwd ms |")
-    assert lines[2].startswith("| micro |")
-    assert lines[0].count("|") == lines[2].count("|")
+    assert lines[0].startswith("BLAS: ") and "kernel" in lines[0]
+    assert "1 compute threads" in lines[0]
+    assert lines[2].startswith("| size | ours step ms | ours tok/s | ours fwd ms |")
+    assert lines[4].startswith("| micro |")
+    assert lines[2].count("|") == lines[4].count("|")
     assert "torch or transformers is not installed" in out and "[reference]" in out
 
 

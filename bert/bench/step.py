@@ -13,12 +13,13 @@ For each named size it times, on one synthetic batch:
 
 Timing: one worker process per size, with the thread count fixed through the environment
 (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) before NumPy is imported,
-``torch.set_num_threads`` and threadpoolctl when installed. Both models run in that process on
-the same batch, their repetitions in a few alternating blocks so that both see the same machine
-load; warm-up steps first, then the median and the spread of the repetitions. Each block starts
-after a pause and one untimed step: the worker threads of the library that ran before keep
-spinning for a while (OpenBLAS's for ~0.1 s) and would otherwise share the cores with the
-timed step (doubling a small step's time).
+``torch.set_num_threads`` and threadpoolctl; our side then runs on ``bert.engine.pool`` with that
+many compute threads (and BLAS on one thread each), as training does with ``training.threads``.
+Both models run in that process on the same batch, their repetitions in a few alternating blocks
+so that both see the same machine load; warm-up steps first, then the median and the spread of
+the repetitions. Each block starts after a pause and one untimed step: the worker threads of
+the library that ran before keep spinning for a while (OpenBLAS's for ~0.1 s) and would
+otherwise share the cores with the timed step (doubling a small step's time).
 
 Peak memory: each model in a fresh process of its own. The kernel's peak resident set
 (``VmHWM``) is reset after the model, the optimizer state and the batch exist, a few steps run,
@@ -178,14 +179,28 @@ def theirs(size: Size, threads: int):
     return step, forward_pass
 
 
-def matmul_peak(repeats: int = 5, n: int = 2048) -> float:
-    """NumPy's float32 matrix-multiply rate, GFLOP/s: the best of ``repeats`` n^3 products."""
+def matmul_peak(threads: int, repeats: int = 5, n: int = 2048) -> float:
+    """NumPy's float32 matrix-multiply rate with ``threads`` BLAS threads, GFLOP/s: the best of
+    ``repeats`` n^3 products."""
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
-    a @ b  # warm-up
-    return 2 * n**3 / min(timed(lambda: a @ b) for _ in range(repeats)) / 1e9
+    with threadpool_limits(threads, user_api="blas"):
+        a @ b  # warm-up
+        return 2 * n**3 / min(timed(lambda: a @ b) for _ in range(repeats)) / 1e9
+
+
+def blas_kernel() -> list[dict]:
+    """The BLAS libraries NumPy loaded, as threadpoolctl names them: library, version, kernel
+    (the ``architecture`` the library chose for this CPU), threads."""
+    import numpy as np  # noqa: F401  (the BLAS to describe is the one NumPy loads)
+    from threadpoolctl import threadpool_info
+
+    return [{key: info.get(key) for key in ("internal_api", "version", "architecture",
+                                            "threading_layer", "num_threads")}
+            for info in threadpool_info() if info["user_api"] == "blas"]
 
 
 def settle(seconds: float = SETTLE_S) -> None:
@@ -232,8 +247,9 @@ def time_worker(size: Size, threads: int, repeats: int, warmup: int, reference: 
                 samples[name]["forward"].append(timed(forward_pass))
     result = {name: {kind: summary(values) for kind, values in kinds.items()}
               for name, kinds in samples.items()}
-    result["matmul_peak_gflops"] = matmul_peak()
+    result["matmul_peak_gflops"] = matmul_peak(threads)
     result["flops"] = matmul_flops(size, num_scored)
+    result["blas"] = blas_kernel()
     return result
 
 
@@ -306,6 +322,7 @@ def machine() -> dict:
     import numpy as np
 
     info["numpy"] = np.__version__
+    info["blas"] = blas_kernel()
     if reference_available():
         from importlib.metadata import version
 
@@ -351,14 +368,24 @@ def spread(stats: dict) -> str:
     return f"{stats['median_ms']:.1f} ±{(stats['q3_ms'] - stats['q1_ms']) / 2:.1f}"
 
 
+def header(report: dict) -> str:
+    """The line above the table: the BLAS kernel in use (the machine's settings, such as
+    ``OPENBLAS_CORETYPE``, can change it) and the thread count."""
+    m = report["machine"]
+    kernels = ", ".join(f"{b['internal_api']} {b['version']} kernel {b['architecture']}"
+                        for b in m.get("blas", [])) or "no BLAS found by threadpoolctl"
+    return (f"BLAS: {kernels}; OPENBLAS_CORETYPE={m.get('OPENBLAS_CORETYPE') or 'unset'}; "
+            f"{report['threads']} compute threads")
+
+
 def table(report: dict) -> str:
-    """The results as a Markdown table, with the machine and notes under it."""
+    """The results as a Markdown table, the BLAS kernel above it, the machine and notes under."""
     reference = report["reference"]
-    header = ["size", "ours step ms", "ours tok/s"]
-    header += ["hf step ms", "hf tok/s", "step speedup"] if reference else []
-    header += ["ours fwd ms"] + (["hf fwd ms", "fwd speedup"] if reference else [])
-    header += ["GFLOP/s", "peak share", "ours step MiB"]
-    header += ["hf step MiB", "mem ratio"] if reference else []
+    columns = ["size", "ours step ms", "ours tok/s"]
+    columns += ["hf step ms", "hf tok/s", "step speedup"] if reference else []
+    columns += ["ours fwd ms"] + (["hf fwd ms", "fwd speedup"] if reference else [])
+    columns += ["GFLOP/s", "peak share", "ours step MiB"]
+    columns += ["hf step MiB", "mem ratio"] if reference else []
     rows = []
     for r in report["results"]:
         ours_, row = r["ours"], [r["size"]]
@@ -378,7 +405,8 @@ def table(report: dict) -> str:
             row += ([f"{memory['transformers']['step_peak_mib']:.1f}",
                      f"{r['memory_ratio']:.2f}x"] if memory else ["-", "-"])
         rows.append(row)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [header(report), "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     m = report["machine"]
     lines += ["", f"{m['cpu']}, {m['cpu_count']} CPUs, {report['threads']} threads, "
@@ -418,10 +446,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.worker:  # inside a worker process: the environment already fixes the threads
-        if importlib.util.find_spec("threadpoolctl") is not None:
-            from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits
 
-            threadpool_limits(args.threads)
+        from bert.engine.pool import set_threads
+
+        threadpool_limits(args.threads)  # torch's OpenMP too
+        set_threads(args.threads)  # our pool; BLAS on one thread
         size = SIZES[args.size]
         if args.worker == "time":
             out = time_worker(size, args.threads, args.repeats, args.warmup, args.reference)
