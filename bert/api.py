@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bert.core.config import WORD_EMBEDDINGS, BertConfig, param_shapes
-from bert.core.model import Params, backward, check_params, forward, init_params, predict
+from bert.core.model import Params, backward, forward, init_params, pack_params, predict
 from bert.storage import interop
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,7 @@ class BertForPreTraining:
         if params is None:
             self.params = init_params(config, np.random.default_rng(seed), dtype)
         else:
-            check_params(config, params)
-            self.params = {name: np.array(params[name], dtype=dtype)
-                           for name in param_shapes(config)}
+            self.params = pack_params(config, params, dtype)
         self.rng = np.random.default_rng([seed, 1])
 
     @property

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bert.core.config import WORD_EMBEDDINGS, BertConfig, layer_prefix, param_shapes
+from bert.core.flat import FlatParams, zeros_like
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import (
     AttentionCache,
@@ -59,16 +60,48 @@ def is_decayed(name: str) -> bool:
     return not (name.endswith("bias") or "LayerNorm" in name)
 
 
+_QKV = ("query", "key", "value")
+
+
+def _qkv_names(prefix: str, kind: str) -> list[str]:
+    """The query, key and value projections' ``kind`` ("weight" or "bias") of a layer."""
+    return [f"{prefix}.attention.self.{projection}.{kind}" for projection in _QKV]
+
+
+def buffer_order(config: BertConfig) -> list[str]:
+    """The parameters in the order of their flat buffer: state-dict order, except that each
+    layer's query, key and value weights follow each other, then their biases, so that the
+    stacked projection (3H, H) is a view of the buffer."""
+    order = []
+    for name in param_shapes(config):
+        prefix, _, rest = name.partition(".attention.self.")
+        if not rest:
+            order.append(name)
+        elif rest == "query.weight":
+            order += _qkv_names(prefix, "weight") + _qkv_names(prefix, "bias")
+    return order
+
+
+def pack_params(
+    config: BertConfig, arrays: Mapping[str, np.ndarray], dtype: np.dtype | None = None
+) -> FlatParams:
+    """A copy of ``arrays`` (the parameters of ``config``, in state-dict order) in one flat
+    buffer laid out by ``buffer_order``."""
+    check_params(config, arrays)
+    return FlatParams.of({name: arrays[name] for name in param_shapes(config)}, dtype,
+                         buffer_order(config))
+
+
 def init_params(
     config: BertConfig, rng: np.random.Generator, dtype: np.dtype = np.float32
-) -> Params:
-    """Initialize as transformers does.
+) -> FlatParams:
+    """Initialize as transformers does, in one flat buffer (``pack_params``).
 
     Matrices and embeddings ~ normal(0, initializer_range), biases 0, LayerNorm weight 1 and
     bias 0, the [PAD] row of the word embeddings 0. Draws are made in float64 in state-dict
     order and then cast, so float32 and float64 models start from the same values.
     """
-    params: Params = {}
+    params = FlatParams(param_shapes(config), dtype, buffer_order(config))
     for name, shape in param_shapes(config).items():
         if name.endswith("LayerNorm.weight"):
             value = np.ones(shape)
@@ -163,10 +196,15 @@ def _layernorm(
 
 
 def _qkv(params: Params, prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    """The query, key and value projections stacked: weight (3H, H), bias (3H,)."""
-    names = [f"{prefix}.attention.self.{p}" for p in ("query", "key", "value")]
-    return (np.concatenate([params[f"{n}.weight"] for n in names]),
-            np.concatenate([params[f"{n}.bias"] for n in names]))
+    """The query, key and value projections stacked: weight (3H, H), bias (3H,); views of a
+    flat buffer laid out by ``buffer_order``, else concatenated."""
+    stacked = []
+    for kind in ("weight", "bias"):
+        names = _qkv_names(prefix, kind)
+        span = params.span(names) if isinstance(params, FlatParams) else None
+        stacked.append(np.concatenate([params[n] for n in names]) if span is None else span)
+    weight, bias = stacked
+    return weight.reshape(len(bias), -1), bias
 
 
 def _embeddings_forward(params, config, input_ids, token_type_ids, rng):
@@ -341,7 +379,7 @@ def _encoder_layer_backward(grads, prefix, dout, cache: EncoderLayerCache):
     dcontext = _linear_backward(grads, f"{prefix}.attention.output.dense", da,
                                 cache.attention_output)
     dx, dqkv_weight, dqkv_bias = self_attention_backward(dcontext, cache.attention)
-    for j, projection in enumerate(("query", "key", "value")):
+    for j, projection in enumerate(_QKV):
         rows = slice(j * len(dqkv_bias) // 3, (j + 1) * len(dqkv_bias) // 3)
         _accumulate(grads, f"{prefix}.attention.self.{projection}.weight", dqkv_weight[rows])
         _accumulate(grads, f"{prefix}.attention.self.{projection}.bias", dqkv_bias[rows])
@@ -369,7 +407,7 @@ def backward(params: Params, config: BertConfig, cache: ForwardCache) -> Params:
     """
     dtype = params[WORD_EMBEDDINGS].dtype
     B, T, H = cache.hidden_shape
-    grads: Params = {name: np.zeros_like(value) for name, value in params.items()}
+    grads = zeros_like(params)  # in the parameters' flat layout, if they have one
     dnsp_logits = cross_entropy_backward(cache.nsp_weight, cache.nsp_loss)
     dhidden = _nsp_head_backward(grads, dnsp_logits, cache.nsp_head, cache.hidden_shape, dtype)
     dmlm_logits = cross_entropy_backward(cache.mlm_weight, cache.mlm_loss)

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bert.core.flat import flat_buffers, zeros_like
+from bert.engine.pool import for_elements
+
 
 @dataclass(frozen=True)
 class AdamWConfig:
@@ -29,12 +32,9 @@ class AdamWConfig:
 
 
 def init_state(params: Mapping[str, np.ndarray]) -> dict:
-    """A fresh AdamW state: ``step`` 0 and zero moments shaped like each parameter."""
-    return {
-        "step": 0,
-        "exp_avg": {name: np.zeros_like(p) for name, p in params.items()},
-        "exp_avg_sq": {name: np.zeros_like(p) for name, p in params.items()},
-    }
+    """A fresh AdamW state: ``step`` 0 and zero moments shaped like each parameter (in the same
+    flat layout when ``params`` has one, ``bert.core.flat``)."""
+    return {"step": 0, "exp_avg": zeros_like(params), "exp_avg_sq": zeros_like(params)}
 
 
 def adamw_step(
@@ -46,38 +46,52 @@ def adamw_step(
     decayed: Callable[[str], bool],
 ) -> None:
     """One AdamW update of ``params`` and ``state``, in place; weight decay applies to the
-    parameters whose name ``decayed`` accepts."""
+    parameters whose name ``decayed`` accepts.
+
+    When the parameters, gradients and moments share one flat layout (``bert.core.flat``), the
+    update runs once over the buffers (in blocks on the compute pool), else once per tensor;
+    either way every element goes through the same operations.
+    """
     state["step"] += 1
     step = state["step"]
     bias_correction1 = 1 - config.beta1**step
     bias_correction2_sqrt = math.sqrt(1 - config.beta2**step)
     step_size = lr / bias_correction1
-    for name, param in params.items():
-        grad, exp_avg, exp_avg_sq = grads[name], state["exp_avg"][name], state["exp_avg_sq"][name]
-        scratch = np.empty_like(param)  # the one temporary, reused by every line below
-        if config.weight_decay and decayed(name):
-            param *= 1 - lr * config.weight_decay  # decoupled weight decay
-        # exp_avg += (1 - beta1) * (grad - exp_avg)
-        np.subtract(grad, exp_avg, out=scratch)
-        scratch *= 1 - config.beta1
-        exp_avg += scratch
-        # exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad^2
-        exp_avg_sq *= config.beta2
-        np.multiply(grad, grad, out=scratch)
-        scratch *= 1 - config.beta2
-        exp_avg_sq += scratch
-        # param -= step_size * exp_avg / (sqrt(exp_avg_sq) / sqrt(bias_correction2) + eps)
-        denom = np.sqrt(exp_avg_sq, out=scratch)
-        denom /= bias_correction2_sqrt
-        denom += config.eps
-        update = np.divide(exp_avg, denom, out=scratch)
-        update *= step_size
-        param -= update
+    if config.weight_decay:
+        for name, param in params.items():
+            if decayed(name):
+                param *= 1 - lr * config.weight_decay  # decoupled weight decay
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    flat = flat_buffers(params, grads, exp_avg, exp_avg_sq)
+    groups = [flat] if flat else [(params[n], grads[n], exp_avg[n], exp_avg_sq[n]) for n in params]
+    for param, grad, m, v in groups:
+
+        def elements(r: slice, param=param, grad=grad, m=m, v=v) -> None:
+            scratch = np.subtract(grad[r], m[r])  # the one temporary of the block
+            # m += (1 - beta1) * (grad - m)
+            scratch *= 1 - config.beta1
+            m[r] += scratch
+            # v = beta2 * v + (1 - beta2) * grad^2
+            v[r] *= config.beta2
+            np.multiply(grad[r], grad[r], out=scratch)
+            scratch *= 1 - config.beta2
+            v[r] += scratch
+            # param -= step_size * m / (sqrt(v) / sqrt(bias_correction2) + eps)
+            denom = np.sqrt(v[r], out=scratch)
+            denom /= bias_correction2_sqrt
+            denom += config.eps
+            update = np.divide(m[r], denom, out=scratch)
+            update *= step_size
+            param[r] -= update
+
+        for_elements(param.shape, elements)
 
 
 def global_norm(grads: Mapping[str, np.ndarray]) -> float:
-    """The 2-norm of all gradients taken as one vector."""
-    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    """The 2-norm of all gradients taken as one vector (one product over a flat buffer)."""
+    flat = flat_buffers(grads)
+    tensors = flat or grads.values()
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in tensors))
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
@@ -89,7 +103,7 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     total_norm = global_norm(grads)
     coefficient = min(max_norm / (total_norm + 1e-6), 1.0)
     if coefficient < 1.0:
-        for grad in grads.values():
+        for grad in flat_buffers(grads) or grads.values():
             grad *= coefficient
     return total_norm
 

@@ -22,9 +22,11 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from bert.core.config import BertConfig
+from bert.core.model import pack_params
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
 from bert.core.step import NonFiniteError, StepResult, training_step
 from bert.data.datasets import load_dataset
+from bert.engine.pool import set_threads
 from bert.errors import TrainingDivergedError, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage.atomic import write_json
@@ -52,8 +54,7 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 def fresh_state(params: Params, config: BertConfig, layout: Layout) -> ckpt.TrainingState:
     """Step 0: the initial weights, zero AdamW moments, the dropout generator seeded."""
     _, weights = ckpt.load_weights(layout.init_weights, INIT_FIX, config)
-    dtype = np.dtype(params.training.dtype)
-    weights = {name: value.astype(dtype) for name, value in weights.items()}
+    weights = pack_params(config, weights, np.dtype(params.training.dtype))
     return ckpt.TrainingState(
         params=weights, optimizer=init_state(weights),
         rng=np.random.default_rng([params.training.random_seed, DROPOUT_STREAM]),
@@ -141,12 +142,21 @@ def open_run(params: Params, layout: Layout) -> Run:
     else:
         log.info("resuming from step %d (epoch %d, batch %d) in %s", state.step,
                  *divmod(state.step, params.data.num_train_batches), folder)
+        packed(state, config)
     return Run(params, layout, config, run, folder,
                load_dataset(layout.train_data, params.data),
                load_dataset(layout.test_data, params.data), state,
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
                saved_step=state.step, epoch_start=state.step)
+
+
+def packed(state: ckpt.TrainingState, config: BertConfig) -> None:
+    """Put the weights and AdamW's moments of a loaded state into one flat buffer each, in one
+    layout (``bert.core.flat``), so that the optimizer makes a few passes over the buffers."""
+    state.params = pack_params(config, state.params)
+    for moment in ("exp_avg", "exp_avg_sq"):
+        state.optimizer[moment] = pack_params(config, state.optimizer[moment])
 
 
 def next_batch(run: Run) -> dict[str, np.ndarray]:
@@ -219,6 +229,8 @@ def finish(run: Run) -> None:
 def train(params: Params, layout: Layout = Layout(), progress: bool = True) -> ckpt.TrainingState:
     """The train stage: resume the newest valid checkpoint of this run (or start), train to
     ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``."""
+    threads = set_threads(params.training.threads)
+    log.info("%d compute threads", threads)
     run = open_run(params, layout)
     with deferred_interrupts() as signals, logging_redirect_tqdm(), tqdm(
         total=run.total_steps, initial=run.state.step, disable=not progress, unit="step",
