@@ -82,7 +82,8 @@ class _Pool:
             except BaseException as caught:
                 error = caught
             for _ in range(helpers):  # wait for every helper before any buffer is reused
-                error = error or self._done.get()
+                helper_error = self._done.get()
+                error = error or helper_error
             if error is not None:
                 raise error
         finally:
@@ -129,9 +130,12 @@ def for_blocks(rows: int, rows_per_block: int, chain: Callable[[slice], None]) -
     ``chain`` must read what it likes but write only the rows of its block (of arrays made
     before the call); the blocks are the same for every thread count.
     """
-    count = -(-rows // rows_per_block)
+    if rows <= rows_per_block or _POOL.threads == 1:  # one block, or one thread: no hand-off
+        for start in range(0, rows, rows_per_block):
+            chain(slice(start, start + rows_per_block))
+        return
     _POOL.run(lambda i: chain(slice(i * rows_per_block, min((i + 1) * rows_per_block, rows))),
-              count)
+              -(-rows // rows_per_block))
 
 
 def for_rows(rows: int, row_size: int, chain: Callable[[slice], None]) -> None:
