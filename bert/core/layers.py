@@ -219,9 +219,12 @@ def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out.reshape(x.shape), derivative.reshape(x.shape)
 
 
-def gelu_backward(dout: np.ndarray, derivative: np.ndarray) -> np.ndarray:
-    """d/dx [x Phi(x)] = Phi(x) + x phi(x), cached by the forward pass."""
-    return elementwise(np.multiply, dout, derivative)
+def gelu_backward(
+    dout: np.ndarray, derivative: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """d/dx [x Phi(x)] = Phi(x) + x phi(x), cached by the forward pass; into ``out`` if given
+    (which may be ``dout``)."""
+    return elementwise(np.multiply, dout, derivative, out)
 
 
 def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -432,25 +435,39 @@ def cross_entropy_forward(
     """Mean cross-entropy of logits (N, C) against labels (N,) over the rows not ignored.
 
     Rows labelled ``ignore_index`` carry no loss. With no row left the loss is 0 (torch would
-    give NaN) and so is the gradient. The cache is the softmax (N, C), made in one new array.
+    give NaN) and so is the gradient. The cache is the softmax (N, C), made in one new array;
+    the rows go through the chain in blocks, and the loss is summed over all rows at the end.
     """
     valid = labels != ignore_index
     count = int(valid.sum())
     safe_labels = np.where(valid, labels, 0)
-    probs = logits - logits.max(axis=-1, keepdims=True)  # shifted logits for now
-    picked = np.take_along_axis(probs, safe_labels[:, None], axis=-1)[:, 0]  # (N,)
-    np.exp(probs, out=probs)
-    norm = probs.sum(axis=-1)  # (N,)
-    nll = np.where(valid, np.log(norm) - picked, 0)
-    loss = float(nll.sum() / count) if count else 0.0
-    probs /= norm[:, None]
+    probs = np.empty_like(logits)
+    nll = np.empty(len(logits), dtype=logits.dtype)  # (N,) -log softmax at the label
+
+    def rows(r: slice) -> None:
+        shifted = np.subtract(logits[r], logits[r].max(axis=-1, keepdims=True), out=probs[r])
+        picked = np.take_along_axis(shifted, safe_labels[r, None], axis=-1)[:, 0]
+        np.exp(shifted, out=shifted)
+        norm = shifted.sum(axis=-1)
+        np.subtract(np.log(norm), picked, out=nll[r])
+        shifted /= norm[:, None]
+
+    for_rows(len(logits), logits.shape[-1], rows)
+    loss = float(np.where(valid, nll, 0).sum() / count) if count else 0.0
     return loss, CrossEntropyCache(probs, safe_labels, valid, count)
 
 
 def cross_entropy_backward(dloss: float, cache: CrossEntropyCache) -> np.ndarray:
     """dlogits (N, C) = (softmax - one_hot) / count on valid rows, 0 on ignored ones."""
-    probs, safe_labels, valid, count = cache.probs, cache.safe_labels, cache.valid, cache.count
-    dlogits = probs.copy()
-    dlogits[np.arange(len(safe_labels)), safe_labels] -= 1
-    dlogits *= (valid * (dloss / max(count, 1))).astype(dlogits.dtype)[:, None]
+    probs, safe_labels = cache.probs, cache.safe_labels
+    row_weight = (cache.valid * (dloss / max(cache.count, 1))).astype(probs.dtype)  # (N,)
+    dlogits = np.empty_like(probs)
+
+    def rows(r: slice) -> None:
+        block = dlogits[r]
+        np.copyto(block, probs[r])
+        block[np.arange(len(block)), safe_labels[r]] -= 1
+        block *= row_weight[r, None]
+
+    for_rows(len(probs), probs.shape[-1], rows)
     return dlogits

@@ -153,7 +153,7 @@ class EncoderLayerCache(NamedTuple):
 
 class EncoderCache(NamedTuple):
     embeddings: EmbeddingsCache
-    layers: list[EncoderLayerCache]  # one per encoder layer
+    layers: list[EncoderLayerCache | None]  # one per encoder layer; None once backward used it
 
 
 class MlmHeadCache(NamedTuple):
@@ -253,7 +253,8 @@ def _mlm_head_forward(params, config, hidden):
 
 def _nsp_head_forward(params, hidden):
     """hidden (B, T, H) -> NSP logits (B, 2) from the pooled [CLS] vector."""
-    pooled, c_pool = _linear(params, "bert.pooler.dense", hidden[:, 0])
+    cls = np.ascontiguousarray(hidden[:, 0])  # (B, H): the cache keeps this, not all of hidden
+    pooled, c_pool = _linear(params, "bert.pooler.dense", cls)
     pooled, c_tanh = tanh_forward(pooled)
     logits, c_cls = _linear(params, "cls.seq_relationship", pooled)
     return logits, NspHeadCache(c_pool, c_tanh, c_cls)
@@ -362,7 +363,7 @@ def _mlm_head_backward(grads, dlogits, cache: MlmHeadCache):
     _accumulate(grads, WORD_EMBEDDINGS, dword)
     _accumulate(grads, "cls.predictions.bias", dbias)
     dt = _layernorm_backward(grads, "cls.predictions.transform", dt, cache.ln)
-    dt = gelu_backward(dt, cache.gelu)
+    dt = gelu_backward(dt, cache.gelu, out=dt)
     return _linear_backward(grads, "cls.predictions.transform.dense", dt, cache.dense)
 
 
@@ -371,7 +372,7 @@ def _encoder_layer_backward(grads, prefix, dout, cache: EncoderLayerCache):
     dsum2 = _layernorm_backward(grads, f"{prefix}.output", dout, cache.ln2)  # d(o + h)
     do = dropout_backward(dsum2, cache.output_dropout)
     dg = _linear_backward(grads, f"{prefix}.output.dense", do, cache.output)
-    df = gelu_backward(dg, cache.gelu)
+    df = gelu_backward(dg, cache.gelu, out=dg)  # dg is not needed after
     dh = _linear_backward(grads, f"{prefix}.intermediate.dense", df, cache.intermediate)
     dh += dsum2
     dsum1 = _layernorm_backward(grads, f"{prefix}.attention.output", dh, cache.ln1)  # d(a + x)
@@ -403,19 +404,22 @@ def backward(params: Params, config: BertConfig, cache: ForwardCache) -> Params:
     """Gradients of the total loss for every parameter: ``forward`` read backwards.
 
     The gradients start at zero and every contribution is added to them, so the tied word
-    embeddings get the sum of the decoder's and the lookup's parts in any order.
+    embeddings get the sum of the decoder's and the lookup's parts in any order. Each encoder
+    layer's cache is released (set to None in ``cache.encoder.layers``) once its backward is
+    done, as autograd frees saved tensors, so that memory falls as the pass goes down.
     """
     dtype = params[WORD_EMBEDDINGS].dtype
     B, T, H = cache.hidden_shape
     grads = zeros_like(params)  # in the parameters' flat layout, if they have one
     dnsp_logits = cross_entropy_backward(cache.nsp_weight, cache.nsp_loss)
     dhidden = _nsp_head_backward(grads, dnsp_logits, cache.nsp_head, cache.hidden_shape, dtype)
-    dmlm_logits = cross_entropy_backward(cache.mlm_weight, cache.mlm_loss)
-    dhidden.reshape(B * T, H)[cache.scored] += _mlm_head_backward(grads, dmlm_logits,
-                                                                   cache.mlm_head)
+    dhidden.reshape(B * T, H)[cache.scored] += _mlm_head_backward(
+        grads, cross_entropy_backward(cache.mlm_weight, cache.mlm_loss), cache.mlm_head)
     dx = dhidden
+    layers = cache.encoder.layers
     for i in reversed(range(config.num_hidden_layers)):
-        dx = _encoder_layer_backward(grads, layer_prefix(i), dx, cache.encoder.layers[i])
+        dx = _encoder_layer_backward(grads, layer_prefix(i), dx, layers[i])
+        layers[i] = None
     _embeddings_backward(grads, config, dx, cache.encoder.embeddings)
     return grads
 

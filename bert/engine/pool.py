@@ -148,9 +148,13 @@ def for_elements(shape: tuple[int, ...], chain: Callable[[slice], None]) -> None
     for_rows(shape[0], math.prod(shape[1:]), chain)
 
 
-def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``ufunc(a, b)`` for two arrays of one shape, in blocks over the pool."""
-    out = np.empty(a.shape, dtype=np.result_type(a, b))
+def elementwise(
+    ufunc: np.ufunc, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``ufunc(a, b)`` for two arrays of one shape, in blocks over the pool, into ``out`` (a new
+    array if None; it may be ``a`` or ``b``)."""
+    if out is None:
+        out = np.empty(a.shape, dtype=np.result_type(a, b))
     for_elements(a.shape, lambda r: ufunc(a[r], b[r], out=out[r]))
     return out
 
