@@ -147,7 +147,7 @@ def layernorm_forward(
         np.multiply(centered, weight, out=out[r])
         out[r] += bias
 
-    for_rows(len(x2d), x2d.shape[1], rows)
+    for_rows(len(x2d), x2d.shape[1], rows, passes=9)
     lead = x.shape[:-1]
     return out.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(*lead, 1),
                                                 weight)
@@ -182,7 +182,7 @@ def layernorm_backward(
         dxhat -= mean_dxhat
         dxhat *= rstd[r]
 
-    for_rows(len(dout2d), H, rows)
+    for_rows(len(dout2d), H, rows, passes=10)
     return dx.reshape(dout.shape), dout_xhat.sum(axis=0), dout2d.sum(axis=0)
 
 
@@ -215,7 +215,7 @@ def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pdf *= xb
         np.add(cdf, pdf, out=derivative[r])
 
-    for_rows(len(flat), flat.shape[1], rows)
+    for_rows(len(flat), flat.shape[1], rows, passes=30)
     return out.reshape(x.shape), derivative.reshape(x.shape)
 
 
@@ -272,7 +272,7 @@ def dropout_forward(
         np.multiply(x[r], keep[r], out=out[r])
         out[r] *= scale
 
-    for_elements(x.shape, elements)
+    for_elements(x.shape, elements, passes=3)
     return out, DropoutCache(keep, scale)
 
 
@@ -286,7 +286,7 @@ def dropout_backward(dout: np.ndarray, cache: DropoutCache | None) -> np.ndarray
         np.multiply(dout[r], cache.keep[r], out=dx[r])
         dx[r] *= cache.scale
 
-    for_elements(dout.shape, elements)
+    for_elements(dout.shape, elements, passes=2)
     return dx
 
 
@@ -384,7 +384,7 @@ def self_attention_forward(
             p *= dropout.scale
         np.matmul(p, v[r], out=context[r])
 
-    for_rows(B, num_heads * T * T, batch_rows)
+    for_rows(B, num_heads * T * T, batch_rows, passes=12 + 4 * D)
     return out, AttentionCache(linear_cache, q, k, v, probs, dropout, scale)
 
 
@@ -417,7 +417,7 @@ def self_attention_backward(
         dq[r] *= cache.scale  # the queries were scaled
         np.matmul(dscores.transpose(0, 1, 3, 2), q[r], out=dk[r])
 
-    for_rows(B, NH * T * T, batch_rows)
+    for_rows(B, NH * T * T, batch_rows, passes=8 + 6 * D)
     dx, dqkv_weight, dqkv_bias = linear_backward(dqkv, cache.linear)
     # The key bias adds q.b_k to every score of a query alike, which softmax ignores: its exact
     # gradient is 0. Summing dk would give round-off noise, which Adam's normalization amplifies
@@ -452,7 +452,7 @@ def cross_entropy_forward(
         np.subtract(np.log(norm), picked, out=nll[r])
         shifted /= norm[:, None]
 
-    for_rows(len(logits), logits.shape[-1], rows)
+    for_rows(len(logits), logits.shape[-1], rows, passes=8)
     loss = float(np.where(valid, nll, 0).sum() / count) if count else 0.0
     return loss, CrossEntropyCache(probs, safe_labels, valid, count)
 
@@ -469,5 +469,5 @@ def cross_entropy_backward(dloss: float, cache: CrossEntropyCache) -> np.ndarray
         block[np.arange(len(block)), safe_labels[r]] -= 1
         block *= row_weight[r, None]
 
-    for_rows(len(probs), probs.shape[-1], rows)
+    for_rows(len(probs), probs.shape[-1], rows, passes=3)
     return dlogits

@@ -84,7 +84,7 @@ def adamw_step(
             update *= step_size
             param[r] -= update
 
-        for_elements(param.shape, elements)
+        for_elements(param.shape, elements, passes=12)
 
 
 def global_norm(grads: Mapping[str, np.ndarray]) -> float:

@@ -34,6 +34,10 @@ BLOCK_ELEMENTS = 65536
 # Multiply-adds per block of a matrix product: about 0.1 ms of BLAS work, long beside the
 # hand-off, short enough to balance the blocks over the threads.
 PRODUCT_BLOCK = 1 << 24
+# Element-passes (elements times the passes of the chain) below which a chain runs on the
+# calling thread alone: waking another thread costs tens of microseconds on an idle machine (a
+# time slice on a busy one), more than a light pass over a few hundred thousand elements saves.
+PARALLEL_WORK = 1 << 21
 
 
 class _Pool:
@@ -123,14 +127,17 @@ def block_rows(row_size: int, elements: int = BLOCK_ELEMENTS) -> int:
     return max(1, elements // max(row_size, 1))
 
 
-def for_blocks(rows: int, rows_per_block: int, chain: Callable[[slice], None]) -> None:
+def for_blocks(
+    rows: int, rows_per_block: int, chain: Callable[[slice], None], parallel: bool = True
+) -> None:
     """Call ``chain(slice(start, stop))`` for consecutive blocks of ``rows_per_block`` rows
-    covering ``range(rows)``, on the pool's threads.
+    covering ``range(rows)``, on the pool's threads (on the calling thread alone if not
+    ``parallel``).
 
     ``chain`` must read what it likes but write only the rows of its block (of arrays made
     before the call); the blocks are the same for every thread count.
     """
-    if rows <= rows_per_block or _POOL.threads == 1:  # one block, or one thread: no hand-off
+    if rows <= rows_per_block or _POOL.threads == 1 or not parallel:  # no hand-off
         for start in range(0, rows, rows_per_block):
             chain(slice(start, start + rows_per_block))
         return
@@ -138,14 +145,21 @@ def for_blocks(rows: int, rows_per_block: int, chain: Callable[[slice], None]) -
               -(-rows // rows_per_block))
 
 
-def for_rows(rows: int, row_size: int, chain: Callable[[slice], None]) -> None:
-    """``for_blocks`` with blocks of about ``BLOCK_ELEMENTS`` elements, rows of ``row_size``."""
-    for_blocks(rows, block_rows(row_size), chain)
+def for_rows(
+    rows: int, row_size: int, chain: Callable[[slice], None], passes: int = 1
+) -> None:
+    """``for_blocks`` with blocks of about ``BLOCK_ELEMENTS`` elements, rows of ``row_size``;
+    on several threads when the chain's work (about ``passes`` passes over every element)
+    reaches ``PARALLEL_WORK``."""
+    parallel = rows * row_size * passes >= PARALLEL_WORK
+    for_blocks(rows, block_rows(row_size), chain, parallel)
 
 
-def for_elements(shape: tuple[int, ...], chain: Callable[[slice], None]) -> None:
+def for_elements(
+    shape: tuple[int, ...], chain: Callable[[slice], None], passes: int = 1
+) -> None:
     """``for_rows`` over the first axis of arrays of ``shape`` (the slice indexes that axis)."""
-    for_rows(shape[0], math.prod(shape[1:]), chain)
+    for_rows(shape[0], math.prod(shape[1:]), chain, passes)
 
 
 def elementwise(
