@@ -89,7 +89,8 @@ def train_steps(threads: int, steps: int = 3) -> dict[str, np.ndarray]:
 
 
 def test_training_steps_are_bit_identical_for_any_thread_count_and_run_to_run():
-    one, two, again = train_steps(1), train_steps(2), train_steps(2)
+    one, two, three, again = train_steps(1), train_steps(2), train_steps(3), train_steps(2)
     for name in one:
         np.testing.assert_array_equal(one[name], two[name], err_msg=name)
+        np.testing.assert_array_equal(one[name], three[name], err_msg=name)
         np.testing.assert_array_equal(two[name], again[name], err_msg=name)
