@@ -333,8 +333,9 @@ def _split_heads(x: np.ndarray, num_heads: int, head_size: int) -> np.ndarray:
 
     Each (T, D) matrix is strided by the row length, which BLAS takes as it is: no copy.
     """
-    B, T, _ = x.shape
-    return x.reshape(B, T, -1, num_heads, head_size).transpose(2, 0, 3, 1, 4)
+    B, T, width = x.shape
+    return x.reshape(B, T, width // (num_heads * head_size), num_heads, head_size).transpose(
+        2, 0, 3, 1, 4)
 
 
 def self_attention_forward(
