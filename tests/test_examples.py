@@ -171,7 +171,7 @@ def test_default_parameters_leave_much_to_learn():
 
 def test_optimum_averages_the_exact_posteriors():
     """optimum() on a tiny dataset equals the mean of brute-force posteriors at the labels."""
-    from tests.test_corpus import brute_force
+    from tests.test_language import brute_force
 
     language = draw_language(np.random.default_rng(5), 3, 2, 2, 0.5, 0.1)
     examples = make_examples(np.random.default_rng(6), language, 12, 8, 0.4, 0.5)
