@@ -16,7 +16,7 @@ from bert.data.datasets import (
     make_datasets,
 )
 from bert.data.examples import optimum
-from bert.data.language import SEP
+from bert.data.tokens import SEP
 from bert.errors import DataFileError
 from bert.workflow.params import DataParams
 

@@ -16,7 +16,8 @@ from bert.data.examples import (
     observation_model,
     optimum,
 )
-from bert.data.language import CLS, MASK, NUM_SPECIAL, PAD, SEP, draw_language
+from bert.data.language import draw_language
+from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
 from bert.workflow.params import DataParams
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bert.data.datasets import load_dataset
-from bert.data.language import MASK, token_name
+from bert.data.tokens import MASK, token_name
 from bert.errors import DataFileError
 
 

@@ -21,7 +21,7 @@ from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import softmax
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
-from bert.data.language import token_name
+from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError, remake_hint
 from bert.storage.atomic import read_json
 from bert.storage.checkpoint import load_weights

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from bert.core.config import BertConfig
-from bert.data.language import NUM_SPECIAL, PAD
+from bert.data.tokens import NUM_SPECIAL, PAD
 from bert.errors import ParamsError
 
 S = TypeVar("S", bound="Section")
