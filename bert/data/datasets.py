@@ -103,13 +103,6 @@ def load_dataset(path: str | Path, params: DataParams | None = None) -> dict[str
     return _read(path, tuple(EXAMPLE_SPECS), params).arrays
 
 
-def load_language(path: str | Path) -> Language:
-    """The language stored in a dataset file."""
-    arrays = _read(path, tuple(LANGUAGE_SPECS), None).arrays
-    return Language(arrays["language/topic_prior"], arrays["language/start"],
-                    arrays["language/transition"])
-
-
 def load_optimum(path: str | Path) -> dict[str, float]:
     """The Bayes-optimal scores and the baselines stored in a test file.
 

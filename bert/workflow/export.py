@@ -1,0 +1,14 @@
+"""The export stage: the trained model as a transformers directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bert.storage.interop import export_model
+from bert.workflow.layout import Layout
+from bert.workflow.params import Params
+
+
+def export(params: Params, layout: Layout = Layout()) -> Path:
+    """Write ``artifacts/export/`` from ``artifacts/model.h5``."""
+    return export_model(layout.model_weights, layout.export_dir)
