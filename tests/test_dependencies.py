@@ -73,16 +73,18 @@ def test_editing_comments_and_docstrings_reruns_nothing(project):
                  '"""Add one more gradient contribution')
     project.edit("core/layers.py", "# (N, out): one 2-D product for BLAS",
                  "# (N, out): one 2-D product, as BLAS wants")
-    project.edit("workflow/train.py", '"""The train stage:', '"""The train stage, edited:')
+    project.edit("workflow/train.py", '"""The train stage: epochs',
+                 '"""The train stage, edited: epochs')
     assert project.doit()[0] == []
 
 
 def test_editing_the_model_math_reruns_init_and_train(project):
-    # the same numbers written another way: the weights come out bit-identical, so the stages
-    # after train find their inputs unchanged
+    # the same numbers written another way: every stage that runs the model reruns (evaluate
+    # and the pictures too), the weights and the metrics come out bit-identical, so the report
+    # finds its inputs unchanged
     project.edit("core/layers.py", "        cdf *= 0.5  # Phi(x)", "        cdf /= 2.0  # Phi(x)")
     ran, _ = project.doit()
-    assert ran == ["init", "train"]
+    assert ran == ["init", "train", "evaluate", *PICTURES]
 
 
 def test_editing_the_data_code_reruns_data(project):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bert.storage.interop import export_model
 from bert.workflow.layout import Layout
-from bert.workflow.params import Params
+
+if TYPE_CHECKING:  # the values are read, the module's code does not run
+    from bert.workflow.params import Params
 
 
 def export(params: Params, layout: Layout = Layout()) -> Path:
