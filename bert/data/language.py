@@ -14,7 +14,7 @@ a chain started from ``start[k]``. A sentence pair (A, B) is then:
                               B ~ a fresh chain of topic z' from start[z']
 
 with the lengths ``a, b`` and the label drawn independently of the tokens. The observation model
-(what masking does to a token, see ``bert.examples.observation_model``) is per position and
+(what masking does to a token, see ``bert.data.examples.observation_model``) is per position and
 independent, so exact inference is forward-backward over ``(topic, token)`` states, run on the
 continuation hypothesis (one chain over A+B) and on the random-next hypothesis (two independent
 chains), and mixed with their likelihoods: :func:`posterior`.
