@@ -430,8 +430,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated names among {', '.join(SIZES)} "
                              "(default: small,default,tiny,mini)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repetitions per size (default: 50, 10, 5 for default, tiny, "
-                             "mini)")
+                        help="timed repetitions per size (default: "
+                             f"{', '.join(f'{s.repeats} for {n}' for n, s in SIZES.items())})")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="BLAS / torch threads (default: the number of CPUs)")

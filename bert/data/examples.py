@@ -22,16 +22,12 @@ import numpy as np
 
 from bert.core.labels import IGNORE_INDEX
 from bert.data.language import (
-    CLS,
-    MASK,
-    NUM_SPECIAL,
-    PAD,
-    SEP,
     Language,
     context_free_posterior,
     posterior,
     sample_pairs,
 )
+from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
 
 MASK_FRACTION = 0.8  # of selected tokens, replaced by [MASK]
 RANDOM_FRACTION = 0.1  # of selected tokens, replaced by a random content token; the rest stay

@@ -12,6 +12,7 @@ from bert.errors import ParamsError
 from bert.storage import checkpoint as ckpt
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params, bert_config
+from bert.workflow.stages import stage
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def initialize(params: Params, layout: Layout = Layout()) -> None:
         model = starting_point(params, layout)
     else:
         model = BertForPreTraining(config, seed=params.model.random_seed, dtype=dtype)
-    ckpt.save_weights(layout.init_weights, config, model.params, params.stage_params("init"))
+    ckpt.save_weights(layout.init_weights, config, model.params, params.subset(stage("init").reads))
     log.info("initial weights written to %s (%d parameters)", layout.init_weights,
              sum(p.size for p in model.params.values()))
 
