@@ -100,7 +100,8 @@ def linear_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray
 ) -> tuple[np.ndarray, LinearCache]:
     """x (..., in) @ weight (out, in).T + bias (out,) -> (..., out)."""
-    out = matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)  # (N, out): 2-D products for BLAS
+    # (N, out): one 2-D product for BLAS per block of rows
+    out = matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)
     return out.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x, weight)
 
 
