@@ -51,7 +51,7 @@ class DropoutCache(NamedTuple):
 
 class AttentionCache(NamedTuple):
     linear: LinearCache  # of the stacked query, key and value projection
-    q: np.ndarray  # (B, NH, T, D) queries
+    q: np.ndarray  # (B, NH, T, D) queries times the scale (views of the projection)
     k: np.ndarray  # (B, NH, T, D) keys
     v: np.ndarray  # (B, NH, T, D) values
     probs: np.ndarray  # (B, NH, T, T) softmax of the scores, before dropout
@@ -386,7 +386,7 @@ def self_attention_forward(
             p *= dropout.scale
         np.matmul(p, v[r], out=context[r])
 
-    for_rows(B, num_heads * T * T, batch_rows, passes=12 + 4 * D)
+    for_rows(B, num_heads * T * T, batch_rows, passes=8 + 2 * D)  # a product: D passes
     return out, AttentionCache(linear_cache, q, k, v, probs, dropout, scale)
 
 
@@ -419,7 +419,7 @@ def self_attention_backward(
         dq[r] *= cache.scale  # the queries were scaled
         np.matmul(dscores.transpose(0, 1, 3, 2), q[r], out=dk[r])
 
-    for_rows(B, NH * T * T, batch_rows, passes=8 + 6 * D)
+    for_rows(B, NH * T * T, batch_rows, passes=6 + 4 * D)  # a product: D passes
     dx, dqkv_weight, dqkv_bias = linear_backward(dqkv, cache.linear)
     # The key bias adds q.b_k to every score of a query alike, which softmax ignores: its exact
     # gradient is 0. Summing dk would give round-off noise, which Adam's normalization amplifies
