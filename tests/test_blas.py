@@ -1,4 +1,4 @@
-"""The BLAS thread control: one thread inside the block, the previous count restored after."""
+"""The BLAS thread control: the count set is the count threadpoolctl reads back."""
 
 from __future__ import annotations
 
@@ -6,22 +6,18 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bert.engine.blas import single_blas_thread
+from bert.engine.blas import set_blas_threads
 
 
 def blas_threads() -> list[int]:
     return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
 
-def test_one_thread_inside_and_the_count_restored_after():
+def test_the_count_set_is_the_count_in_use():
     np.ones((2, 2)) @ np.ones((2, 2))  # NumPy's BLAS is loaded
     if not blas_threads():
         pytest.skip("no BLAS library found by threadpoolctl")
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = blas_threads()
-        with single_blas_thread():
-            assert blas_threads() == [1] * len(before)
-        assert blas_threads() == before
-        with pytest.raises(RuntimeError), single_blas_thread():
-            raise RuntimeError("restored on the way out of an error too")
-        assert blas_threads() == before
+    with threadpool_limits(limits=1, user_api="blas"):  # restores the count afterwards
+        for count in (2, 1):
+            set_blas_threads(count)
+            assert blas_threads() == [count] * len(blas_threads())

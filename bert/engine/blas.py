@@ -1,16 +1,15 @@
 """The number of threads of the BLAS library NumPy uses, through threadpoolctl.
 
-For the B * NH small matrix products of attention: split over several threads, each product
-costs a thread hand-off that can take longer than the product itself, and on a loaded machine a
-wait for a time slice (the Mini-size scores alone, measured: 1 s instead of 4 ms). One thread
-gives bit-identical results.
+The compute pool (``bert.engine.pool``) splits every large product into blocks of rows and runs
+each block as one BLAS call, so BLAS itself runs on one thread: its own threads would compete
+with the pool's (they spin for a while after each call), and on a loaded machine each small
+product split over several threads waits for a time slice (the Mini-size attention scores
+alone, measured: 1 s instead of 4 ms).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
@@ -25,24 +24,7 @@ def _blas_libraries() -> tuple:
 
 
 def set_blas_threads(threads: int) -> None:
-    """Set the thread count of every BLAS library NumPy loaded."""
+    """Set the thread count of every BLAS library NumPy loaded (threadpoolctl's ``limit`` does
+    the same but reads every library's version and settings at each call)."""
     for library in _blas_libraries():
         library.set_num_threads(threads)
-
-
-@contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with one BLAS thread, then restore the previous count.
-
-    threadpoolctl's ``limit`` does the same but reads every library's version and settings at
-    each call, several times slower; this reads and sets only the thread counts.
-    """
-    changed = [(library, library.num_threads) for library in _blas_libraries()]
-    changed = [(library, count) for library, count in changed if count != 1]
-    for library, _ in changed:
-        library.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for library, count in changed:
-            library.set_num_threads(count)
