@@ -11,9 +11,11 @@ import sys
 from doit import get_var
 from doit.tools import config_changed
 
-from bert.errors import ParamsError
+from bert.errors import BertError
 from bert.workflow.layout import Layout
+from bert.workflow.lock import hold_project_lock
 from bert.workflow.params import load_params
+from bert.workflow.report import clean_results
 from bert.workflow.stages import (
     PICTURES,
     STAGES,
@@ -32,11 +34,12 @@ DOIT_CONFIG = {
 }
 
 PARAMS_FILE = get_var("params", "params.yaml")
-try:
-    PARAMS = load_params(PARAMS_FILE)
-except ParamsError as error:
-    sys.exit(f"error: {error}")
 LAYOUT = Layout()
+try:
+    hold_project_lock(LAYOUT.root)  # for the life of this doit; its stages run under it
+    PARAMS = load_params(PARAMS_FILE)
+except BertError as error:
+    sys.exit(f"error: {error}")
 leave_interrupts_to_stages()
 
 
@@ -71,7 +74,8 @@ def task_evaluate():
 
 
 def task_report():
-    return stage_task(stage("report"))
+    # clean removes the results file only if the report stage wrote it
+    return {**stage_task(stage("report")), "clean": [(clean_results, [LAYOUT.results(PARAMS)])]}
 
 
 def task_export():

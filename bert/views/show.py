@@ -9,6 +9,7 @@ import numpy as np
 from bert.data.datasets import load_dataset
 from bert.data.language import MASK, token_name
 from bert.errors import DataFileError
+from bert.workflow.layout import Layout
 
 
 def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
@@ -37,7 +38,7 @@ def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
 
 def show(path: str | Path, index: int) -> str:
     """Example ``index`` of the dataset file ``path`` as text, headed by where it comes from."""
-    arrays = load_dataset(path)
+    arrays = load_dataset(path, fix=Layout().read_fix(path, "train_data", "test_data"))
     count = arrays["input_ids"].shape[0]
     if not -count <= index < count:
         raise DataFileError(f"{path}: has {count} examples, no example {index}; "

@@ -6,6 +6,7 @@ batch means), the NSP loss the mean over examples; accuracies count argmax hits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -14,11 +15,12 @@ from bert.core.config import BertConfig
 from bert.core.layers import IGNORE_INDEX, cross_entropy_forward
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
-from bert.errors import remake_hint
 from bert.storage.atomic import write_json
-from bert.storage.checkpoint import load_weights
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params, bert_config
+from bert.workflow.provenance import load_trained_model, model_id
+
+log = logging.getLogger(__name__)
 
 SCORE_KEYS = ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")  # what ``score`` measures
 
@@ -30,11 +32,14 @@ def score(
     batch_size: int,
     num_examples: int | None = None,
 ) -> dict[str, float]:
-    """Losses and accuracies of the model over the first ``num_examples`` examples (all: None).
+    """Losses and accuracies of the model over the first ``num_examples`` examples (all: None,
+    or more than there are). ``num_examples`` in the result is the number scored.
 
     data: the five example arrays (N, T) / (N,). Runs in inference mode (no dropout).
     """
-    total = len(data["nsp_labels"]) if num_examples is None else num_examples
+    total = len(data["nsp_labels"])
+    if num_examples is not None:
+        total = min(total, num_examples)
     sums = dict.fromkeys(("mlm_nll", "mlm_hits", "nsp_nll", "nsp_hits"), 0.0)
     num_labels = 0
     for start in range(0, total, batch_size):
@@ -97,15 +102,20 @@ def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
     """The evaluate stage: score ``artifacts/model.h5`` on the test set and the training set,
     beside the optimum stored with the test set; write ``artifacts/metrics.json``."""
     config = bert_config(params)
-    _, weights = load_weights(layout.model_weights, remake_hint("train"), config)
+    _, weights = load_trained_model(params, layout)
     evaluation = params.evaluation
     test = load_dataset(layout.test_data, params.data)
     train = load_dataset(layout.train_data, params.data)
+    available = len(train["nsp_labels"])
+    if evaluation.train_examples > available:
+        log.warning("evaluation.train_examples is %d but the training set has %d examples; "
+                    "scoring all %d", evaluation.train_examples, available, available)
     metrics = {
         "test": score(weights, config, test, evaluation.batch_size),
         "train": score(weights, config, train, evaluation.batch_size,
                        evaluation.train_examples or None),
         "optimum": load_optimum(layout.test_data),
+        "model": model_id(params),
     }
     write_json(layout.metrics, metrics)
     print(format_table(comparison_rows(metrics, metrics["optimum"])))

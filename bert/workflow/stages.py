@@ -147,7 +147,9 @@ def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = (
         write_results(params, layout)
     elif name == "export":
         from bert.storage.interop import export_model
+        from bert.workflow.provenance import check_trained_model
 
+        check_trained_model(params, layout)
         export_model(layout.model_weights, layout.export_dir)
     elif name == "plots":
         if not plots_available():

@@ -25,9 +25,9 @@ from bert.core.config import BertConfig
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
 from bert.core.step import NonFiniteError, StepResult, training_step
 from bert.data.datasets import load_dataset
-from bert.errors import TrainingDivergedError, remake_hint
+from bert.errors import ParamsError, TrainingDivergedError, remake_hint
 from bert.storage import checkpoint as ckpt
-from bert.storage.atomic import write_json
+from bert.storage.atomic import check_writable, write_json
 from bert.workflow.evaluate import SCORE_KEYS, score
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params, TrainingParams, bert_config, run_params
@@ -82,11 +82,12 @@ def deferred_interrupts() -> Iterator[list[int]]:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on a signal after saving a checkpoint at ``step``."""
+    """Training stopped on a signal at ``step``; ``saved``: a checkpoint of that step was
+    written (else a second Ctrl-C stopped at once and the newest checkpoint is at ``step``)."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, saved: bool = True) -> None:
         super().__init__(f"interrupted at step {step}")
-        self.step = step
+        self.step, self.saved = step, saved
 
 
 def _diverged(step: int, what: str, value: float, params: Params, saved: int) -> None:
@@ -133,8 +134,11 @@ def open_run(params: Params, layout: Layout) -> Run:
     t = params.training
     config, run = bert_config(params), run_params(params)
     folder = layout.checkpoints / ckpt.fingerprint(run)
+    for writable in (layout.artifacts, folder):  # before an epoch of work, not after it
+        check_writable(writable)
     total_steps = t.epochs * params.data.num_train_batches
     state = ckpt.newest_valid_checkpoint(folder, config, run, total_steps)
+    refuse_going_back(params, folder, state)
     if state is None:
         state = fresh_state(params, config, layout)
         log.info("training from the initial weights; checkpoints in %s", folder)
@@ -147,6 +151,19 @@ def open_run(params: Params, layout: Layout) -> Run:
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
                saved_step=state.step, epoch_start=state.step)
+
+
+def refuse_going_back(params: Params, folder: Path, state: ckpt.TrainingState | None) -> None:
+    """Lowering ``training.epochs`` below what the run has done uses its checkpoint at the end
+    of that epoch; without one, refuse (training again would prune the later checkpoints)."""
+    total_steps = params.training.epochs * params.data.num_train_batches
+    done = max((ckpt.step_of(p) for p in ckpt.list_checkpoints(folder)), default=0)
+    if done > total_steps and (state is None or state.step != total_steps):
+        epochs = -(-done // params.data.num_train_batches)
+        raise ParamsError(f"training.epochs is {params.training.epochs}, but this run is already "
+                          f"at step {done} (epoch {epochs}) and has no checkpoint at the end of "
+                          f"epoch {params.training.epochs}; its checkpoints in {folder} are left "
+                          f"alone: set training.epochs to {epochs} or more")
 
 
 def next_batch(run: Run) -> dict[str, np.ndarray]:
@@ -207,12 +224,14 @@ def after_step(run: Run) -> None:
 def finish(run: Run) -> None:
     """Write ``artifacts/history.json``, then ``artifacts/model.h5``."""
     state, layout = run.state, run.layout
+    run_id = ckpt.fingerprint(run.run_params)  # the provenance the later stages check
     write_json(layout.history, {"steps": state.history, "epochs": state.epoch_history,
                                 "batches_per_epoch": run.batches_per_epoch,
-                                "tokens_per_step": run.tokens_per_step})
+                                "tokens_per_step": run.tokens_per_step, "run": run_id})
     ckpt.save_weights(layout.model_weights, run.config, state.params,
                       run.params.stage_params("train"),
-                      attrs={"step": state.step, "epochs": run.params.training.epochs})
+                      attrs={"step": state.step, "epochs": run.params.training.epochs,
+                             "fingerprint": run_id})
     log.info("trained %d steps; model written to %s", state.step, layout.model_weights)
 
 
@@ -224,16 +243,21 @@ def train(params: Params, layout: Layout = Layout(), progress: bool = True) -> c
         total=run.total_steps, initial=run.state.step, disable=not progress, unit="step",
         dynamic_ncols=True, mininterval=0.5,
     ) as bar:
-        while run.state.step < run.total_steps:
-            losses = take_step(run).losses
-            bar.update(1)
-            bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
-                            refresh=False)
-            after_step(run)
-            if signals:
-                if run.saved_step != run.state.step:
-                    save_checkpoint(run)
-                raise TrainingInterrupted(run.state.step)
+        try:
+            while run.state.step < run.total_steps:
+                losses = take_step(run).losses
+                bar.update(1)
+                bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
+                                refresh=False)
+                after_step(run)
+                if signals:
+                    if run.saved_step != run.state.step:
+                        save_checkpoint(run)
+                    raise TrainingInterrupted(run.state.step)
+        except KeyboardInterrupt as stop:  # a second Ctrl-C: at once, without saving
+            if isinstance(stop, TrainingInterrupted):
+                raise
+            raise TrainingInterrupted(run.saved_step, saved=False) from None
     finish(run)
     return run.state
 
