@@ -28,8 +28,8 @@ from bert.workflow.stages import (
 
 DOIT_CONFIG = {
     "default_tasks": [s.name for s in STAGES if s.in_default_run],
-    "backend": "json",  # safe everywhere (unlike dbm); the state lives in .doit.json
-    "dep_file": ".doit.json",
+    "backend": "sqlite3",  # transactional: a full disk or a kill never leaves it corrupt
+    "dep_file": ".doit.db",
     "verbosity": 2,  # show the stages' own output (tables, progress, errors) as it comes
 }
 
