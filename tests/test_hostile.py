@@ -581,3 +581,44 @@ def test_yaml_keys_are_still_allowed_once_per_mapping():
     text = "a: {x: 1}\nb: {x: 2}\nbase: &b {y: 1}\nc:\n  <<: *b\n  y: 2\n"
     assert yaml.load(text, Loader=UniqueKeyLoader) == {"a": {"x": 1}, "b": {"x": 2},
                                                        "base": {"y": 1}, "c": {"y": 2}}
+
+
+# --- more that a careful user tries ---------------------------------------------------------
+
+@pytest.mark.parametrize(("params", "command", "expected"), [
+    ({"model": {"init_from": "data/train.h5"}}, ["init"],
+     "this is a dataset, not a weights file or a training checkpoint"),
+    ({"evaluation": {"batch_size": 1_000_000_000}}, ["evaluate"], "the evaluate stage needs ~"),
+    ({"data": {"sequence_length": 4096, "batch_size": 64}}, ["data"], "the train stage needs ~"),
+    ({"logging": {"file": "artifacts"}}, ["report"], "logging.file is 'artifacts', a folder"),
+    ({"logging": {"file": "artifacts/plots/x.log"}}, ["report"], "inside artifacts/plots"),
+    ("\x00\xff\xfe binary", ["data"], "params.yaml: "),
+    ("data: " + "[" * 5000 + "]" * 5000, ["data"], "nested too deeply to be read"),
+    ("data:\n  vocab_size: 1e400\n", ["data"], "data.vocab_size is '1e400'; set it to an integer"),
+    ("data:\n  concentration: 1e400\n", ["data"], "data.concentration is inf"),
+])
+def test_more_hostile_parameters(project, capsys, params, command, expected):
+    if isinstance(params, str):
+        (project / "params.yaml").write_text(params)
+    else:
+        set_params(project, **params)
+    assert expected in cli(capsys, *command)
+
+
+def test_more_hostile_files(project, capsys):
+    (project / "artifacts/logs").mkdir(exist_ok=True)
+    set_params(project, logging={"file": "artifacts/logs"})
+    assert "artifacts/logs is a folder" in cli(capsys, "report")
+    set_params(project)
+    history = (project / "artifacts/history.json").read_bytes()
+    (project / "artifacts/history.json").write_text("not json at all")
+    assert "history.json: not valid JSON" in cli(capsys, "report")
+    (project / "artifacts/history.json").write_bytes(history)
+    assert "params.yaml" not in cli(capsys, "data", "--params", "artifacts")  # a folder
+    line = cli(capsys, "show", "data/train.h5", "99999999999999999999")
+    assert "no example 99999999999999999999" in line
+    # a results file in a new sub-folder of artifacts/ is fine
+    set_params(project, evaluation={"results_file": "artifacts/runs/a/results.json"})
+    assert main(["report"]) == 0
+    assert json.loads((project / "artifacts/runs/a/results.json").read_text())["schema"] == (
+        "bert-from-scratch/results")
