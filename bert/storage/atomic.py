@@ -113,7 +113,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
         fsync_path(path.parent)
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
+def write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` atomically; return the path."""
     with replacing(path) as tmp, open(tmp, "xb") as file:  # "x": never another writer's file
         file.write(data)

@@ -120,7 +120,7 @@ def write(
             g = f.require_group(group)
             for key, value in values.items():
                 _set_attr(g.attrs, key, value)
-    return write_bytes(path, image.getvalue())
+    return write_bytes(path, image.getbuffer())
 
 
 def _plain(value: Any) -> Any:
