@@ -35,6 +35,7 @@ from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.params import UniqueKeyLoader, params_from_mapping, run_params
 from bert.workflow.report import write_results
+from bert.workflow.stages import plots_available
 from bert.workflow.train import TrainingInterrupted, train
 from tests.workflow import tiny, tiny_params, write_params
 
@@ -191,7 +192,7 @@ def test_train_examples_beyond_the_training_set_scores_what_exists(project, caps
 
 def test_the_initial_weights_as_model_are_refused(project, capsys):
     shutil.copy(project / "artifacts/init.h5", project / "artifacts/model.h5")
-    for stage in ("evaluate", "export"):
+    for stage in ("evaluate", "export", *(("plots",) if plots_available() else ())):
         line = cli(capsys, stage)
         assert "model.h5: has no mark of the run that trained it" in line
         assert "delete it and run `doit train`" in line
@@ -515,13 +516,15 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_write(tmp_path):
     assert not stale.exists() and alive.exists()
 
 
-def test_fewer_epochs_use_the_checkpoint_of_that_epoch_and_keep_the_others(project):
+def test_fewer_epochs_use_the_checkpoint_of_that_epoch_and_keep_the_others(project, caplog):
     layout, params = Layout(project), tiny_params()
     folder = layout.checkpoints / ckpt.fingerprint(run_params(params))
     three = train(tiny_params(training={"epochs": 3}), layout, progress=False)
     kept = {p: p.read_bytes() for p in ckpt.list_checkpoints(folder)}
     two = train(params, layout, progress=False)  # epoch 2 ended at step 12, checkpointed
     assert two.step == 12 and three.step == 18
+    assert "this run is already at step 18; using its checkpoint at the end of epoch 2" in (
+        caplog.text)
     assert {p: p.read_bytes() for p in ckpt.list_checkpoints(folder)} == kept
     (folder / "step-000000012.h5").unlink()
     kept.pop(folder / "step-000000012.h5")

@@ -173,20 +173,21 @@ def params_from_tensors(
     shapes = param_shapes(config)
     unexpected = sorted(set(tensors) - set(shapes))
     if unexpected:
-        raise DataFileError(f"{source}: unexpected weights {unexpected[:5]}"
+        raise DataFileError(f"{source}: unexpected weights {bounded(unexpected[:4])}"
                             f"{' …' if len(unexpected) > 5 else ''}: not a BERT checkpoint of "
                             "this architecture")
     missing = [name for name in shapes if name not in tensors]
     essential = [name for name in missing if not name.startswith(HEAD_PREFIXES)]
     if essential:
-        raise DataFileError(f"{source}: missing encoder weights {essential[:5]}"
+        raise DataFileError(f"{source}: missing encoder weights {bounded(essential[:4])}"
                             f"{' …' if len(essential) > 5 else ''}")
     for name, value in tensors.items():
         if tuple(value.shape) != shapes[name]:
-            raise DataFileError(f"{source}: {name} has shape {tuple(value.shape)}, the config "
-                                f"needs {shapes[name]}")
+            raise DataFileError(f"{source}: {bounded(name)} has shape {tuple(value.shape)}, "
+                                f"the config needs {shapes[name]}")
         if value.dtype.kind != "f":
-            raise DataFileError(f"{source}: {name} has dtype {value.dtype}, not a float type")
+            raise DataFileError(f"{source}: {bounded(name)} has dtype {value.dtype}, not a float "
+                                "type")
     require_finite(tensors, source)
     fresh = init_params(config, np.random.default_rng(seed), dtype)
     params = {name: np.array(tensors[name], dtype=dtype) if name in tensors else fresh[name]

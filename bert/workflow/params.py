@@ -398,9 +398,9 @@ def build_section(cls: type[S], mapping: Any, section: str) -> S:
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in mapping.items():
-        name = f"{section}.{key}"
+        name = f"{section}.{key}" if key in fields else f"{section}.{bounded(key).strip(chr(39))}"
         if key not in fields:
-            suggestion = _suggest(str(key), list(fields))
+            suggestion = _suggest(str(key)[:100], list(fields))
             raise ParamsError(f"{name} is not a known parameter; {suggestion}")
         try:
             values[key] = _convert(value, hints[key])
@@ -423,7 +423,8 @@ def params_from_mapping(mapping: Any) -> Params:
     hints = typing.get_type_hints(Params)
     for key in mapping:
         if key not in sections:
-            raise ParamsError(f"{key} is not a known section; {_suggest(str(key), list(sections))}")
+            raise ParamsError(f"{bounded(key).strip(chr(39))} is not a known section; "
+                              f"{_suggest(str(key)[:100], list(sections))}")
     params = Params(**{key: build_section(hints[key], value, key)
                        for key, value in mapping.items()})
     for key, message in params.problems():

@@ -156,7 +156,11 @@ def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = (
             print(PLOTS_MISSING)
             return
         from bert.views.plots import draw
+        from bert.workflow.provenance import check_trained_model
 
-        draw(layout, pictures or tuple(p.name for p in PICTURES))
+        chosen = pictures or tuple(p.name for p in PICTURES)
+        if any("model_weights" in p.inputs for p in PICTURES if p.name in chosen):
+            check_trained_model(params, layout)
+        draw(layout, chosen)
     else:
         raise ValueError(f"unknown stage {name!r}")

@@ -158,7 +158,10 @@ def refuse_going_back(params: Params, folder: Path, state: ckpt.TrainingState | 
     of that epoch; without one, refuse (training again would prune the later checkpoints)."""
     total_steps = params.training.epochs * params.data.num_train_batches
     done = max((ckpt.step_of(p) for p in ckpt.list_checkpoints(folder)), default=0)
-    if done > total_steps and (state is None or state.step != total_steps):
+    if done > total_steps and state is not None and state.step == total_steps:
+        log.info("this run is already at step %d; using its checkpoint at the end of epoch %d "
+                 "and keeping the later ones", done, params.training.epochs)
+    elif done > total_steps:
         epochs = -(-done // params.data.num_train_batches)
         raise ParamsError(f"training.epochs is {params.training.epochs}, but this run is already "
                           f"at step {done} (epoch {epochs}) and has no checkpoint at the end of "
