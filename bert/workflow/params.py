@@ -133,8 +133,8 @@ class LoggingParams(Section):
 
     level: str = param("INFO", "messages shown on the console and written to the log file",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    file: str = param("artifacts/logs/bert.log", "the log file (rotated), relative to the "
-                      "project folder")
+    file: str = param("artifacts/logs/bert.log", "the log file (rotated): a file inside "
+                      "artifacts/ that is not one of the workflow's own")
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
     backup_count: int = param(3, "rotated log files kept", low=0)
     progress_bar: bool = param(True, "show a progress bar with running losses while training")
