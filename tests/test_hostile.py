@@ -625,3 +625,13 @@ def test_more_hostile_files(project, capsys):
     assert main(["report"]) == 0
     assert json.loads((project / "artifacts/runs/a/results.json").read_text())["schema"] == (
         "bert-from-scratch/results")
+
+
+def test_a_score_stored_as_null_gives_a_null_gap_not_a_type_error(project):
+    """JSON stores NaN as null; the report carries it through instead of failing."""
+    metrics = json.loads((project / "artifacts/metrics.json").read_text())
+    metrics["optimum"]["bayes_mlm_loss"] = None
+    (project / "artifacts/metrics.json").write_text(json.dumps(metrics))
+    document = write_results(tiny_params(), Layout(project))
+    assert document["gap_to_optimum"]["test_mlm_loss"] is None
+    assert document["optimum"]["test_mlm_loss"] is None
