@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bert.core.config import BertConfig
-from bert.core.model import param_shapes
+from bert.core.config import BertConfig, param_shapes
 from bert.errors import ConfigError, DataFileError, bounded
 from bert.storage import h5io
 from bert.storage.atomic import parse_json

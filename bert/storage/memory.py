@@ -14,8 +14,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from bert.core.config import BertConfig
-from bert.core.model import param_shapes
+from bert.core.config import BertConfig, param_shapes
 from bert.errors import ResourceError
 
 _CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"),

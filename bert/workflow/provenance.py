@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,21 @@ from bert.errors import DataFileError, bounded, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage import h5io
 from bert.workflow.layout import Layout
-from bert.workflow.params import Params, bert_config, run_params
+from bert.workflow.stages import stage
+
+if TYPE_CHECKING:  # the values are read; the export stage runs no parameter-validation code
+    from bert.workflow.params import Params
+
+# Training keys that do not change what a run computes, only how long it goes on and what it
+# keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
+NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints")
+
+
+def run_params(params: Params) -> dict:
+    """The parameters that define a training run (its checkpoints' fingerprint): those the
+    train stage reads but ``NON_RUN_TRAINING_KEYS``."""
+    return params.subset((*stage("train").reads,
+                          *(f"-training.{key}" for key in NON_RUN_TRAINING_KEYS)))
 
 
 def model_id(params: Params) -> dict[str, Any]:
@@ -57,8 +71,9 @@ def check_trained_model(params: Params, layout: Layout) -> None:
 
 
 def load_trained_model(
-    params: Params, layout: Layout
+    params: Params, layout: Layout, config: BertConfig
 ) -> tuple[BertConfig, dict[str, np.ndarray]]:
-    """The weights of ``artifacts/model.h5``, checked to be the trained model of ``params``."""
+    """The weights of ``artifacts/model.h5``, checked to be the trained model of ``params``
+    (of architecture ``config``)."""
     check_trained_model(params, layout)
-    return ckpt.load_weights(layout.model_weights, remake_hint("train"), bert_config(params))
+    return ckpt.load_weights(layout.model_weights, remake_hint("train"), config)

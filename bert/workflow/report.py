@@ -13,9 +13,11 @@ from bert import __version__
 from bert.errors import remake_hint
 from bert.storage.atomic import NUMBER, read_json, write_json
 from bert.storage.checkpoint import HISTORY_KEYS
+from bert.workflow.gap import gap
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params
 from bert.workflow.provenance import check_model_id
+from bert.workflow.stages import stage
 
 FIX_METRICS = remake_hint("evaluate")
 FIX_HISTORY = remake_hint("train")
@@ -43,9 +45,10 @@ def read_history(path: Path, fix: str = FIX_HISTORY) -> dict:
     return read_json(path, fix, HISTORY_SHAPE)
 
 
-def _minus(a: float | None, b: float | None) -> float | None:
-    """a - b, or None (null) when either is not a number (JSON stores NaN as null)."""
-    return None if a is None or b is None else a - b
+def _gap(key: str, score: float | None, optimum: float | None) -> float | None:
+    """The gap to the optimum, or None (null) when either is not a number (JSON stores NaN as
+    null)."""
+    return None if score is None or optimum is None else gap(key, score, optimum)
 
 
 def is_results_file(path: Path) -> bool:
@@ -88,9 +91,8 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
                       "chance_nsp_loss": optimum["chance_nsp_loss"],
                       "chance_nsp_accuracy": optimum["chance_nsp_accuracy"]},
         "gap_to_optimum": {
-            "test_mlm_loss": _minus(test["mlm_loss"], optimum["bayes_mlm_loss"]),
-            "test_nsp_loss": _minus(test["nsp_loss"], optimum["bayes_nsp_loss"]),
-            "test_nsp_accuracy": _minus(optimum["bayes_nsp_accuracy"], test["nsp_accuracy"]),
+            f"test_{key}": _gap(key, test[key], optimum[f"bayes_{key}"])
+            for key in ("mlm_loss", "nsp_loss", "nsp_accuracy")
         },
         "evaluated": {"test_examples": test["num_examples"],
                       "test_mlm_labels": test["num_mlm_labels"],
@@ -104,7 +106,7 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
             "final_learning_rate": history["steps"]["learning_rate"][-1] if steps else None,
             "per_epoch": epochs,
         },
-        "params": params.stage_params("report"),
+        "params": params.subset(stage("report").reads),
         "package_version": __version__,
         "schema": RESULTS_SCHEMA,
     }

@@ -30,14 +30,14 @@ from bert.storage import checkpoint as ckpt
 from bert.storage.atomic import check_writable, write_json
 from bert.workflow.evaluate import SCORE_KEYS, score
 from bert.workflow.layout import Layout
-from bert.workflow.params import Params, TrainingParams, bert_config, run_params
+from bert.workflow.params import Params, TrainingParams, bert_config
+from bert.workflow.provenance import NON_RUN_TRAINING_KEYS, run_params  # noqa: F401 (API)
+from bert.workflow.stages import stage
 
 log = logging.getLogger(__name__)
 
 DROPOUT_STREAM, ORDER_STREAM = 1, 2  # independent random streams derived from the seed
 INIT_FIX = remake_hint("init")
-
-
 def learning_rate(step: int, training: TrainingParams) -> float:
     """The learning rate of optimizer step ``step`` (0-based), as ``training`` schedules it."""
     return training.learning_rate * schedule_multiplier(
@@ -232,15 +232,20 @@ def finish(run: Run) -> None:
                                 "batches_per_epoch": run.batches_per_epoch,
                                 "tokens_per_step": run.tokens_per_step, "run": run_id})
     ckpt.save_weights(layout.model_weights, run.config, state.params,
-                      run.params.stage_params("train"),
+                      run.params.subset(stage("train").reads),
                       attrs={"step": state.step, "epochs": run.params.training.epochs,
                              "fingerprint": run_id})
     log.info("trained %d steps; model written to %s", state.step, layout.model_weights)
 
 
-def train(params: Params, layout: Layout = Layout(), progress: bool = True) -> ckpt.TrainingState:
+def train(
+    params: Params, layout: Layout = Layout(), progress: bool | None = None
+) -> ckpt.TrainingState:
     """The train stage: resume the newest valid checkpoint of this run (or start), train to
-    ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``."""
+    ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``.
+    ``progress`` (default: ``logging.progress_bar``) shows a progress bar."""
+    if progress is None:
+        progress = params.logging.progress_bar
     run = open_run(params, layout)
     with deferred_interrupts() as signals, logging_redirect_tqdm(), tqdm(
         total=run.total_steps, initial=run.state.step, disable=not progress, unit="step",
