@@ -6,13 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.data.datasets import load_dataset
+from collections.abc import Callable
+
+from bert.data.datasets import load_dataset, token_namer
 from bert.data.language import MASK, token_name
 from bert.errors import DataFileError
 
 
-def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
-    """Example ``index`` of the arrays of a dataset file, as lines of text."""
+def format_example(arrays: dict[str, np.ndarray], index: int,
+                   token_name: Callable[[int], str] = token_name) -> str:
+    """Example ``index`` of the arrays of a dataset file, as lines of text, tokens written by
+    ``token_name``."""
     ids = arrays["input_ids"][index].astype(int)  # (T,)
     labels = arrays["mlm_labels"][index].astype(int)  # (T,)
     nsp = int(arrays["nsp_labels"][index])
@@ -43,4 +47,5 @@ def show(path: str | Path, index: int) -> str:
         raise DataFileError(f"{path}: has {count} examples, no example {index}; "
                             f"pick an index in 0..{count - 1}")
     index %= count
-    return f"{path}, example {index} of {count}\n" + format_example(arrays, index)
+    return (f"{path}, example {index} of {count}\n"
+            + format_example(arrays, index, token_namer(path)))

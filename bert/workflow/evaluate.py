@@ -65,16 +65,16 @@ def score(
 def comparison_rows(metrics: Mapping, optimum: Mapping[str, float]) -> list[tuple]:
     """Rows (what, model, Bayes-optimal, unigram, uniform/chance, gap) for the results table.
 
-    The gap is how much worse than the optimum the model is: model - optimum for a loss,
+    Without an optimum (text data) the Bayes-optimal and gap cells are None. The gap is how much worse than the optimum the model is: model - optimum for a loss,
     optimum - model for an accuracy.
     """
     test, train = metrics["test"], metrics["train"]
     rows = [
-        ("test MLM loss", test["mlm_loss"], optimum["bayes_mlm_loss"],
+        ("test MLM loss", test["mlm_loss"], optimum.get("bayes_mlm_loss"),
          optimum["unigram_mlm_loss"], optimum["uniform_mlm_loss"], 1),
-        ("test NSP loss", test["nsp_loss"], optimum["bayes_nsp_loss"], None,
+        ("test NSP loss", test["nsp_loss"], optimum.get("bayes_nsp_loss"), None,
          optimum["chance_nsp_loss"], 1),
-        ("test NSP accuracy", test["nsp_accuracy"], optimum["bayes_nsp_accuracy"], None,
+        ("test NSP accuracy", test["nsp_accuracy"], optimum.get("bayes_nsp_accuracy"), None,
          optimum["chance_nsp_accuracy"], -1),
         ("test MLM accuracy", test["mlm_accuracy"], None, None, None, -1),
         ("train MLM loss", train["mlm_loss"], None, None, None, 1),
@@ -83,13 +83,19 @@ def comparison_rows(metrics: Mapping, optimum: Mapping[str, float]) -> list[tupl
             for what, model, best, unigram, uniform, sign in rows]
 
 
+NO_OPTIMUM = ("Bayes-opt and gap: – (text data has no optimum: the distribution that wrote "
+              "the text is unknown)")
+
+
 def format_table(rows: list[tuple]) -> str:
-    """The comparison rows as a fixed-width text table."""
+    """The comparison rows as a fixed-width text table; a note when there is no optimum."""
     header = ("", "model", "Bayes-opt", "unigram", "uniform", "gap")
     lines = [f"{header[0]:<18}" + "".join(f"{h:>11}" for h in header[1:])]
     for what, *values in rows:
         cells = "".join(f"{'-':>11}" if v is None else f"{v:>11.4f}" for v in values)
         lines.append(f"{what:<18}{cells}")
+    if all(row[2] is None for row in rows):
+        lines.append(NO_OPTIMUM)
     return "\n".join(lines)
 
 

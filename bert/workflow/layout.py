@@ -66,6 +66,12 @@ class Layout:
     def export_weights(self) -> Path:
         return self.export_dir / "model.safetensors"
 
+    def export_tokenizer(self, params: Params) -> list[Path]:
+        """The tokenizer files of the export (text data only)."""
+        if params.data.source != "text":
+            return []
+        return [self.export_dir / "tokenizer.json", self.export_dir / "tokenizer_config.json"]
+
     @property
     def plots(self) -> Path:
         """The pictures of the plots stage."""
@@ -96,13 +102,31 @@ class Layout:
                           if p.name == "config.json" or p.name.startswith("model.safetensors"))
         return [source]
 
+    def text_sources(self, params: Params) -> list[Path]:
+        """The existing files ``data.text_files`` names (none for synthetic data); a missing one
+        is reported by the data stage itself."""
+        if params.data.source != "text":
+            return []
+        from bert.data.corpus import text_paths
+        from bert.errors import ParamsError
+
+        paths: list[Path] = []
+        for pattern in params.data.text_files:
+            try:
+                paths += [p for p in text_paths([pattern], self.root) if p not in paths]
+            except ParamsError:
+                continue
+        return paths
+
     def files(self, names: tuple[str, ...], params: Params) -> list[Path]:
         """The paths of the files called ``names`` (properties of this class, or
-        ``init_sources``, which may be several)."""
+        ``init_sources`` and ``text_sources``, which may be several)."""
         paths: list[Path] = []
         for name in names:
             if name == "init_sources":
                 paths += self.init_sources(params)
+            elif name in ("text_sources", "export_tokenizer"):
+                paths += getattr(self, name)(params)
             else:
                 paths.append(self.results(params) if name == "results" else getattr(self, name))
         return paths

@@ -14,12 +14,14 @@ FIX_HISTORY = remake_hint("train")
 
 def results(params: Params, metrics: dict, history: dict) -> dict:
     """The results document: final losses and accuracies, the optimum and the baselines, the
-    gaps to the optimum, training time and throughput, the parameters and the version."""
+    gaps to the optimum, training time and throughput, the parameters and the version.
+    Without an optimum (text data), ``optimum`` and ``gap_to_optimum`` are left out."""
     test, train, optimum = metrics["test"], metrics["train"], metrics["optimum"]
+    has_optimum = "bayes_mlm_loss" in optimum  # text data has none
     epochs = history["epochs"]
     seconds = sum(record["seconds"] for record in epochs)
     steps = len(history["steps"]["loss_total"])
-    return {
+    document = {
         "train_mlm_loss": train["mlm_loss"],
         "test_mlm_loss": test["mlm_loss"],
         "test_nsp_loss": test["nsp_loss"],
@@ -28,18 +30,12 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
         "train_mlm_accuracy": train["mlm_accuracy"],
         "train_nsp_loss": train["nsp_loss"],
         "train_nsp_accuracy": train["nsp_accuracy"],
-        "optimum": {"test_mlm_loss": optimum["bayes_mlm_loss"],
-                    "test_nsp_loss": optimum["bayes_nsp_loss"],
-                    "test_nsp_accuracy": optimum["bayes_nsp_accuracy"]},
+        "optimum": None,  # filled in below when the data has one
         "baselines": {"uniform_mlm_loss": optimum["uniform_mlm_loss"],
                       "unigram_mlm_loss": optimum["unigram_mlm_loss"],
                       "chance_nsp_loss": optimum["chance_nsp_loss"],
                       "chance_nsp_accuracy": optimum["chance_nsp_accuracy"]},
-        "gap_to_optimum": {
-            "test_mlm_loss": test["mlm_loss"] - optimum["bayes_mlm_loss"],
-            "test_nsp_loss": test["nsp_loss"] - optimum["bayes_nsp_loss"],
-            "test_nsp_accuracy": optimum["bayes_nsp_accuracy"] - test["nsp_accuracy"],
-        },
+        "gap_to_optimum": None,
         "evaluated": {"test_examples": test["num_examples"],
                       "test_mlm_labels": test["num_mlm_labels"],
                       "train_examples": train["num_examples"],
@@ -55,6 +51,18 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
         "params": params.stage_params("report"),
         "package_version": __version__,
     }
+    if not has_optimum:
+        del document["optimum"], document["gap_to_optimum"]
+        return document
+    document["optimum"] = {"test_mlm_loss": optimum["bayes_mlm_loss"],
+                           "test_nsp_loss": optimum["bayes_nsp_loss"],
+                           "test_nsp_accuracy": optimum["bayes_nsp_accuracy"]}
+    document["gap_to_optimum"] = {
+        "test_mlm_loss": test["mlm_loss"] - optimum["bayes_mlm_loss"],
+        "test_nsp_loss": test["nsp_loss"] - optimum["bayes_nsp_loss"],
+        "test_nsp_accuracy": optimum["bayes_nsp_accuracy"] - test["nsp_accuracy"],
+    }
+    return document
 
 
 def write_results(params: Params, layout: Layout = Layout()) -> dict:

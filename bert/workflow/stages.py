@@ -33,8 +33,9 @@ class Stage:
 
 
 STAGES = (
-    Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
-          "bert.data.datasets", (), ("train_data", "test_data")),
+    Stage("data", "Generate the synthetic language or read data.text_files, and write the "
+          "train/test sets (data/*.h5).", "bert.data.datasets", ("text_sources",),
+          ("train_data", "test_data")),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
           "bert.workflow.init", ("init_sources",), ("init_weights",)),
     Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
@@ -44,8 +45,10 @@ STAGES = (
           "bert.workflow.evaluate", ("train_data", "test_data", "model_weights"), ("metrics",)),
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
           "bert.workflow.report", ("metrics", "history"), ("results",)),
-    Stage("export", "Export the trained model as a transformers directory (artifacts/export/).",
-          "bert.storage.interop", ("model_weights",), ("export_config", "export_weights"),
+    Stage("export", "Export the trained model as a transformers directory, with the tokenizer "
+          "of text data (artifacts/export/).", "bert.workflow.export",
+          ("model_weights", "test_data"),
+          ("export_tokenizer", "export_config", "export_weights"),
           in_default_run=False),
     Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png; needs matplotlib).",
           "bert.views.plots", ("history", "test_data", "model_weights"),
@@ -128,7 +131,7 @@ def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = (
     if name == "data":
         from bert.data.datasets import make_datasets
 
-        make_datasets(params.data, layout.data_dir)
+        make_datasets(params.data, layout.data_dir, layout.root)
     elif name == "init":
         from bert.workflow.init import initialize
 
@@ -146,9 +149,9 @@ def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = (
 
         write_results(params, layout)
     elif name == "export":
-        from bert.storage.interop import export_model
+        from bert.workflow.export import export
 
-        export_model(layout.model_weights, layout.export_dir)
+        export(params, layout)
     elif name == "plots":
         if not plots_available():
             print(PLOTS_MISSING)

@@ -24,7 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from bert.core.config import BertConfig
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
 from bert.core.step import NonFiniteError, StepResult, training_step
-from bert.data.datasets import load_dataset
+from bert.data.datasets import corpus_digest, load_dataset
 from bert.errors import TrainingDivergedError, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage.atomic import write_json
@@ -117,7 +117,9 @@ class Run:
 
     @property
     def batches_per_epoch(self) -> int:
-        return self.params.data.num_train_batches
+        """Whole batches of the training set (text data: the remainder waits for later epochs,
+        whose order differs)."""
+        return len(self.train_data["nsp_labels"]) // self.params.data.batch_size
 
     @property
     def total_steps(self) -> int:
@@ -132,17 +134,20 @@ def open_run(params: Params, layout: Layout) -> Run:
     """The run these parameters define, resumed from its newest valid checkpoint if any."""
     t = params.training
     config, run = bert_config(params), run_params(params)
+    digest = corpus_digest(layout.train_data)
+    if digest is not None:  # text data: the run depends on the text too
+        run["data"]["corpus_sha256"] = digest
     folder = layout.checkpoints / ckpt.fingerprint(run)
-    total_steps = t.epochs * params.data.num_train_batches
-    state = ckpt.newest_valid_checkpoint(folder, config, run, total_steps)
+    train_data = load_dataset(layout.train_data, params.data)
+    batches = len(train_data["nsp_labels"]) // params.data.batch_size
+    state = ckpt.newest_valid_checkpoint(folder, config, run, t.epochs * batches)
     if state is None:
         state = fresh_state(params, config, layout)
         log.info("training from the initial weights; checkpoints in %s", folder)
     else:
         log.info("resuming from step %d (epoch %d, batch %d) in %s", state.step,
-                 *divmod(state.step, params.data.num_train_batches), folder)
-    return Run(params, layout, config, run, folder,
-               load_dataset(layout.train_data, params.data),
+                 *divmod(state.step, batches), folder)
+    return Run(params, layout, config, run, folder, train_data,
                load_dataset(layout.test_data, params.data), state,
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
