@@ -21,6 +21,10 @@ class DataFileError(BertError):
     """A dataset or weight file that is missing, truncated, corrupt or not one of ours."""
 
 
+class MissingExtraError(BertError):
+    """An optional extra the asked-for feature needs is not installed."""
+
+
 class TrainingDivergedError(BertError):
     """A loss or gradient became NaN or infinite during training."""
 

@@ -141,10 +141,14 @@ def load_language(path: str | Path) -> Language:
                     arrays["language/transition"])
 
 
+def dataset_params(path: str | Path) -> dict:
+    """The data parameters a dataset file was made from."""
+    return _read(path, (), None).attrs["params"]
+
+
 def load_vocab(path: str | Path) -> list[str] | None:
     """The WordPiece vocabulary of a text dataset file (id order); None for a synthetic one."""
-    contents = _read(path, (), None)
-    if contents.attrs["params"].get("source", "synthetic") != "text":
+    if dataset_params(path).get("source", "synthetic") != "text":
         return None
     from bert.data.text import vocab_from_array
 

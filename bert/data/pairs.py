@@ -79,10 +79,9 @@ def random_segment(rng: np.random.Generator, others: Sequence[TokenDocument],
     """Sentences of a random document of ``others``, from a random one on, until at least
     ``length`` tokens (or the document's end)."""
     document = others[int(rng.integers(len(others)))]
-    start = int(rng.integers(len(document)))
     segment: list[int] = []
-    for sentence in document[start:]:
-        segment += sentence
+    for i in range(int(rng.integers(len(document))), len(document)):
+        segment += document[i]
         if len(segment) >= length:
             break
     return segment
@@ -92,14 +91,14 @@ def truncate_pair(rng: np.random.Generator, a: list[int], b: list[int],
                   max_tokens: int) -> tuple[list[int], list[int]]:
     """A and B cut to at most ``max_tokens`` together: one token at a time from the longer
     segment, from its front or its back at random."""
-    a, b = list(a), list(b)
-    while len(a) + len(b) > max_tokens:
-        longer = a if len(a) > len(b) else b
-        if rng.random() < 0.5:
-            del longer[0]
+    (a0, a1), (b0, b1) = (0, len(a)), (0, len(b))  # the kept [first, end) of each
+    while (a1 - a0) + (b1 - b0) > max_tokens:
+        front = rng.random() < 0.5
+        if a1 - a0 > b1 - b0:
+            a0, a1 = (a0 + 1, a1) if front else (a0, a1 - 1)
         else:
-            longer.pop()
-    return a, b
+            b0, b1 = (b0 + 1, b1) if front else (b0, b1 - 1)
+    return a[a0:a1], b[b0:b1]
 
 
 def pack(pairs: Sequence[Pair], sequence_length: int, vocab_size: int) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ VOCAB_ARRAY = "vocab/utf8"  # the vocabulary, one piece per line, as UTF-8 bytes
 def learn_tokenizer(documents: list[Document], vocab_size: int, lowercase: bool) -> TextTokenizer:
     """The WordPiece tokenizer learnt from ``documents``. Raises ParamsError when
     ``vocab_size`` cannot hold the specials and the alphabet, or exceeds what the text gives."""
-    words = count_words((s for d in documents for s in d), lowercase)
+    words = count_words((" ".join(d) for d in documents), lowercase)
     least = NUM_TEXT_SPECIAL + len(alphabet(words))
     if vocab_size < least:
         raise ParamsError(f"data.vocab_size is {vocab_size}, too small for the "

@@ -21,7 +21,7 @@ from typing import Any
 
 from bert.data.language import CLS, SEP, SPECIAL_TOKENS
 from bert.data.wordpiece import PREFIX
-from bert.errors import BertError
+from bert.errors import MissingExtraError
 
 TEXT_SPECIALS = (*SPECIAL_TOKENS, "[UNK]")
 UNK = len(SPECIAL_TOKENS)
@@ -32,15 +32,11 @@ TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 
 
-class MissingLibraryError(BertError):
-    """An optional extra needed by the feature asked for is not installed."""
-
-
 def _library() -> Any:
     try:
         import tokenizers
     except ImportError:
-        raise MissingLibraryError(MISSING) from None
+        raise MissingExtraError(MISSING) from None
     return tokenizers
 
 
@@ -110,10 +106,26 @@ class TextTokenizer:
         return [directory / TOKENIZER_FILE, write_json(directory / CONFIG_FILE, config)]
 
 
-def from_file(path: str | Path) -> TextTokenizer:
-    """The tokenizer of an export directory (its ``tokenizer.json``)."""
+def load_tokenizer(path: str | Path) -> TextTokenizer:
+    """The tokenizer of an export directory (its ``tokenizer.json``) or of a text dataset file
+    (its vocabulary and ``data.lowercase``). Raises DataFileError when there is none."""
+    from bert.errors import DataFileError
+
     path = Path(path)
-    document = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
-    vocab = document["model"]["vocab"]
-    lowercase = bool(document["normalizer"]["lowercase"])
-    return TextTokenizer(sorted(vocab, key=vocab.__getitem__), lowercase)
+    if path.is_dir():
+        try:
+            document = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
+            vocab = document["model"]["vocab"]
+            lowercase = bool(document["normalizer"]["lowercase"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataFileError(f"{path / TOKENIZER_FILE}: no readable WordPiece tokenizer "
+                                f"({type(e).__name__}); run `doit export` on text data to write "
+                                "it") from None
+        return TextTokenizer(sorted(vocab, key=vocab.__getitem__), lowercase)
+    from bert.data.datasets import dataset_params, load_vocab
+
+    vocab = load_vocab(path)
+    if vocab is None:
+        raise DataFileError(f"{path}: synthetic data has no tokenizer; give a dataset made "
+                            "with data.source: text, or an export directory of one")
+    return TextTokenizer(vocab, bool(dataset_params(path)["lowercase"]))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-from collections.abc import Callable
 
 from bert.data.datasets import load_dataset, token_namer
 from bert.data.language import MASK, token_name

@@ -65,8 +65,9 @@ def score(
 def comparison_rows(metrics: Mapping, optimum: Mapping[str, float]) -> list[tuple]:
     """Rows (what, model, Bayes-optimal, unigram, uniform/chance, gap) for the results table.
 
-    Without an optimum (text data) the Bayes-optimal and gap cells are None. The gap is how much worse than the optimum the model is: model - optimum for a loss,
-    optimum - model for an accuracy.
+    The gap is how much worse than the optimum the model is: model - optimum for a loss,
+    optimum - model for an accuracy. Without an optimum (text data) the Bayes-optimal and gap
+    cells are None.
     """
     test, train = metrics["test"], metrics["train"]
     rows = [
