@@ -80,6 +80,8 @@ def test_the_closed_form_baseline_is_the_posterior_of_the_synthetic_one():
 def test_show_prints_words(files):
     text = show(files[1], 0)
     assert text.splitlines()[1].startswith("[CLS] ") and "t5" not in text
+    assert text.splitlines()[-2].startswith("A: ") and text.splitlines()[-1].startswith("B: ")
+    assert " ##" not in text.splitlines()[-2][3:] + text.splitlines()[-1][3:]  # pieces joined
 
 
 def test_documents_and_sentences():

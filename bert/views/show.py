@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.data.datasets import load_dataset, token_namer
-from bert.data.language import MASK, token_name
+from bert.data.datasets import load_dataset, load_vocab, token_namer
+from bert.data.language import CLS, MASK, SEP, token_name
+from bert.data.wordpiece import PREFIX
 from bert.errors import DataFileError
 
 
@@ -46,5 +47,21 @@ def show(path: str | Path, index: int) -> str:
         raise DataFileError(f"{path}: has {count} examples, no example {index}; "
                             f"pick an index in 0..{count - 1}")
     index %= count
-    return (f"{path}, example {index} of {count}\n"
-            + format_example(arrays, index, token_namer(path)))
+    name = token_namer(path)
+    text = format_example(arrays, index, name)
+    if load_vocab(path) is not None:  # text data: the two segments as words too
+        text += "\n" + "\n".join(segment_words(arrays, index, name))
+    return f"{path}, example {index} of {count}\n" + text
+
+
+def segment_words(arrays: dict[str, np.ndarray], index: int,
+                  token_name: Callable[[int], str]) -> list[str]:
+    """Segments A and B of a text example as words: its WordPiece pieces joined (``##``)."""
+    ids = arrays["input_ids"][index].astype(int)  # (T,)
+    types = arrays["token_type_ids"][index]
+    inside = (arrays["attention_mask"][index] == 1) & (ids != CLS) & (ids != SEP)
+    lines = []
+    for segment, label in ((0, "A"), (1, "B")):
+        pieces = " ".join(token_name(t) for t in ids[inside & (types == segment)])
+        lines.append(f"{label}: " + pieces.replace(f" {PREFIX}", ""))
+    return lines
