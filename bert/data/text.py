@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,7 +26,9 @@ from bert.data.tokenizer import NUM_TEXT_SPECIAL, TEXT_SPECIALS, TextTokenizer, 
 from bert.data.wordpiece import PREFIX, alphabet, learn
 from bert.errors import DataFileError, ParamsError
 
-VOCAB_ARRAY = "vocab/utf8"  # the vocabulary, one piece per line, as UTF-8 bytes
+if TYPE_CHECKING:
+    from bert.data.pairs import Pair
+    from bert.workflow.params import DataParams
 
 
 def learn_tokenizer(documents: list[Document], vocab_size: int, lowercase: bool) -> TextTokenizer:
@@ -52,8 +55,9 @@ def tokenize(tokenizer: TextTokenizer, documents: list[Document]) -> list[TokenD
     return [d for d in tokenized if d]
 
 
-def all_pairs(rng: np.random.Generator, documents: list[TokenDocument], fallback:
-              list[TokenDocument], sequence_length: int, short: float, dupe_factor: int) -> list:
+def all_pairs(rng: np.random.Generator, documents: list[TokenDocument],
+              fallback: list[TokenDocument], sequence_length: int, short: float,
+              dupe_factor: int) -> list[Pair]:
     """Every pair of ``dupe_factor`` passes over the documents, shuffled. A random B comes from
     another document of the same set, or from ``fallback`` when the set has one document."""
     pairs = []
@@ -105,9 +109,8 @@ def corpus_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def build_text_sets(params, root: Path) -> tuple[TextTokenizer, dict, dict, str]:
-    """The tokenizer, the train and test example arrays of ``params`` (DataParams), and the
-    corpus digest."""
+def build_text_sets(params: DataParams, root: Path) -> tuple[TextTokenizer, dict, dict, str]:
+    """The tokenizer, the train and test example arrays, and the corpus digest."""
     paths = text_paths(params.text_files, root)
     documents = read_corpus(paths, params.sentence_per_line)
     split, train_rng, test_rng = (np.random.default_rng(s) for s in
@@ -138,4 +141,5 @@ def vocab_array(vocab: list[str]) -> np.ndarray:
 
 
 def vocab_from_array(array: np.ndarray) -> list[str]:
+    """The vocabulary stored by ``vocab_array``."""
     return array.tobytes().decode("utf-8").split("\n")

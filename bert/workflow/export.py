@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bert.data.datasets import load_vocab
+from bert.data.datasets import dataset_params, load_vocab
 from bert.storage.interop import export_model
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params
 
 
 def export(params: Params, layout: Layout = Layout()) -> Path:
-    """Write ``artifacts/export/``: the tokenizer files first (text data), then the model."""
-    vocab = load_vocab(layout.test_data)
-    if vocab is not None:
-        from bert.data.tokenizer import TextTokenizer
+    """Write ``artifacts/export/``: the tokenizer of the test set's vocabulary first (text
+    data), then the model."""
+    if load_vocab(layout.test_data) is not None:
+        from bert.data.tokenizer import load_tokenizer
 
-        TextTokenizer(vocab, params.data.lowercase).save(layout.export_dir,
-                                                          params.data.sequence_length)
+        load_tokenizer(layout.test_data).save(
+            layout.export_dir, dataset_params(layout.test_data)["sequence_length"])
     return export_model(layout.model_weights, layout.export_dir)
