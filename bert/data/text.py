@@ -118,6 +118,9 @@ def build_text_sets(params: DataParams, root: Path) -> tuple[TextTokenizer, dict
     train_docs, test_docs = split_train_test(documents, params.test_fraction, split)
     tokenizer = learn_tokenizer(train_docs, params.vocab_size, params.lowercase)
     train_tokens, test_tokens = tokenize(tokenizer, train_docs), tokenize(tokenizer, test_docs)
+    if not train_tokens or not test_tokens or len(train_tokens) + len(test_tokens) < 2:
+        raise DataFileError(f"{', '.join(params.text_files)}: too few documents with a token "
+                            "left after normalisation; add text")
     continuation = None
     if params.whole_word_masking:
         continuation = np.array([p.startswith(PREFIX) for p in tokenizer.vocab])

@@ -120,7 +120,8 @@ class Layout:
 
     def files(self, names: tuple[str, ...], params: Params) -> list[Path]:
         """The paths of the files called ``names`` (properties of this class, or
-        ``init_sources`` and ``text_sources``, which may be several)."""
+        ``init_sources``, ``text_sources`` and ``export_tokenizer``, which may be several or
+        none)."""
         paths: list[Path] = []
         for name in names:
             if name == "init_sources":
