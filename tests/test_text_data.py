@@ -132,3 +132,24 @@ def test_bad_params_are_refused_by_the_loader():
         text_params(text_files=[])
     with pytest.raises(ParamsError, match="data.source is 'words'"):
         text_params(source="words")
+
+
+def test_dupe_factor_passes_again_with_fresh_draws(project, files, tmp_path):
+    twice = make_datasets(text_params(dupe_factor=2), tmp_path / "twice", project)
+    once, again = load_dataset(files[0]), load_dataset(twice[0])
+    assert 1.6 < len(again["nsp_labels"]) / len(once["nsp_labels"]) < 2.4
+    assert load_vocab(twice[0]) == load_vocab(files[0])  # the same vocabulary
+
+
+def test_whole_word_masking_keeps_words_whole(project, tmp_path):
+    files = make_datasets(text_params(whole_word_masking=True, mask_probability=0.3),
+                          tmp_path / "wwm", project)
+    vocab, data = load_vocab(files[0]), load_dataset(files[0])
+    labels = data["mlm_labels"].astype(int)
+    original = np.where(labels >= 0, labels, data["input_ids"])
+    inner = 0
+    for row, t in zip(*np.nonzero(labels[:, 1:] >= 0), strict=True):
+        if vocab[labels[row, t + 1]].startswith("##") and original[row, t] >= 5:
+            assert labels[row, t] >= 0  # the word's previous piece is selected too
+            inner += 1
+    assert inner > 10
