@@ -15,8 +15,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"BertConfig": "bert.core.config", "BertForPreTraining": "bert.core.model",
-           "from_pretrained": "bert.storage.interop", "load_tokenizer": "bert.data.tokenizer"}
+_PUBLIC = {"BertConfig": "bert.core.config", "BertForPreTraining": "bert.api",
+           "from_pretrained": "bert.api", "load_tokenizer": "bert.data.datasets"}
 __all__ = [*_PUBLIC, "__version__"]
 
 def __getattr__(name: str) -> Any:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bert.data.examples import IGNORE
-from bert.data.language import CLS, MASK, PAD, SEP
+from bert.core.labels import IGNORE_INDEX as IGNORE
 from bert.data.pairs import (
     Pair,
     document_pairs,
@@ -14,6 +13,7 @@ from bert.data.pairs import (
     pack,
     truncate_pair,
 )
+from bert.data.tokens import CLS, MASK, PAD, SEP
 
 FIRST, V = 5, 1000  # the first WordPiece id after the specials, the vocabulary size
 

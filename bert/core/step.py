@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.core.model import backward, forward
+from bert.core.model import backward, forward, is_decayed
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
 
 
@@ -51,7 +51,7 @@ def training_step(
 
     batch: the five example arrays, (B, T) and (B,). The gradient's global norm is clipped to
     ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before anything is updated, when
-    the loss or the gradient norm is not finite.
+    the loss or the gradient norm is not finite. Weight decay follows ``model.is_decayed``.
     """
     losses, cache = forward(params, config, batch, rng, mlm_weight, nsp_weight)
     if not math.isfinite(losses["total"]):
@@ -60,5 +60,5 @@ def training_step(
     norm = clip_grad_norm(grads, max_grad_norm) if max_grad_norm > 0 else global_norm(grads)
     if not math.isfinite(norm):
         raise NonFiniteError("gradient norm", norm)
-    adamw_step(params, grads, optimizer, lr, adamw)
+    adamw_step(params, grads, optimizer, lr, adamw, is_decayed)
     return StepResult(losses, norm)

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bert.data.examples import make_examples, optimum
-from bert.data.language import Language, draw_language, token_name
+from bert.data.language import Language, draw_language
+from bert.data.tokens import token_name
 from bert.errors import DataFileError, remake_hint
 from bert.storage import h5io
-from bert.workflow.params import DataParams
+
+if TYPE_CHECKING:
+    from bert.data.tokenizer import TextTokenizer
+    from bert.workflow.params import DataParams
 
 SCHEMA = "bert-from-scratch/dataset"
 SCHEMA_VERSION = 1
@@ -134,13 +139,6 @@ def load_dataset(path: str | Path, params: DataParams | None = None) -> dict[str
     return _read(path, tuple(EXAMPLE_SPECS), params).arrays
 
 
-def load_language(path: str | Path) -> Language:
-    """The language stored in a dataset file."""
-    arrays = _read(path, tuple(LANGUAGE_SPECS), None).arrays
-    return Language(arrays["language/topic_prior"], arrays["language/start"],
-                    arrays["language/transition"])
-
-
 def dataset_params(path: str | Path) -> dict:
     """The data parameters a dataset file was made from."""
     return _read(path, (), None).attrs["params"]
@@ -153,6 +151,21 @@ def load_vocab(path: str | Path) -> list[str] | None:
     from bert.data.text import vocab_from_array
 
     return vocab_from_array(_read(path, tuple(VOCAB_SPECS), None).arrays["vocab/utf8"])
+
+
+def load_tokenizer(path: str | Path) -> TextTokenizer:
+    """The WordPiece tokenizer of an export directory (its ``tokenizer.json``) or of a text
+    dataset file (its vocabulary and ``data.lowercase``). Raises DataFileError when there is
+    none."""
+    from bert.data.tokenizer import TextTokenizer, from_export
+
+    if Path(path).is_dir():
+        return from_export(path)
+    vocab = load_vocab(path)
+    if vocab is None:
+        raise DataFileError(f"{path}: synthetic data has no tokenizer; give a dataset made "
+                            "with data.source: text, or an export directory of one")
+    return TextTokenizer(vocab, bool(dataset_params(path)["lowercase"]))
 
 
 def token_namer(path: str | Path) -> Callable[[int], str]:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bert.data.examples import replace_selected, token_dtype
-from bert.data.language import CLS, PAD, SEP
+from bert.data.tokens import CLS, PAD, SEP
 
 Sentence = list[int]
 TokenDocument = list[Sentence]

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bert.data.language import CLS, SEP, SPECIAL_TOKENS
+from bert.data.tokens import CLS, SEP, SPECIAL_TOKENS
 from bert.data.wordpiece import PREFIX
 from bert.errors import MissingExtraError
 
@@ -106,26 +106,17 @@ class TextTokenizer:
         return [directory / TOKENIZER_FILE, write_json(directory / CONFIG_FILE, config)]
 
 
-def load_tokenizer(path: str | Path) -> TextTokenizer:
-    """The tokenizer of an export directory (its ``tokenizer.json``) or of a text dataset file
-    (its vocabulary and ``data.lowercase``). Raises DataFileError when there is none."""
+def from_export(path: str | Path) -> TextTokenizer:
+    """The tokenizer of an export directory (its ``tokenizer.json``)."""
     from bert.errors import DataFileError
 
     path = Path(path)
-    if path.is_dir():
-        try:
-            document = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
-            vocab = document["model"]["vocab"]
-            lowercase = bool(document["normalizer"]["lowercase"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DataFileError(f"{path / TOKENIZER_FILE}: no readable WordPiece tokenizer "
-                                f"({type(e).__name__}); run `doit export` on text data to write "
-                                "it") from None
-        return TextTokenizer(sorted(vocab, key=vocab.__getitem__), lowercase)
-    from bert.data.datasets import dataset_params, load_vocab
-
-    vocab = load_vocab(path)
-    if vocab is None:
-        raise DataFileError(f"{path}: synthetic data has no tokenizer; give a dataset made "
-                            "with data.source: text, or an export directory of one")
-    return TextTokenizer(vocab, bool(dataset_params(path)["lowercase"]))
+    try:
+        document = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
+        vocab = document["model"]["vocab"]
+        lowercase = bool(document["normalizer"]["lowercase"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataFileError(f"{path / TOKENIZER_FILE}: no readable WordPiece tokenizer "
+                            f"({type(e).__name__}); run `doit export` on text data to write "
+                            "it") from None
+    return TextTokenizer(sorted(vocab, key=vocab.__getitem__), lowercase)

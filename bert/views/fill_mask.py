@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bert.api import from_pretrained
 from bert.core.layers import softmax
 from bert.core.model import predict
-from bert.data.language import MASK
-from bert.data.tokenizer import TextTokenizer, load_tokenizer
+from bert.data.datasets import load_tokenizer
+from bert.data.tokenizer import TextTokenizer
+from bert.data.tokens import MASK
 from bert.errors import DataFileError
-from bert.storage.interop import from_pretrained
 
 TOP_K = 5
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.data.datasets import load_dataset, load_vocab, token_namer
-from bert.data.language import CLS, MASK, SEP, token_name
+from bert.data.datasets import load_vocab
+from bert.data.tokens import CLS, MASK, SEP, token_name
 from bert.data.wordpiece import PREFIX
-from bert.errors import DataFileError
+from bert.views.text import load_examples
 
 
 def format_example(arrays: dict[str, np.ndarray], index: int,
@@ -41,17 +41,11 @@ def format_example(arrays: dict[str, np.ndarray], index: int,
 
 def show(path: str | Path, index: int) -> str:
     """Example ``index`` of the dataset file ``path`` as text, headed by where it comes from."""
-    arrays = load_dataset(path)
-    count = arrays["input_ids"].shape[0]
-    if not -count <= index < count:
-        raise DataFileError(f"{path}: has {count} examples, no example {index}; "
-                            f"pick an index in 0..{count - 1}")
-    index %= count
-    name = token_namer(path)
-    text = format_example(arrays, index, name)
+    examples = load_examples(path, [index])
+    text = format_example(examples.arrays, 0, examples.name)
     if load_vocab(path) is not None:  # text data: the two segments as words too
-        text += "\n" + "\n".join(segment_words(arrays, index, name))
-    return f"{path}, example {index} of {count}\n" + text
+        text += "\n" + "\n".join(segment_words(examples.arrays, 0, examples.name))
+    return f"{path}, example {examples.indices[0]} of {examples.count}\n" + text
 
 
 def segment_words(arrays: dict[str, np.ndarray], index: int,

@@ -5,19 +5,20 @@ tokenizer (``tokenizer.json`` and ``tokenizer_config.json``), so that transforme
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bert.data.datasets import dataset_params, load_vocab
+from bert.data.datasets import dataset_params, load_tokenizer, load_vocab
 from bert.storage.interop import export_model
 from bert.workflow.layout import Layout
-from bert.workflow.params import Params
+
+if TYPE_CHECKING:  # the values are read, the module's code does not run
+    from bert.workflow.params import Params
 
 
 def export(params: Params, layout: Layout = Layout()) -> Path:
-    """Write ``artifacts/export/``: the tokenizer of the test set's vocabulary first (text
-    data), then the model."""
+    """Write ``artifacts/export/`` from ``artifacts/model.h5``: for text data the tokenizer of
+    the test set's vocabulary first, then the model."""
     if load_vocab(layout.test_data) is not None:
-        from bert.data.tokenizer import load_tokenizer
-
         load_tokenizer(layout.test_data).save(
             layout.export_dir, dataset_params(layout.test_data)["sequence_length"])
     return export_model(layout.model_weights, layout.export_dir)

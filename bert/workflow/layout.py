@@ -118,18 +118,14 @@ class Layout:
                 continue
         return paths
 
-    def files(self, names: tuple[str, ...], params: Params) -> list[Path]:
-        """The paths of the files called ``names`` (properties of this class, or
-        ``init_sources``, ``text_sources`` and ``export_tokenizer``, which may be several or
-        none)."""
+    def files(self, names: tuple[str, ...], params: Params | None = None) -> list[Path]:
+        """The paths of the members called ``names``: a property is one path; a method, called
+        with ``params``, gives one path or a list of them."""
         paths: list[Path] = []
         for name in names:
-            if name == "init_sources":
-                paths += self.init_sources(params)
-            elif name in ("text_sources", "export_tokenizer"):
-                paths += getattr(self, name)(params)
-            else:
-                paths.append(self.results(params) if name == "results" else getattr(self, name))
+            member = getattr(self, name)
+            found = member(params) if callable(member) else member
+            paths += found if isinstance(found, list) else [found]
         return paths
 
     def under_root(self, path: str | Path) -> Path:
