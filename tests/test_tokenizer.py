@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text]'")
 
 import bert  # noqa: E402
-from bert.data.tokenizer import TEXT_SPECIALS, TextTokenizer, count_words  # noqa: E402
+from bert.data.tokenizer import TextTokenizer, count_words  # noqa: E402
+from bert.data.tokens import TEXT_SPECIAL_TOKENS  # noqa: E402
 from bert.data.wordpiece import learn  # noqa: E402
 from bert.errors import DataFileError  # noqa: E402
 
@@ -32,7 +33,7 @@ VARIED = [
 @pytest.fixture(scope="module", params=[True, False], ids=["lowercase", "cased"])
 def exported(request, tmp_path_factory):
     lowercase = request.param
-    vocab = learn(count_words([TRAINING], lowercase), 90, TEXT_SPECIALS)
+    vocab = learn(count_words([TRAINING], lowercase), 90, TEXT_SPECIAL_TOKENS)
     tokenizer = TextTokenizer(vocab, lowercase)
     folder = tmp_path_factory.mktemp("export")
     tokenizer.save(folder, 64)
@@ -40,7 +41,7 @@ def exported(request, tmp_path_factory):
 
 
 def test_the_specials_keep_the_ids_of_the_synthetic_language():
-    assert TEXT_SPECIALS == ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
+    assert TEXT_SPECIAL_TOKENS == ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
 
 
 def test_the_written_files_are_what_transformers_reads(exported):

@@ -22,7 +22,8 @@ import numpy as np
 from bert.data.corpus import Document, read_corpus, split_train_test, text_paths
 from bert.data.examples import MASK_FRACTION, RANDOM_FRACTION
 from bert.data.pairs import TokenDocument, document_pairs, examples_from_pairs
-from bert.data.tokenizer import NUM_TEXT_SPECIAL, TEXT_SPECIALS, TextTokenizer, count_words
+from bert.data.tokenizer import TextTokenizer, count_words
+from bert.data.tokens import NUM_TEXT_SPECIAL, TEXT_SPECIAL_TOKENS
 from bert.data.wordpiece import PREFIX, alphabet, learn
 from bert.errors import DataFileError, ParamsError
 
@@ -40,7 +41,7 @@ def learn_tokenizer(documents: list[Document], vocab_size: int, lowercase: bool)
         raise ParamsError(f"data.vocab_size is {vocab_size}, too small for the "
                           f"{NUM_TEXT_SPECIAL} special tokens and the {least - NUM_TEXT_SPECIAL} "
                           f"characters of the training text; set it to at least {least}")
-    vocab = learn(words, vocab_size, TEXT_SPECIALS)
+    vocab = learn(words, vocab_size, TEXT_SPECIAL_TOKENS)
     if len(vocab) < vocab_size:
         raise ParamsError(f"data.vocab_size is {vocab_size}, but the training text gives only "
                           f"{len(vocab)} pieces (every word is whole); set it to {len(vocab)} "

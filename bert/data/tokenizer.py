@@ -19,13 +19,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bert.data.tokens import CLS, SEP, SPECIAL_TOKENS
+from bert.data.tokens import CLS, SEP, TEXT_SPECIAL_TOKENS, UNK
 from bert.data.wordpiece import PREFIX
 from bert.errors import MissingExtraError
 
-TEXT_SPECIALS = (*SPECIAL_TOKENS, "[UNK]")
-UNK = len(SPECIAL_TOKENS)
-NUM_TEXT_SPECIAL = len(TEXT_SPECIALS)
 MAX_WORD_CHARS = 100  # a longer word is [UNK], as in BERT
 MISSING = "the tokenizers library is not installed: pip install -e '.[text]' to use text data"
 TOKENIZER_FILE = "tokenizer.json"
@@ -64,14 +61,14 @@ class TextTokenizer:
         tk = _library()
         self.vocab, self.lowercase = list(vocab), lowercase
         backend = tk.Tokenizer(tk.models.WordPiece(
-            {piece: i for i, piece in enumerate(self.vocab)}, unk_token=TEXT_SPECIALS[UNK],
+            {piece: i for i, piece in enumerate(self.vocab)}, unk_token=TEXT_SPECIAL_TOKENS[UNK],
             max_input_chars_per_word=MAX_WORD_CHARS))
         backend.normalizer, backend.pre_tokenizer = _pipeline(lowercase)
         backend.decoder = tk.decoders.WordPiece(prefix=PREFIX, cleanup=True)
         backend.post_processor = tk.processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", CLS), ("[SEP]", SEP)])
-        backend.add_special_tokens(list(TEXT_SPECIALS))
+        backend.add_special_tokens(list(TEXT_SPECIAL_TOKENS))
         self.backend = backend
 
     def encode(self, text: str) -> list[int]:
