@@ -33,6 +33,12 @@ def _curves(args: argparse.Namespace) -> None:
     print(curves_text(args.history, args.test))
 
 
+def _fill_mask(args: argparse.Namespace) -> None:
+    from bert.views.fill_mask import fill_mask_text
+
+    print(fill_mask_text(args.text, args.model, args.tokenizer, args.top))
+
+
 def _part_of(names: list[str]) -> Callable[[str], str]:
     """An argument type accepting one of ``names`` (the parts of a stage)."""
 
@@ -103,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--test", default=str(layout.test_data),
                         help=f"the test set holding the optimum (default: {layout.test_data})")
     curves.set_defaults(func=_curves)
+    fill = commands.add_parser(
+        "fill-mask", help="print the model's top guesses at each [MASK] of a text (text data)")
+    fill.add_argument("text", help='the text, e.g. "the license [MASK] you to copy it"')
+    fill.add_argument("--model", default=str(layout.model_weights),
+                      help=f"our weights file, a checkpoint or an export directory (default: "
+                      f"{layout.model_weights})")
+    fill.add_argument("--tokenizer", help="an export directory or a text dataset file (default: "
+                      f"the --model directory, else {layout.test_data})")
+    fill.add_argument("--top", type=int, default=5, help="guesses per [MASK] (default: 5)")
+    fill.set_defaults(func=_fill_mask)
     return parser
 
 

@@ -54,8 +54,9 @@ PICTURES = (
 )
 
 STAGES = (
-    Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
-          "bert.workflow.data:make_data", (), ("train_data", "test_data"), reads=("data",)),
+    Stage("data", "Generate the synthetic language or read data.text_files, and write the "
+          "train/test sets (data/*.h5).", "bert.workflow.data:make_data", ("text_sources",),
+          ("train_data", "test_data"), reads=("data",)),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
           "bert.workflow.init:initialize", ("init_sources",), ("init_weights",),
           reads=("data.sequence_length", "data.vocab_size", "model", "training.dtype")),
@@ -69,8 +70,10 @@ STAGES = (
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
           "bert.workflow.report:write_results", ("metrics", "history"), ("results",),
           reads=("data", "model", "training", "evaluation")),
-    Stage("export", "Export the trained model as a transformers directory (artifacts/export/).",
-          "bert.workflow.export:export", ("model_weights",), ("export_config", "export_weights"),
+    Stage("export", "Export the trained model as a transformers directory, with the tokenizer "
+          "of text data (artifacts/export/).", "bert.workflow.export:export",
+          ("model_weights", "test_data"),
+          ("export_tokenizer", "export_config", "export_weights"),
           in_default_run=False),
     Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png; needs matplotlib).",
           "", parts=PICTURES, needs="matplotlib",

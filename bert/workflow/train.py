@@ -118,7 +118,9 @@ class Run:
 
     @property
     def batches_per_epoch(self) -> int:
-        return self.params.data.num_train_batches
+        """Whole batches of the training set (text data: the remainder waits for later epochs,
+        whose order differs)."""
+        return len(self.train_data["nsp_labels"]) // self.params.data.batch_size
 
     @property
     def total_steps(self) -> int:
@@ -132,37 +134,39 @@ class Run:
 def open_run(params: Params, layout: Layout) -> Run:
     """The run these parameters define, resumed from its newest valid checkpoint if any."""
     t = params.training
-    config, run = bert_config(params), run_params(params)
+    config, run = bert_config(params), run_params(params, layout)
     folder = layout.checkpoints / ckpt.fingerprint(run)
     for writable in (layout.artifacts, folder):  # before an epoch of work, not after it
         check_writable(writable)
-    total_steps = t.epochs * params.data.num_train_batches
-    state = ckpt.newest_valid_checkpoint(folder, config, run, total_steps)
-    refuse_going_back(params, folder, state)
+    train_data = load_dataset(layout.train_data, params.data)
+    batches = len(train_data["nsp_labels"]) // params.data.batch_size
+    state = ckpt.newest_valid_checkpoint(folder, config, run, t.epochs * batches)
+    refuse_going_back(params, folder, state, batches)
     if state is None:
         state = fresh_state(params, config, layout)
         log.info("training from the initial weights; checkpoints in %s", folder)
     else:
         log.info("resuming from step %d (epoch %d, batch %d) in %s", state.step,
-                 *divmod(state.step, params.data.num_train_batches), folder)
-    return Run(params, layout, config, run, folder,
-               load_dataset(layout.train_data, params.data),
+                 *divmod(state.step, batches), folder)
+    return Run(params, layout, config, run, folder, train_data,
                load_dataset(layout.test_data, params.data), state,
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
                saved_step=state.step, epoch_start=state.step)
 
 
-def refuse_going_back(params: Params, folder: Path, state: ckpt.TrainingState | None) -> None:
+def refuse_going_back(
+    params: Params, folder: Path, state: ckpt.TrainingState | None, batches_per_epoch: int
+) -> None:
     """Lowering ``training.epochs`` below what the run has done uses its checkpoint at the end
     of that epoch; without one, refuse (training again would prune the later checkpoints)."""
-    total_steps = params.training.epochs * params.data.num_train_batches
+    total_steps = params.training.epochs * batches_per_epoch
     done = max((ckpt.step_of(p) for p in ckpt.list_checkpoints(folder)), default=0)
     if done > total_steps and state is not None and state.step == total_steps:
         log.info("this run is already at step %d; using its checkpoint at the end of epoch %d "
                  "and keeping the later ones", done, params.training.epochs)
     elif done > total_steps:
-        epochs = -(-done // params.data.num_train_batches)
+        epochs = -(-done // batches_per_epoch)
         raise ParamsError(f"training.epochs is {params.training.epochs}, but this run is already "
                           f"at step {done} (epoch {epochs}) and has no checkpoint at the end of "
                           f"epoch {params.training.epochs}; its checkpoints in {folder} are left "
