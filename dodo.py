@@ -12,6 +12,7 @@ from doit import get_var
 from doit.tools import config_changed
 
 from bert.errors import ParamsError
+from bert.workflow.launch import stage_command
 from bert.workflow.layout import Layout
 from bert.workflow.params import load_params
 from bert.workflow.stages import (
@@ -34,6 +35,7 @@ DOIT_CONFIG = {
 PARAMS_FILE = get_var("params", "params.yaml")
 try:
     PARAMS = load_params(PARAMS_FILE)
+    TRAIN_COMMAND = stage_command(PARAMS, PARAMS_FILE)  # under mpiexec for several processes
 except ParamsError as error:
     sys.exit(f"error: {error}")
 LAYOUT = Layout()
@@ -63,7 +65,7 @@ def task_init():
 
 
 def task_train():
-    return stage_task(stage("train"))
+    return {**stage_task(stage("train")), "actions": [TRAIN_COMMAND]}
 
 
 def task_evaluate():

@@ -195,8 +195,20 @@ class TrainingParams(Section):
     random_seed: int = param(0, "seed of the example order and of dropout", low=0)
     dtype: str = param("float32", "floating-point type of weights and computation",
                        choices=("float32", "float64"))
+    processes: int = param(1, "MPI ranks that share each batch (data parallel); above 1 the "
+                           "train stage runs under training.mpiexec. Any count gives the same "
+                           "bits, and a run may resume under another count", low=1)
+    micro_batches: int = param(1, "equal parts each batch is cut into (gradient accumulation; "
+                               "the ranks share them); a multiple of processes, dividing "
+                               "data.batch_size", low=1)
+    mpiexec: str = param("mpiexec", "the MPI launcher, with its arguments (e.g. srun, or "
+                         "mpiexec -f hosts); looked up next to the Python interpreter first, "
+                         "then on PATH")
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        if self.micro_batches % self.processes:
+            yield "micro_batches", (f"is {self.micro_batches}, not a multiple of "
+                                    f"training.processes ({self.processes}); make it one")
         if self.lr_schedule == "linear" and self.decay_steps <= self.warmup_steps:
             yield "decay_steps", (f"is {self.decay_steps}, not after training.warmup_steps "
                                   f"({self.warmup_steps}); make it larger")
@@ -217,7 +229,8 @@ class EvaluationParams(Section):
 
 # Training keys that do not change what a run computes, only how long it goes on and what it
 # keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
-NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints")
+NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
+                         "mpiexec")
 
 
 @dataclass(frozen=True)
@@ -370,7 +383,13 @@ def params_from_mapping(mapping: Any) -> Params:
     for key in mapping:
         if key not in sections:
             raise ParamsError(f"{key} is not a known section; {_suggest(str(key), list(sections))}")
-    return Params(**{key: build_section(hints[key], value, key) for key, value in mapping.items()})
+    params = Params(**{key: build_section(hints[key], value, key)
+                       for key, value in mapping.items()})
+    batch_size, micro_batches = params.data.batch_size, params.training.micro_batches
+    if batch_size % micro_batches:
+        raise ParamsError(f"data.batch_size is {batch_size}, not a multiple of "
+                          f"training.micro_batches ({micro_batches}); make it one")
+    return params
 
 
 def load_params(path: str | Path) -> Params:
