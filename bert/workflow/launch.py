@@ -41,6 +41,10 @@ def stage_command(params: Params, params_file: str) -> list[str]:
     processes = params.training.processes
     if processes == 1:
         return command
-    if not mpi_available():
-        raise ParamsError(f"training.processes is {processes}, but {MPI_MISSING}")
-    return [*find_launcher(params.training.mpiexec), "-n", str(processes), *command]
+    try:
+        if not mpi_available():
+            raise ParamsError(f"training.processes is {processes}, but {MPI_MISSING}")
+        launcher = find_launcher(params.training.mpiexec)
+    except ParamsError as error:
+        raise ParamsError(f"{params_file}: {error}") from None
+    return [*launcher, "-n", str(processes), *command]
