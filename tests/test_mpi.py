@@ -152,7 +152,7 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process):
 
 @pytest.mark.parametrize(("training", "message"), [
     ({"processes": 2, "micro_batches": 2, "mpiexec": "no-such-launcher -v"},
-     "params.yaml: training.mpiexec is 'no-such-launcher -v': no-such-launcher is not found next to"),
+     "params.yaml: training.mpiexec is 'no-such-launcher -v': no-such-launcher is not found"),
     ({"processes": 2, "micro_batches": 3}, "training.micro_batches is 3, not a multiple of "
      "training.processes (2)"),
     ({"processes": 0}, "training.processes is 0, outside [1, inf]"),
