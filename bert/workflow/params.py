@@ -195,9 +195,10 @@ class TrainingParams(Section):
     random_seed: int = param(0, "seed of the example order and of dropout", low=0)
     dtype: str = param("float32", "floating-point type of weights and computation",
                        choices=("float32", "float64"))
-    processes: int = param(1, "MPI ranks that share each batch (data parallel); above 1 the "
-                           "train stage runs under training.mpiexec. Any count gives the same "
-                           "bits, and a run may resume under another count", low=1)
+    processes: int = param(1, "MPI ranks that share each batch (data parallel; needs the mpi "
+                           "extra); above 1 the train stage runs under training.mpiexec. The "
+                           "result does not depend on it, so a run may resume under another "
+                           "count", low=1)
     micro_batches: int = param(1, "equal parts each batch is cut into (gradient accumulation; "
                                "the ranks share them); a multiple of processes, dividing "
                                "data.batch_size", low=1)

@@ -1,0 +1,201 @@
+"""Benchmark of data-parallel training: ``python -m bert.bench --processes N [--size mini]``.
+
+Times the training step (``bert.core.step.training_step``, the batch cut into N micro-batches,
+dropout on, float32) three ways, each in fresh processes with the BLAS thread count fixed
+before NumPy is imported:
+
+- 1 process x 1 thread (the baseline);
+- N MPI ranks x 1 thread each, under ``mpiexec -n N`` (each rank computes one micro-batch);
+- 1 process x N threads.
+
+The parallel efficiency of the ranks is ``t(1 x 1) / (N t(N x 1))``. Under MPI it also times,
+on the gradient's size, the fixed-order reduction the step uses (``bert.engine.mpi``) against a
+plain ``MPI_Allreduce``, and a plain Allreduce against the message size, from which the README's
+scaling model takes its latency and bandwidth. Times are medians of the repetitions; a step is
+timed on rank 0 between two barriers, so it includes waiting for the slowest rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bert.bench.step import SIZES, Size, make_batch, make_config, settle
+
+MESSAGE_MIB = (0.25, 1, 4, 16, 64)
+
+
+def _threads_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    return env
+
+
+def _median_s(func, repeats: int, barrier=None) -> float:
+    times = []
+    for _ in range(repeats):
+        if barrier:
+            barrier()
+        start = time.perf_counter()
+        func()
+        if barrier:
+            barrier()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def step_worker(size: Size, micro_batches: int, repeats: int, warmup: int) -> dict:
+    """Median seconds of a step (and, under MPI, of the reductions), printed by rank 0."""
+    import numpy as np
+
+    from bert.core.model import init_params
+    from bert.core.optim import AdamWConfig, init_state
+    from bert.core.step import OneProcess, Partial, training_step
+
+    config = make_config(size)
+    params = init_params(config, np.random.default_rng(0))
+    optimizer, batch = init_state(params), make_batch(size)
+    comm, reduction, barrier = None, OneProcess(), None
+    if os.environ.get("PMI_SIZE", "1") != "1" or os.environ.get("OMPI_COMM_WORLD_SIZE"):
+        from bert.engine.mpi import MpiReduction, world
+
+        comm = world()
+        reduction, barrier = MpiReduction(comm), comm.Barrier
+
+    def step() -> None:
+        training_step(params, config, batch, optimizer, lr=1e-4, adamw=AdamWConfig(),
+                      max_grad_norm=1.0, rng=lambda i: np.random.default_rng([0, i]),
+                      micro_batches=micro_batches, reduction=reduction)
+
+    for _ in range(warmup):
+        step()
+    settle()
+    result = {"step_s": _median_s(step, repeats, barrier),
+              "parameters": int(sum(p.size for p in params.values()))}
+    if comm is not None:
+        result |= reductions(comm, reduction, params, micro_batches, repeats, Partial)
+    return result if comm is None or comm.Get_rank() == 0 else {}
+
+
+def reductions(comm, reduction, params, micro_batches: int, repeats: int, partial) -> dict:
+    """The step's fixed-order reduction and a plain Allreduce of the same gradient; a plain
+    Allreduce of float32 messages of ``MESSAGE_MIB`` sizes."""
+    import numpy as np
+    from mpi4py import MPI
+
+    from bert.core.summation import pieces
+
+    nodes = pieces(reduction.block(micro_batches), micro_batches)
+
+    sums = [partial(params, 0.0, 0.0) for _ in nodes]  # the reduction reads, never writes them
+
+    flat = np.concatenate([v.reshape(-1) for v in params.values()])
+    out = np.empty_like(flat)
+    result = {
+        "fixed_order_reduction_s": _median_s(
+            lambda: reduction.total(nodes, sums, micro_batches), repeats, comm.Barrier),
+        "allreduce_s": _median_s(lambda: comm.Allreduce(flat, out, MPI.SUM), repeats,
+                                 comm.Barrier),
+        "gradient_mib": flat.nbytes / 2**20,
+        "allreduce_by_size": {},
+    }
+    for mib in MESSAGE_MIB:
+        message = np.ones(int(mib * 2**18), np.float32)
+        received = np.empty_like(message)
+        result["allreduce_by_size"][str(mib)] = _median_s(
+            lambda m=message, r=received: comm.Allreduce(m, r, MPI.SUM), repeats, comm.Barrier)
+    return result
+
+
+def _run(command: list[str], threads: int) -> dict:
+    done = subprocess.run(command, env=_threads_env(threads), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed: {' '.join(command)}\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str) -> dict:
+    """The three configurations and the derived efficiencies."""
+    from bert.workflow.launch import find_launcher
+
+    worker = [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
+              "--micro-batches", str(processes), "--repeats", str(repeats),
+              "--warmup", str(warmup)]
+    size = SIZES[size_name]
+    tokens = size.batch_size * size.seq_len
+    load = os.getloadavg()[0]
+    one = _run(worker, 1)
+    ranks = _run([*find_launcher(mpiexec), "-n", str(processes), *worker], 1)
+    threads = _run(worker, processes)
+    return {
+        "size": size_name, "processes": processes, "tokens_per_step": tokens,
+        "load_average_at_start": load,
+        "one_process_one_thread": {"step_s": one["step_s"], "tokens_per_s": tokens / one["step_s"]},
+        "ranks_one_thread_each": {"step_s": ranks["step_s"],
+                                  "tokens_per_s": tokens / ranks["step_s"]},
+        "one_process_threads": {"step_s": threads["step_s"],
+                                "tokens_per_s": tokens / threads["step_s"]},
+        "rank_efficiency": one["step_s"] / (processes * ranks["step_s"]),
+        "thread_efficiency": one["step_s"] / (processes * threads["step_s"]),
+        "compute_per_micro_batch_s": one["step_s"] / processes,
+        "gradient_mib": ranks["gradient_mib"],
+        "fixed_order_reduction_s": ranks["fixed_order_reduction_s"],
+        "allreduce_s": ranks["allreduce_s"],
+        "allreduce_by_size_s": ranks["allreduce_by_size"],
+    }
+
+
+def table(report: dict) -> str:
+    n = report["processes"]
+    rows = [
+        ("1 process x 1 thread", report["one_process_one_thread"], ""),
+        (f"{n} ranks x 1 thread", report["ranks_one_thread_each"],
+         f"{report['rank_efficiency']:.0%}"),
+        (f"1 process x {n} threads", report["one_process_threads"],
+         f"{report['thread_efficiency']:.0%}"),
+    ]
+    lines = [f"{report['size']}: {report['tokens_per_step']} tokens per step, {n} micro-batches; "
+             f"load average {report['load_average_at_start']:.1f} at the start",
+             f"{'':24} {'step ms':>9} {'tokens/s':>10} {'efficiency':>11}"]
+    lines += [f"{name:24} {1000 * r['step_s']:9.1f} {r['tokens_per_s']:10,.0f} {eff:>11}"
+              for name, r, eff in rows]
+    lines.append(f"gradient {report['gradient_mib']:.1f} MiB: fixed-order reduction "
+                 f"{1000 * report['fixed_order_reduction_s']:.1f} ms, plain Allreduce "
+                 f"{1000 * report['allreduce_s']:.1f} ms")
+    lines.append("Allreduce by message size: " + ", ".join(
+        f"{mib} MiB {1000 * s:.2f} ms" for mib, s in report["allreduce_by_size_s"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bert.bench --processes N",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processes", type=int, default=2, help="MPI ranks (default 2)")
+    parser.add_argument("--size", choices=tuple(SIZES), default="mini",
+                        help="the model and batch size (default mini)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--mpiexec", default="mpiexec", help="the launcher (default mpiexec)")
+    parser.add_argument("--json", action="store_true", help="print everything as JSON")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--micro-batches", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        result = step_worker(SIZES[args.size], args.micro_batches, args.repeats, args.warmup)
+        if result:
+            print(json.dumps(result))
+        return
+    if args.processes < 2 or SIZES[args.size].batch_size % args.processes:
+        parser.error("--processes must be 2 or more and divide the batch size")
+    report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec)
+    print(json.dumps(report, indent=2) if args.json else table(report))
+
+
+if __name__ == "__main__":
+    main()
