@@ -28,6 +28,11 @@ import time
 from bert.bench.step import SIZES, Size, make_batch, make_config, settle
 
 MESSAGE_MIB = (0.25, 1, 4, 16, 64)
+# The scaling model (see ``projection``): ranks, link speeds, and the per-hop latency assumed
+# for a network (it cannot be measured on one machine).
+PROJECTED_RANKS = (2, 4, 8, 16, 32, 64)
+LINKS_GBIT = (10, 100)
+HOP_LATENCY_S = 20e-6
 
 
 def _threads_env(threads: int) -> dict[str, str]:
@@ -55,7 +60,7 @@ def step_worker(size: Size, micro_batches: int, repeats: int, warmup: int) -> di
     import numpy as np
 
     from bert.core.model import init_params
-    from bert.core.optim import AdamWConfig, init_state
+    from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
     from bert.core.step import OneProcess, Partial, training_step
 
     config = make_config(size)
@@ -73,10 +78,16 @@ def step_worker(size: Size, micro_batches: int, repeats: int, warmup: int) -> di
                       max_grad_norm=1.0, rng=lambda i: np.random.default_rng([0, i]),
                       micro_batches=micro_batches, reduction=reduction)
 
+    grads = {name: np.full_like(value, 1e-3) for name, value in params.items()}
+
+    def update() -> None:  # what every rank repeats on the whole model after the reduction
+        clip_grad_norm(grads, 1.0)
+        adamw_step(params, grads, optimizer, 1e-4, AdamWConfig())
+
     for _ in range(warmup):
         step()
     settle()
-    result = {"step_s": _median_s(step, repeats, barrier),
+    result = {"step_s": _median_s(step, repeats, barrier), "update_s": _median_s(update, repeats),
               "parameters": int(sum(p.size for p in params.values()))}
     if comm is not None:
         result |= reductions(comm, reduction, params, micro_batches, repeats, Partial)
@@ -143,12 +154,31 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
                                 "tokens_per_s": tokens / threads["step_s"]},
         "rank_efficiency": one["step_s"] / (processes * ranks["step_s"]),
         "thread_efficiency": one["step_s"] / (processes * threads["step_s"]),
-        "compute_per_micro_batch_s": one["step_s"] / processes,
+        "update_s": one["update_s"],
+        "compute_per_micro_batch_s": (one["step_s"] - one["update_s"]) / processes,
         "gradient_mib": ranks["gradient_mib"],
         "fixed_order_reduction_s": ranks["fixed_order_reduction_s"],
         "allreduce_s": ranks["allreduce_s"],
         "allreduce_by_size_s": ranks["allreduce_by_size"],
     }
+
+
+def ring_allreduce_s(ranks: int, nbytes: float, gbit: float) -> float:
+    """A ring allreduce of ``nbytes`` over ``ranks`` on links of ``gbit`` Gb/s: each rank sends
+    and receives 2 (N-1)/N of the message, in 2 (N-1) hops of ``HOP_LATENCY_S`` each."""
+    return 2 * (ranks - 1) / ranks * nbytes * 8 / (gbit * 1e9) + 2 * (ranks - 1) * HOP_LATENCY_S
+
+
+def projection(report: dict) -> dict[int, dict[int, float]]:
+    """Parallel efficiency of N ranks, each computing one micro-batch of the measured size,
+    against one process computing all N: ``(N c + u) / (N (c + u + r))``, with c the compute
+    per micro-batch and u the update (clipping, AdamW) measured here, r the ring allreduce at
+    each link speed plus the local overhead of the fixed-order reduction measured here."""
+    c, u = report["compute_per_micro_batch_s"], report["update_s"]
+    overhead = max(report["fixed_order_reduction_s"] - report["allreduce_s"], 0.0)
+    nbytes = report["gradient_mib"] * 2**20
+    return {gbit: {n: (n * c + u) / (n * (c + u + ring_allreduce_s(n, nbytes, gbit) + overhead))
+                   for n in PROJECTED_RANKS} for gbit in LINKS_GBIT}
 
 
 def table(report: dict) -> str:
@@ -170,6 +200,12 @@ def table(report: dict) -> str:
                  f"{1000 * report['allreduce_s']:.1f} ms")
     lines.append("Allreduce by message size: " + ", ".join(
         f"{mib} MiB {1000 * s:.2f} ms" for mib, s in report["allreduce_by_size_s"].items()))
+    lines.append(f"compute per micro-batch {1000 * report['compute_per_micro_batch_s']:.1f} ms, "
+                 f"update {1000 * report['update_s']:.1f} ms; projected efficiency over a "
+                 f"network ({HOP_LATENCY_S * 1e6:.0f} us per hop):")
+    lines.append("ranks     " + "".join(f"{n:>7}" for n in PROJECTED_RANKS))
+    lines += [f"{gbit:>3} Gb/s  " + "".join(f"{e:7.0%}" for e in row.values())
+              for gbit, row in report["projection"].items()]
     return "\n".join(lines)
 
 
@@ -194,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.processes < 2 or SIZES[args.size].batch_size % args.processes:
         parser.error("--processes must be 2 or more and divide the batch size")
     report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec)
+    report["projection"] = projection(report)
     print(json.dumps(report, indent=2) if args.json else table(report))
 
 

@@ -13,6 +13,7 @@ result has the same bits on 1 or N processes. The losses travel the same way, as
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -44,6 +45,18 @@ def world() -> Any:
     from mpi4py import MPI
 
     return MPI.COMM_WORLD
+
+
+def share_cores(comm: Any) -> int:
+    """Give this rank its share of its host's CPUs as BLAS threads, and return it: ranks on
+    one host would otherwise each start a BLAS thread per CPU and oversubscribe them."""
+    from mpi4py import MPI
+    from threadpoolctl import threadpool_limits
+
+    on_host = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+    threads = max(1, len(os.sched_getaffinity(0)) // on_host)
+    threadpool_limits(threads, user_api="blas")
+    return threads
 
 
 def block(rank: int, size: int, count: int) -> Node:

@@ -242,11 +242,13 @@ def train(params: Params, layout: Layout = Layout(), progress: bool = True) -> c
     With ``training.processes`` > 1 this is one rank of an MPI job of that many processes."""
     if params.training.processes == 1:
         return train_loop(open_run(params, layout), progress)
-    from bert.engine.mpi import MpiReduction, fail_fast
+    from bert.engine.mpi import MpiReduction, fail_fast, share_cores
 
     reduction = MpiReduction(join_ranks(params))
     if reduction.rank:
         quiet_logging()
+    log.info("rank 0 of %d; %d BLAS thread(s) per rank", reduction.size,
+             share_cores(reduction.comm))
     try:
         with fail_fast(reduction.comm, passes=(TrainingInterrupted, TrainingDivergedError)):
             run = open_run(params, layout, reduction)
