@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not mpi_available(),
 # Dropout on, so that the dropout streams matter; 4 micro-batches of 2 examples.
 DROPOUT = {"hidden_dropout": 0.1, "attention_dropout": 0.1}
 SHORT = tiny(model=DROPOUT, training={"micro_batches": 4})
-LONG = tiny(model=DROPOUT, data={"num_train_batches": 150},
+LONG = tiny(model=DROPOUT, data={"num_train_batches": 60},
             training={"micro_batches": 4, "checkpoint_every_steps": 20, "keep_checkpoints": 3})
 COUNTS = ("processes", "mpiexec")  # how a run was executed, not what it computed
 TIMING = ("seconds", "tokens_per_second")

@@ -67,6 +67,11 @@ def add_partials(a: Partial, b: Partial) -> Partial:
 class Reduction(Protocol):
     """Who computes which micro-batches, and how their sums meet."""
 
+    rank: int  # this process among those sharing the work (0: the one that writes)
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any of the processes (the same answer on all)."""
+
     def block(self, count: int) -> Node:
         """The micro-batches ``[lo, hi)`` of ``0 … count-1`` that this process computes."""
 
@@ -77,6 +82,11 @@ class Reduction(Protocol):
 
 class OneProcess:
     """The default reduction: this process computes every micro-batch."""
+
+    rank = 0
+
+    def any(self, flag: bool) -> bool:
+        return flag
 
     def block(self, count: int) -> Node:
         return (0, count)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,7 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
     return np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(num_examples)
 
 
-def dropout_streams(seed: int, step: int):
+def dropout_streams(seed: int, step: int) -> Callable[[int], np.random.Generator]:
     """The dropout generator of each micro-batch of step ``step`` (0-based): index -> Generator.
 
     Keyed by the step and the micro-batch alone, never by who computes it."""
@@ -124,9 +124,13 @@ class Run:
     adamw: AdamWConfig
     saved_step: int  # the step of the newest checkpoint on disk
     reduction: Reduction  # who computes which micro-batches, and how their sums meet
-    root: bool = True  # whether this process scores, writes and logs (rank 0)
     epoch_start: int = 0  # the first step of the current epoch done in this session
     epoch_seconds: float = 0.0  # time spent in steps of the current epoch, this session
+
+    @property
+    def root(self) -> bool:
+        """Whether this process scores, writes and logs (rank 0)."""
+        return self.reduction.rank == 0
 
     @property
     def batches_per_epoch(self) -> int:
@@ -160,7 +164,7 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
                saved_step=state.step, reduction=reduction or OneProcess(),
-               root=getattr(reduction, "rank", 0) == 0, epoch_start=state.step)
+               epoch_start=state.step)
 
 
 def next_batch(run: Run) -> dict[str, np.ndarray]:
@@ -286,12 +290,6 @@ def _same_start(run: Run) -> None:
                             f"(steps {steps}); give every host the same checkpoint files")
 
 
-def _any_rank(run: Run, flag: bool) -> bool:
-    """Whether ``flag`` holds on any rank (on one process: ``flag``)."""
-    agree = getattr(run.reduction, "any", None)
-    return agree(flag) if agree else flag
-
-
 def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
     """Train ``run`` to ``training.epochs``; stop after a step on SIGINT/SIGTERM (received by
     any rank: they all stop after the same step) with a checkpoint."""
@@ -307,7 +305,7 @@ def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
             bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
                             tok_s=f"{rate:,.0f}", refresh=False)
             after_step(run)
-            if _any_rank(run, bool(signals)):
+            if run.reduction.any(bool(signals)):
                 if run.saved_step != run.state.step:
                     save_checkpoint(run)
                 raise TrainingInterrupted(run.state.step)
