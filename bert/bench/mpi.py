@@ -1,8 +1,8 @@
 """Benchmark of data-parallel training: ``python -m bert.bench --processes N [--size mini]``.
 
 Times the training step (``bert.core.step.training_step``, the batch cut into N micro-batches,
-dropout on, float32) three ways, each in fresh processes with the BLAS thread count fixed
-before NumPy is imported:
+dropout on, float32) three ways, each in worker processes of its own with the BLAS thread count
+fixed before NumPy is imported:
 
 - 1 process x 1 thread (the baseline);
 - N MPI ranks x 1 thread each, under ``mpiexec -n N`` (each rank computes one micro-batch);
@@ -11,8 +11,10 @@ before NumPy is imported:
 The parallel efficiency of the ranks is ``t(1 x 1) / (N t(N x 1))``. Under MPI it also times,
 on the gradient's size, the fixed-order reduction the step uses (``bert.engine.mpi``) against a
 plain ``MPI_Allreduce``, and a plain Allreduce against the message size, from which the README's
-scaling model takes its latency and bandwidth. Times are medians of the repetitions; a step is
-timed on rank 0 between two barriers, so it includes waiting for the slowest rank.
+scaling model takes its inputs. The workers start once and wait, asleep, for their turn: the
+three take turns in a few rounds, so that a change of the machine's load hits all of them alike.
+Times are medians of the repetitions; a step on the ranks is timed on rank 0 between two
+barriers, so it includes waiting for the slowest rank.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from bert.bench.step import SIZES, Size, make_batch, make_config, settle
+from bert.bench.step import ROUNDS, SIZES, Size, make_batch, make_config, settle
 
 MESSAGE_MIB = (0.25, 1, 4, 16, 64)
 # The scaling model (see ``projection``): ranks, link speeds, and the per-hop latency assumed
@@ -42,7 +44,8 @@ def _threads_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _median_s(func, repeats: int, barrier=None) -> float:
+def _times(func, repeats: int, barrier=None) -> list[float]:
+    """Seconds of ``repeats`` calls of ``func``, each between two barriers when given."""
     times = []
     for _ in range(repeats):
         if barrier:
@@ -52,11 +55,26 @@ def _median_s(func, repeats: int, barrier=None) -> float:
         if barrier:
             barrier()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
-def step_worker(size: Size, micro_batches: int, repeats: int, warmup: int) -> dict:
-    """Median seconds of a step (and, under MPI, of the reductions), printed by rank 0."""
+def _next_command(comm) -> str:
+    """The next line of stdin (read by rank 0, passed on to the others, which wait for it
+    asleep rather than spinning in MPI: they would take a CPU from the side being timed)."""
+    line = sys.stdin.readline().strip() or "quit" if comm is None or comm.Get_rank() == 0 \
+        else None
+    if comm is None:
+        return line
+    arrived = comm.Ibarrier()  # rank 0 enters once it has the line
+    while not arrived.Test():
+        time.sleep(0.002)
+    return comm.bcast(line)
+
+
+def serve(size: Size, micro_batches: int, warmup: int) -> None:
+    """A worker: build the model and batch, warm up, say ``ready``, then answer the commands
+    read from stdin (``steps K``, ``update K``, ``reductions K``, ``quit``) with one JSON line
+    each on stdout (rank 0's). It runs the step under MPI when started by a launcher."""
     import numpy as np
 
     from bert.core.model import init_params
@@ -84,14 +102,25 @@ def step_worker(size: Size, micro_batches: int, repeats: int, warmup: int) -> di
         clip_grad_norm(grads, 1.0)
         adamw_step(params, grads, optimizer, 1e-4, AdamWConfig())
 
+    def answer(result: dict) -> None:
+        if comm is None or comm.Get_rank() == 0:
+            print(json.dumps(result), flush=True)
+
     for _ in range(warmup):
         step()
-    settle()
-    result = {"step_s": _median_s(step, repeats, barrier), "update_s": _median_s(update, repeats),
-              "parameters": int(sum(p.size for p in params.values()))}
-    if comm is not None:
-        result |= reductions(comm, reduction, params, micro_batches, repeats, Partial)
-    return result if comm is None or comm.Get_rank() == 0 else {}
+    answer({"ready": True, "parameters": int(sum(p.size for p in params.values()))})
+    while (command := _next_command(comm).split())[0] != "quit":
+        what, repeats = command[0], int(command[1])
+        if what == "steps":
+            answer({"step_s": _times(step, repeats, barrier)})
+        elif what == "update":
+            answer({"update_s": _times(update, repeats)})
+        else:
+            answer(reductions(comm, reduction, params, micro_batches, repeats, Partial))
+
+
+def _median(func, repeats: int, barrier=None) -> float:
+    return statistics.median(_times(func, repeats, barrier))
 
 
 def reductions(comm, reduction, params, micro_batches: int, repeats: int, partial) -> dict:
@@ -109,9 +138,9 @@ def reductions(comm, reduction, params, micro_batches: int, repeats: int, partia
     flat = np.concatenate([v.reshape(-1) for v in params.values()])
     out = np.empty_like(flat)
     result = {
-        "fixed_order_reduction_s": _median_s(
+        "fixed_order_reduction_s": _median(
             lambda: reduction.total(nodes, sums, micro_batches), repeats, comm.Barrier),
-        "allreduce_s": _median_s(lambda: comm.Allreduce(flat, out, MPI.SUM), repeats,
+        "allreduce_s": _median(lambda: comm.Allreduce(flat, out, MPI.SUM), repeats,
                                  comm.Barrier),
         "gradient_mib": flat.nbytes / 2**20,
         "allreduce_by_size": {},
@@ -119,47 +148,87 @@ def reductions(comm, reduction, params, micro_batches: int, repeats: int, partia
     for mib in MESSAGE_MIB:
         message = np.ones(int(mib * 2**18), np.float32)
         received = np.empty_like(message)
-        result["allreduce_by_size"][str(mib)] = _median_s(
+        result["allreduce_by_size"][str(mib)] = _median(
             lambda m=message, r=received: comm.Allreduce(m, r, MPI.SUM), repeats, comm.Barrier)
     return result
 
 
-def _run(command: list[str], threads: int) -> dict:
-    done = subprocess.run(command, env=_threads_env(threads), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark worker failed: {' '.join(command)}\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class Worker:
+    """A worker process (or MPI job) of ``serve``, driven line by line."""
+
+    def __init__(self, command: list[str], threads: int) -> None:
+        self.process = subprocess.Popen(command, env=_threads_env(threads), text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.command = command
+
+    def read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker failed: {' '.join(self.command)}")
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+        except BrokenPipeError:  # it ended already (and said why on stderr)
+            pass
+        self.process.wait(timeout=60)
 
 
 def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str) -> dict:
-    """The three configurations and the derived efficiencies."""
+    """The three configurations, their steps timed in alternating rounds (so that a change of
+    the machine's load hits all three alike), and the derived efficiencies."""
     from bert.workflow.launch import find_launcher
 
-    worker = [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
-              "--micro-batches", str(processes), "--repeats", str(repeats),
-              "--warmup", str(warmup)]
+    serve_command = [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
+                     "--micro-batches", str(processes), "--warmup", str(warmup)]
     size = SIZES[size_name]
     tokens = size.batch_size * size.seq_len
     load = os.getloadavg()[0]
-    one = _run(worker, 1)
-    ranks = _run([*find_launcher(mpiexec), "-n", str(processes), *worker], 1)
-    threads = _run(worker, processes)
+    workers = {
+        "one_process_one_thread": Worker(serve_command, 1),
+        "ranks_one_thread_each": Worker(
+            [*find_launcher(mpiexec), "-n", str(processes), *serve_command], 1),
+        "one_process_threads": Worker(serve_command, processes),
+    }
+    try:
+        for worker in workers.values():
+            ready = worker.read()
+        samples: dict[str, list[float]] = {name: [] for name in workers}
+        rounds = min(repeats, ROUNDS)
+        for r in range(rounds):
+            for name, worker in workers.items():
+                settle()
+                samples[name] += worker.ask(
+                    f"steps {repeats // rounds + (r < repeats % rounds)}")["step_s"]
+        settle()
+        update = statistics.median(
+            workers["one_process_one_thread"].ask(f"update {repeats}")["update_s"])
+        comm = workers["ranks_one_thread_each"].ask(f"reductions {repeats}")
+    finally:
+        for worker in workers.values():
+            worker.close()
+    step = {name: statistics.median(times) for name, times in samples.items()}
+    one = step["one_process_one_thread"]
     return {
         "size": size_name, "processes": processes, "tokens_per_step": tokens,
-        "load_average_at_start": load,
-        "one_process_one_thread": {"step_s": one["step_s"], "tokens_per_s": tokens / one["step_s"]},
-        "ranks_one_thread_each": {"step_s": ranks["step_s"],
-                                  "tokens_per_s": tokens / ranks["step_s"]},
-        "one_process_threads": {"step_s": threads["step_s"],
-                                "tokens_per_s": tokens / threads["step_s"]},
-        "rank_efficiency": one["step_s"] / (processes * ranks["step_s"]),
-        "thread_efficiency": one["step_s"] / (processes * threads["step_s"]),
-        "update_s": one["update_s"],
-        "compute_per_micro_batch_s": (one["step_s"] - one["update_s"]) / processes,
-        "gradient_mib": ranks["gradient_mib"],
-        "fixed_order_reduction_s": ranks["fixed_order_reduction_s"],
-        "allreduce_s": ranks["allreduce_s"],
-        "allreduce_by_size_s": ranks["allreduce_by_size"],
+        "parameters": ready["parameters"], "load_average_at_start": load,
+        **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name]}
+           for name, seconds in step.items()},
+        "rank_efficiency": one / (processes * step["ranks_one_thread_each"]),
+        "thread_efficiency": one / (processes * step["one_process_threads"]),
+        "update_s": update,
+        "compute_per_micro_batch_s": (one - update) / processes,
+        "gradient_mib": comm["gradient_mib"],
+        "fixed_order_reduction_s": comm["fixed_order_reduction_s"],
+        "allreduce_s": comm["allreduce_s"],
+        "allreduce_by_size_s": comm["allreduce_by_size"],
     }
 
 
@@ -215,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=2, help="MPI ranks (default 2)")
     parser.add_argument("--size", choices=tuple(SIZES), default="mini",
                         help="the model and batch size (default mini)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
+    parser.add_argument("--repeats", type=int, default=6,
+                        help="timed steps of each configuration (default 6)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     parser.add_argument("--mpiexec", default="mpiexec", help="the launcher (default mpiexec)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -223,9 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--micro-batches", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        result = step_worker(SIZES[args.size], args.micro_batches, args.repeats, args.warmup)
-        if result:
-            print(json.dumps(result))
+        serve(SIZES[args.size], args.micro_batches, args.warmup)
         return
     if args.processes < 2 or SIZES[args.size].batch_size % args.processes:
         parser.error("--processes must be 2 or more and divide the batch size")
