@@ -90,6 +90,25 @@ def test_two_processes_then_one_ends_as_one_straight(tmp_path, one_process):
     assert_same_bits(folder, one_process)
 
 
+def processes_in(folder: Path) -> list[int]:
+    """The processes whose working folder is ``folder`` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cwd").resolve() == folder.resolve():
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def assert_no_rank_left(folder: Path) -> None:
+    deadline = time.monotonic() + 10
+    while processes_in(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes_in(folder), "a rank outlived its job"
+
+
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, stop):
     folder = make_project(tmp_path / "project", on(2, LONG))
@@ -101,18 +120,20 @@ def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, 
     os.killpg(process.pid, stop)  # doit, mpiexec and both ranks
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0
+    assert_no_rank_left(folder)
     assert not (folder / "artifacts/model.h5").exists()
-    assert not list(folder.glob("artifacts/checkpoints/*/*.tmp*"))
     if stop == signal.SIGINT:
+        assert not list(folder.glob("artifacts/checkpoints/*/.*.tmp"))
         assert stderr.count("checkpoint saved; run `doit train` to resume") == 1
         assert "Traceback" not in stderr
     result = doit(folder, "report")
     assert "resuming from step" in result.stderr
+    assert "skipping checkpoint" not in result.stderr  # none was half-written
     assert_same_bits(folder, one_process_long)
 
 
-# Makes rank 1 raise in its third step, from outside the package: Python imports a
-# ``sitecustomize`` module found on PYTHONPATH at startup.
+# Makes rank 1 raise in its sixth step (after the checkpoint of step 4), from outside the
+# package: Python imports a ``sitecustomize`` module found on PYTHONPATH at startup.
 RAISE_ON_RANK_1 = '''
 import os
 
@@ -123,7 +144,7 @@ if os.environ.get("PMI_RANK") == "1":
 
     def take_step(run):
         calls.append(run.state.step)
-        if len(calls) == 3:
+        if len(calls) == 6:
             raise RuntimeError("injected failure")
         return original(run)
 
@@ -143,6 +164,7 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process):
                             env={**os.environ, "PYTHONPATH": str(inject)})
     assert time.monotonic() - started < 60
     assert failed.returncode != 0
+    assert_no_rank_left(folder)
     assert "error: rank 1 of 2 failed: RuntimeError: injected failure" in failed.stderr
     assert not (folder / "artifacts/model.h5").exists()
     assert not list(folder.glob("artifacts/checkpoints/*/*.tmp*"))
