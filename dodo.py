@@ -1,9 +1,10 @@
 """The workflow. ``doit`` runs data -> init -> train -> evaluate -> report -> plots; ``doit list``
 lists the tasks; ``doit params=other.yaml`` reads another parameters file.
 
-Each task runs one stage (``python -m bert <stage>``) and declares the files it reads (including
-the package modules it runs), the files it writes, and the parameters it reads, so that it reruns
-when, and only when, one of them changes. The stages themselves live in ``bert/stages.py``.
+Each task runs one stage (``python -m bert <stage>``) as its record in
+``bert/workflow/stages.py`` describes it: it reruns when, and only when, a file it reads
+changes, a file it writes is missing, one of the parameters it reads changes, or the code it runs
+changes (comments and docstrings aside: see ``bert.workflow.tasks.code_fingerprint``).
 """
 
 import sys
@@ -15,15 +16,8 @@ from bert.errors import ParamsError
 from bert.workflow.launch import stage_command
 from bert.workflow.layout import Layout
 from bert.workflow.params import load_params
-from bert.workflow.stages import (
-    PICTURES,
-    STAGES,
-    Stage,
-    leave_interrupts_to_stages,
-    module_files,
-    plots_available,
-    stage,
-)
+from bert.workflow.stages import STAGES, Stage, stage
+from bert.workflow.tasks import available, code_fingerprint, leave_interrupts_to_stages
 
 DOIT_CONFIG = {
     "default_tasks": [s.name for s in STAGES if s.in_default_run],
@@ -42,16 +36,16 @@ LAYOUT = Layout()
 leave_interrupts_to_stages()
 
 
-def stage_task(s: Stage, command: tuple[str, ...] = (), parameters: str = "") -> dict:
-    """The doit task running stage ``s`` as ``python -m bert <command>`` (default: its name),
-    rerun when ``PARAMS.stage_params(parameters)`` (default: its name) changes."""
+def stage_task(record: Stage, *command: str) -> dict:
+    """The doit task running ``python -m bert <command>`` (default: the record's name)."""
     return {
-        "doc": s.doc,
-        "actions": [[sys.executable, "-m", "bert", *(command or (s.name,)),
+        "doc": record.doc,
+        "actions": [[sys.executable, "-m", "bert", *(command or (record.name,)),
                      "--params", PARAMS_FILE]],
-        "file_dep": [*LAYOUT.files(s.inputs, PARAMS), *module_files(s.module)],
-        "targets": LAYOUT.files(s.outputs, PARAMS),
-        "uptodate": [config_changed(PARAMS.stage_params(parameters or s.name))],
+        "file_dep": LAYOUT.files(record.inputs, PARAMS),
+        "targets": LAYOUT.files(record.outputs, PARAMS),
+        "uptodate": [config_changed({"params": PARAMS.subset(record.reads),
+                                     "code": code_fingerprint(record.modules)})],
         "clean": True,
     }
 
@@ -83,8 +77,8 @@ def task_export():
 def task_plots():
     """Draw the pictures of the run under artifacts/plots/ (needs matplotlib): one sub-task
     per picture (``plots:curves``, …), so each is redrawn only when its own inputs change."""
-    if not plots_available():  # one task that says why, writes nothing and is then up to date
-        return {**stage_task(stage("plots")), "file_dep": module_files("bert.workflow.stages"),
-                "targets": [], "clean": []}
-    return ({**stage_task(picture, ("plots", picture.name), "plots"), "name": picture.name}
-            for picture in PICTURES)
+    plots = stage("plots")
+    if not available(plots):  # one task that says why, writes nothing and is then up to date
+        return stage_task(plots)
+    return ({**stage_task(picture, "plots", picture.name),
+             "name": picture.name} for picture in plots.parts)

@@ -14,8 +14,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"BertConfig": "bert.core.config", "BertForPreTraining": "bert.core.model",
-           "from_pretrained": "bert.storage.interop"}
+_PUBLIC = {"BertConfig": "bert.core.config", "BertForPreTraining": "bert.api",
+           "from_pretrained": "bert.api"}
 __all__ = [*_PUBLIC, "__version__"]
 
 def __getattr__(name: str) -> Any:

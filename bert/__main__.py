@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from bert.errors import BertError
 
@@ -32,32 +33,33 @@ def _curves(args: argparse.Namespace) -> None:
     print(curves_text(args.history, args.test))
 
 
-def _picture(name: str) -> str:
-    """An argument naming a picture of the plots stage."""
-    from bert.workflow.stages import PICTURES
+def _part_of(names: list[str]) -> Callable[[str], str]:
+    """An argument type accepting one of ``names`` (the parts of a stage)."""
 
-    names = [p.name for p in PICTURES]
-    if name not in names:
-        raise argparse.ArgumentTypeError(f"no picture {name!r}; choose from {', '.join(names)}")
-    return name
+    def part(name: str) -> str:
+        if name not in names:
+            raise argparse.ArgumentTypeError(f"no {name!r}; choose from {', '.join(names)}")
+        return name
+
+    return part
 
 
 def _stage(args: argparse.Namespace) -> None:
     from bert.workflow.layout import Layout
     from bert.workflow.logs import setup_logging
     from bert.workflow.params import load_params
-    from bert.workflow.stages import run
+    from bert.workflow.tasks import run
 
     params = load_params(args.params)
     layout = Layout()
     setup_logging(params.logging, layout)
-    run(args.command, params, layout, tuple(getattr(args, "pictures", ())))
+    run(args.command, params, layout, tuple(args.parts))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each subcommand sets ``func``, called with the parsed arguments."""
     from bert.workflow.layout import Layout
-    from bert.workflow.stages import PICTURES, STAGES
+    from bert.workflow.stages import STAGES
 
     parser = argparse.ArgumentParser(prog="python -m bert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -65,11 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(stage.name, help=stage.doc)
         command.add_argument("--params", default="params.yaml",
                              help="the parameters file (default: params.yaml)")
-        command.set_defaults(func=_stage)
-        if stage.name == "plots":
-            command.add_argument("pictures", nargs="*", type=_picture, metavar="picture",
-                                 help="the pictures to draw, among "
-                                 f"{', '.join(p.name for p in PICTURES)} (default: all)")
+        command.set_defaults(func=_stage, parts=())
+        if stage.parts:
+            names = [part.name for part in stage.parts]
+            command.add_argument("parts", nargs="*", type=_part_of(names), metavar="part",
+                                 help=f"the parts to run, among {', '.join(names)} "
+                                 "(default: all)")
     show = commands.add_parser("show", help="print one example of a dataset file as text")
     show.add_argument("path", help="dataset file, e.g. data/train.h5")
     show.add_argument("index", type=int, help="example number, from 0 (negative counts back)")

@@ -14,7 +14,8 @@ import h5py
 import numpy as np
 
 from bert import BertConfig, BertForPreTraining
-from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state, linear_warmup_decay
+from bert.core.optim import AdamWConfig, init_state, linear_warmup_decay
+from bert.core.step import training_step
 from tests.numgrad import relative_error
 
 FIXTURE = Path(__file__).parent / "fixtures" / "golden.h5"
@@ -58,10 +59,10 @@ def run_ours(hf_config: dict, optim: dict, params: dict, batch: dict, dtype) -> 
     state = init_state(model.params)
     history = {key: [] for key in ("loss_total", "loss_mlm", "loss_nsp", "lr", "grad_norm")}
     for step in range(optim["steps"]):
-        losses, grads = model.loss_and_grads(batch)
         lr = optim["lr"] * linear_warmup_decay(step, optim["warmup_steps"], optim["total_steps"])
-        norm = clip_grad_norm(grads, optim["max_grad_norm"])
-        adamw_step(model.params, grads, state, lr, adamw)
+        result = training_step(model.params, config, batch, state, lr=lr, adamw=adamw,
+                               max_grad_norm=optim["max_grad_norm"], rng=None)
+        losses, norm = result.losses, result.grad_norm
         for key, value in (("loss_total", losses["total"]), ("loss_mlm", losses["mlm"]),
                            ("loss_nsp", losses["nsp"]), ("lr", lr), ("grad_norm", norm)):
             history[key].append(value)

@@ -7,16 +7,17 @@ import math
 import numpy as np
 import pytest
 
+from bert.core.labels import IGNORE_INDEX as IGNORE
 from bert.data.datasets import build_language, build_split
 from bert.data.examples import (
-    IGNORE,
     content_view,
     make_examples,
     mask_tokens,
     observation_model,
     optimum,
 )
-from bert.data.language import CLS, MASK, NUM_SPECIAL, PAD, SEP, draw_language
+from bert.data.language import draw_language
+from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
 from bert.workflow.params import DataParams
 
 
@@ -171,7 +172,7 @@ def test_default_parameters_leave_much_to_learn():
 
 def test_optimum_averages_the_exact_posteriors():
     """optimum() on a tiny dataset equals the mean of brute-force posteriors at the labels."""
-    from tests.test_corpus import brute_force
+    from tests.test_language import brute_force
 
     language = draw_language(np.random.default_rng(5), 3, 2, 2, 0.5, 0.1)
     examples = make_examples(np.random.default_rng(6), language, 12, 8, 0.4, 0.5)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from bert import BertConfig, BertForPreTraining
+from bert.api import from_pretrained
 from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import save_weights
-from bert.storage.interop import from_pretrained, save_pretrained
+from bert.storage.interop import save_pretrained
 from tests.numgrad import relative_error
 from tests.test_model import make_batch
 

@@ -149,7 +149,7 @@ def test_self_attention_forward_matches_the_definition(rng):
     attention_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     out, cache = layers.self_attention_forward(x, w, bias, mask_bias, NH, 0.0, None)
     assert relative_error(out, naive_attention(x, w, bias, attention_mask)) < 1e-13
-    probs = cache[4]
+    probs = cache.probs
     assert np.all(probs[1, :, :, 3:] == 0)  # padded keys get exactly zero attention
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from bert import BertConfig, BertForPreTraining
+from bert.core.config import WORD_EMBEDDINGS, param_shapes
 from bert.core.layers import cross_entropy_backward, linear_backward
-from bert.core.model import WORD_EMBEDDINGS, backward, forward, param_shapes
+from bert.core.model import backward, forward
 from tests.numgrad import check_gradient, numerical_gradient, relative_error
 
 TINY = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
@@ -116,8 +117,8 @@ def test_padding_row_gets_only_the_decoder_gradient():
     losses, cache = forward(model.params, TINY, batch)
     grads = backward(model.params, TINY, cache)
     # the decoder's part alone: dlogits (M, V) back through logits = t @ word_embeddings.T
-    c_mlm_head, c_mlm_loss = cache[3], cache[4]
-    _, ddecoder, _ = linear_backward(cross_entropy_backward(1.0, c_mlm_loss), c_mlm_head[3])
+    dlogits = cross_entropy_backward(1.0, cache.mlm_loss)
+    _, ddecoder, _ = linear_backward(dlogits, cache.mlm_head.decoder)
     np.testing.assert_array_equal(grads[WORD_EMBEDDINGS][0], ddecoder[0])
     assert np.any(ddecoder[0] != 0)
 

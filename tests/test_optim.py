@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from bert.core.model import is_decayed
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state, linear_warmup_decay
 
 
@@ -36,7 +37,7 @@ def test_adamw_two_steps_by_hand_and_no_decay_on_biases_and_layernorm():
     expected = {n: np.array([1.0, -2.0]) for n in names}
     m = v = np.zeros(2)
     for step, g in enumerate(grads, start=1):
-        adamw_step(params, {n: g for n in names}, state, lr, config)
+        adamw_step(params, {n: g for n in names}, state, lr, config, is_decayed)
         m = 0.9 * m + 0.1 * g
         v = 0.99 * v + 0.01 * g * g
         update = lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.99**step)) + 1e-8)

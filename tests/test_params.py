@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 
 from bert.errors import ParamsError
-from bert.workflow.params import DataParams, Params, build_section, describe, load_params
+from bert.workflow.params import (
+    DataParams,
+    ModelParams,
+    Params,
+    build_section,
+    describe,
+    load_params,
+)
 
 
 def load_text(tmp_path, text):
@@ -93,3 +100,20 @@ def test_every_parameter_is_documented():
     required = {"random_seed", "vocab_size", "sequence_length", "batch_size", "num_train_batches",
                 "num_test_batches", "mask_probability"}
     assert required <= {key for key, _, _ in rows}
+
+
+def test_subset_takes_sections_single_keys_and_leaves_keys_out():
+    params = Params()
+    assert params.subset(()) == {}
+    assert params.subset(("model",)) == {"model": params.model.to_dict()}
+    assert params.subset(("data.vocab_size", "training.dtype")) == {
+        "data": {"vocab_size": 64}, "training": {"dtype": "float32"}}
+    evaluation = params.subset(("evaluation", "-evaluation.results_file"))["evaluation"]
+    assert evaluation == {"batch_size": 256, "train_examples": 4096}
+
+
+def test_model_parameters_explain_themselves_with_the_config_s_own_words():
+    helps = {key: text for key, _, text in describe(ModelParams)}
+    assert helps["dim_model"] == ("H: width of every token representation "
+                                  "(BertConfig.hidden_size)")
+    assert helps["hidden_dropout"].startswith("dropout on embeddings and on every residual branch")

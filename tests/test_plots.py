@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from bert.__main__ import main
-from bert.core.layers import IGNORE_INDEX
+from bert.core.labels import IGNORE_INDEX
 from bert.data.datasets import load_dataset
 from bert.workflow.layout import Layout
-from bert.workflow.stages import PLOTS_MISSING, run
-from tests.test_views import PARAMS, make_tiny_run
+from bert.workflow.stages import PLOTS_MISSING
+from bert.workflow.tasks import run
+from tests.test_text import PARAMS, make_tiny_run
 from tests.workflow import tiny, write_params
 
 ROOT = Path(__file__).resolve().parents[1]

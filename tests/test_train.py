@@ -12,8 +12,8 @@ from bert.errors import TrainingDivergedError
 from bert.storage import checkpoint as ckpt
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
-from bert.workflow.params import bert_config, run_params
-from bert.workflow.train import learning_rate, train
+from bert.workflow.params import bert_config
+from bert.workflow.train import learning_rate, run_params, train
 from tests.workflow import tiny_params
 
 

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bert.workflow.stages import plots_available
+from bert.workflow.tasks import plots_available
 from tests.workflow import tiny, write_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -77,7 +77,7 @@ def serve(size: Size, micro_batches: int, warmup: int) -> None:
     each on stdout (rank 0's). It runs the step under MPI when started by a launcher."""
     import numpy as np
 
-    from bert.core.model import init_params
+    from bert.core.model import init_params, is_decayed
     from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
     from bert.core.step import OneProcess, Partial, training_step
 
@@ -100,7 +100,7 @@ def serve(size: Size, micro_batches: int, warmup: int) -> None:
 
     def update() -> None:  # what every rank repeats on the whole model after the reduction
         clip_grad_norm(grads, 1.0)
-        adamw_step(params, grads, optimizer, 1e-4, AdamWConfig())
+        adamw_step(params, grads, optimizer, 1e-4, AdamWConfig(), is_decayed)
 
     def answer(result: dict) -> None:
         if comm is None or comm.Get_rank() == 0:

@@ -40,6 +40,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from bert.core.labels import IGNORE_INDEX
+
 # Nothing that imports NumPy at module level: a worker fixes its thread count first.
 
 
@@ -100,7 +102,7 @@ def make_batch(size: Size, seed: int = 0) -> dict:
     content = input_ids > 3
     masked = content & (rng.random((B, T)) < MASK_PROBABILITY)
     masked[0, 1] = True  # at least one label
-    mlm_labels = np.where(masked, input_ids, -100)
+    mlm_labels = np.where(masked, input_ids, IGNORE_INDEX)
     input_ids[masked] = 3  # [MASK]
     return {"input_ids": input_ids, "token_type_ids": token_type_ids,
             "attention_mask": np.ones((B, T), dtype=np.int64), "mlm_labels": mlm_labels,
@@ -125,7 +127,8 @@ def ours(size: Size):
     """(step, forward) closures of our model on the benchmark batch."""
     import numpy as np
 
-    from bert.core.model import BertForPreTraining, forward
+    from bert.api import BertForPreTraining
+    from bert.core.model import forward
     from bert.core.optim import AdamWConfig, init_state
     from bert.core.step import training_step
 
@@ -141,7 +144,7 @@ def ours(size: Size):
     def forward_pass() -> None:
         forward(model.params, config, batch, model.rng)
 
-    return step, forward_pass, int(np.sum(batch["mlm_labels"] != -100))
+    return step, forward_pass, int(np.sum(batch["mlm_labels"] != IGNORE_INDEX))
 
 
 def theirs(size: Size, threads: int):
@@ -399,8 +402,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated names among {', '.join(SIZES)} "
                              "(default: small,default,tiny,mini)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repetitions per size (default: 50, 10, 5 for default, tiny, "
-                             "mini)")
+                        help="timed repetitions per size (default: "
+                             f"{', '.join(f'{s.repeats} for {n}' for n, s in SIZES.items())})")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="BLAS / torch threads (default: the number of CPUs)")

@@ -1,4 +1,5 @@
-"""The architecture of a BERT model, and its conversion from/to transformers' config dicts."""
+"""The architecture of a BERT model, its conversion from/to transformers' config dicts, and the
+names and shapes of the parameters it defines."""
 
 from __future__ import annotations
 
@@ -136,3 +137,46 @@ class BertConfig:
             "position_embedding_type": "absolute",
             "model_type": "bert",
         }
+
+
+# --- the parameters a config defines -----------------------------------------------------------
+
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"  # also the tied MLM decoder
+
+
+def layer_prefix(index: int) -> str:
+    """The name prefix of encoder layer ``index``."""
+    return f"bert.encoder.layer.{index}"
+
+
+def param_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    """Each parameter's name and shape, in transformers' state-dict order (no tied aliases)."""
+    V, H, F = config.vocab_size, config.hidden_size, config.intermediate_size
+
+    def linear(name: str, n_out: int, n_in: int) -> dict[str, tuple[int, ...]]:
+        return {f"{name}.weight": (n_out, n_in), f"{name}.bias": (n_out,)}
+
+    def layernorm(name: str) -> dict[str, tuple[int, ...]]:
+        return {f"{name}.LayerNorm.weight": (H,), f"{name}.LayerNorm.bias": (H,)}
+
+    shapes = {
+        WORD_EMBEDDINGS: (V, H),
+        "bert.embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
+        "bert.embeddings.token_type_embeddings.weight": (config.type_vocab_size, H),
+        **layernorm("bert.embeddings"),
+    }
+    for i in range(config.num_hidden_layers):
+        prefix = layer_prefix(i)
+        for projection in ("query", "key", "value"):
+            shapes |= linear(f"{prefix}.attention.self.{projection}", H, H)
+        shapes |= linear(f"{prefix}.attention.output.dense", H, H)
+        shapes |= layernorm(f"{prefix}.attention.output")
+        shapes |= linear(f"{prefix}.intermediate.dense", F, H)
+        shapes |= linear(f"{prefix}.output.dense", H, F)
+        shapes |= layernorm(f"{prefix}.output")
+    shapes |= linear("bert.pooler.dense", H, H)
+    shapes["cls.predictions.bias"] = (V,)
+    shapes |= linear("cls.predictions.transform.dense", H, H)
+    shapes |= layernorm("cls.predictions.transform")
+    shapes |= linear("cls.seq_relationship", 2, H)
+    return shapes

@@ -16,41 +16,77 @@ Shape letters: ``B`` batch, ``T`` sequence, ``H`` hidden, ``NH`` heads, ``D`` he
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
+from bert.core.labels import IGNORE_INDEX
 from bert.core.special import erf
+from bert.engine.blas import single_blas_thread
 
-IGNORE_INDEX = -100  # label of positions that carry no loss, as in torch's cross-entropy
+# --- the caches: what each backward needs, by name ------------------------------------------------
+
+
+class EmbeddingCache(NamedTuple):
+    ids: np.ndarray  # (...) int, the rows looked up
+    num_rows: int  # V, the rows of the table
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray  # (..., in), the input
+    weight: np.ndarray  # (out, in)
+
+
+class LayerNormCache(NamedTuple):
+    xhat: np.ndarray  # (..., H), the input normalized to zero mean and unit variance
+    rstd: np.ndarray  # (..., 1), 1 / sqrt(variance + eps)
+    weight: np.ndarray  # (H,)
+
+
+class DropoutCache(NamedTuple):
+    keep: np.ndarray  # bool, shaped like the input: the elements kept
+    scale: np.floating  # 1 / (1 - p), in the input's dtype
+
+
+class AttentionCache(NamedTuple):
+    linear: LinearCache  # of the stacked query, key and value projection
+    q: np.ndarray  # (B, NH, T, D) queries
+    k: np.ndarray  # (B, NH, T, D) keys
+    v: np.ndarray  # (B, NH, T, D) values
+    probs: np.ndarray  # (B, NH, T, T) softmax of the scores, before dropout
+    dropout_mask: DropoutCache | None  # of the probabilities (None: no dropout)
+    scale: float  # D ** -0.5, applied to the scores
+
+
+class CrossEntropyCache(NamedTuple):
+    probs: np.ndarray  # (N, C) softmax of the logits
+    safe_labels: np.ndarray  # (N,) the labels, ignored rows set to class 0
+    valid: np.ndarray  # (N,) bool, the rows not ignored
+    count: int  # number of valid rows
 
 
 # --- embedding lookup ---------------------------------------------------------------------------
 
 
-def embedding_forward(ids: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, tuple]:
+def embedding_forward(ids: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, EmbeddingCache]:
     """Look rows up: ids (...) int, table (V, H) -> out (..., H)."""
-    return table[ids], (ids, table.shape[0])
+    return table[ids], EmbeddingCache(ids, table.shape[0])
 
 
 def embedding_backward(
-    dout: np.ndarray, cache: tuple, padding_idx: int | None = None
+    dout: np.ndarray, cache: EmbeddingCache, padding_idx: int | None = None
 ) -> np.ndarray:
     """Gradient of the table (V, H) from dout (..., H); the row ``padding_idx`` gets none.
 
     Rows are summed with one sort and ``np.add.reduceat`` (deterministic, no ``np.add.at``).
     """
-    ids, num_rows = cache
-    flat_ids = ids.reshape(-1)
+    flat_ids = cache.ids.reshape(-1)
     flat_dout = dout.reshape(flat_ids.size, -1)  # (N, H)
     order = np.argsort(flat_ids, kind="stable")
     sorted_ids = flat_ids[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    dtable = np.zeros((num_rows, flat_dout.shape[1]), dtype=dout.dtype)
+    dtable = np.zeros((cache.num_rows, flat_dout.shape[1]), dtype=dout.dtype)
     dtable[sorted_ids[starts]] = np.add.reduceat(flat_dout[order], starts, axis=0)
     if padding_idx is not None:
         dtable[padding_idx] = 0
@@ -62,16 +98,18 @@ def embedding_backward(
 
 def linear_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, LinearCache]:
     """x (..., in) @ weight (out, in).T + bias (out,) -> (..., out)."""
     out = x.reshape(-1, x.shape[-1]) @ weight.T  # (N, out): one 2-D product for BLAS
     out += bias
-    return out.reshape(*x.shape[:-1], weight.shape[0]), (x, weight)
+    return out.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x, weight)
 
 
-def linear_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_backward(
+    dout: np.ndarray, cache: LinearCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout (..., out) -> dx (..., in), dweight (out, in), dbias (out,)."""
-    x, weight = cache
+    x, weight = cache.x, cache.weight
     dout2d = dout.reshape(-1, dout.shape[-1])  # (N, out)
     dweight = dout2d.T @ x.reshape(-1, x.shape[-1])
     dx = (dout2d @ weight).reshape(x.shape)
@@ -83,7 +121,7 @@ def linear_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndar
 
 def layernorm_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, LayerNormCache]:
     """Normalize the last axis of x (..., H) to zero mean and unit (biased) variance, then scale."""
     xhat = x - x.mean(axis=-1, keepdims=True)  # centered for now
     var = np.mean(np.square(xhat), axis=-1, keepdims=True)
@@ -91,24 +129,32 @@ def layernorm_forward(
     xhat *= rstd
     out = xhat * weight
     out += bias
-    return out, (xhat, rstd, weight)
+    return out, LayerNormCache(xhat, rstd, weight)
 
 
 def layernorm_backward(
-    dout: np.ndarray, cache: tuple
+    dout: np.ndarray, cache: LayerNormCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """dout (..., H) -> dx (..., H), dweight (H,), dbias (H,)."""
-    xhat, rstd, weight = cache
-    dxhat = dout * weight
-    # d/dx of (x - mean) * rstd, projected off the two directions the normalization removes:
-    # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+    """dout (..., H) -> dx (..., H), dweight (H,), dbias (H,).
+
+    With xhat = (x - mean(x)) * rstd and dxhat = dout * weight, means over the last axis:
+
+        dx      = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+        dweight = sum over rows of dout * xhat
+        dbias   = sum over rows of dout
+
+    (dxhat projected off the two directions the normalization removes: a shift and a scale of
+    x). The code below computes exactly this, writing each intermediate over one no longer used.
+    """
+    xhat, rstd, weight = cache.xhat, cache.rstd, cache.weight
     flat = (-1, dout.shape[-1])
+    dxhat = dout * weight
     dout_xhat = dout * xhat
     dweight = dout_xhat.reshape(flat).sum(axis=0)
-    np.multiply(dxhat, xhat, out=dout_xhat)  # the buffer now holds dxhat * xhat
-    projection = dout_xhat.mean(axis=-1, keepdims=True)  # (..., 1)
-    dx = np.multiply(xhat, projection, out=dout_xhat)
-    np.subtract(dxhat, dx, out=dx)
+    dxhat_xhat = np.multiply(dxhat, xhat, out=dout_xhat)
+    mean_dxhat_xhat = dxhat_xhat.mean(axis=-1, keepdims=True)  # (..., 1)
+    xhat_projection = np.multiply(xhat, mean_dxhat_xhat, out=dxhat_xhat)
+    dx = np.subtract(dxhat, xhat_projection, out=xhat_projection)
     dx -= dxhat.mean(axis=-1, keepdims=True)
     dx *= rstd
     return dx, dweight, dout.reshape(flat).sum(axis=0)
@@ -169,7 +215,7 @@ def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def dropout_forward(
     x: np.ndarray, p: float, rng: np.random.Generator | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, DropoutCache | None]:
     """Zero each element with probability p and scale the rest by 1 / (1 - p).
 
     The mask comes from 16 random bits per element (raw 64-bit outputs of the generator, each
@@ -185,16 +231,15 @@ def dropout_forward(
     scale = x.dtype.type(1.0 / (1.0 - p))
     out = np.multiply(x, keep)
     out *= scale
-    return out, (keep, scale)
+    return out, DropoutCache(keep, scale)
 
 
-def dropout_backward(dout: np.ndarray, cache: tuple | None) -> np.ndarray:
+def dropout_backward(dout: np.ndarray, cache: DropoutCache | None) -> np.ndarray:
     """The same mask and scale applied to the gradient."""
     if cache is None:
         return dout
-    keep, scale = cache
-    dx = np.multiply(dout, keep)
-    dx *= scale
+    dx = np.multiply(dout, cache.keep)
+    dx *= cache.scale
     return dx
 
 
@@ -215,55 +260,6 @@ def softmax_backward(dprobs: np.ndarray, probs: np.ndarray) -> np.ndarray:
     np.subtract(dprobs, np.sum(dx, axis=-1, keepdims=True), out=dx)
     dx *= probs
     return dx
-
-
-# --- BLAS threads ------------------------------------------------------------------------------
-
-
-@functools.cache
-def _openblas_threads() -> tuple | None:
-    """(get, set) of the thread count of the OpenBLAS that NumPy loaded, or None if none is found.
-
-    The library is found among the files the process has mapped (Linux) and its two functions by
-    the names OpenBLAS builds use (``scipy_openblas_..64_`` in NumPy's wheels, ``openblas_...``).
-    """
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
-            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-            set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-            if get is not None and set_ is not None:
-                return get, set_
-    return None
-
-
-@contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with one BLAS thread (a no-op when OpenBLAS is not found).
-
-    For the B * NH small products of attention: split over several threads, each product
-    costs a thread hand-off that can take longer than the product itself, and on a loaded
-    machine a wait for a time slice (the Mini-size scores alone, measured: 1 s instead of
-    4 ms). The results are bit-identical.
-    """
-    threads = _openblas_threads()
-    count = threads[0]() if threads else 1
-    if count == 1:
-        yield
-        return
-    threads[1](1)
-    try:
-        yield
-    finally:
-        threads[1](count)
 
 
 # --- multi-head self-attention -----------------------------------------------------------------
@@ -288,7 +284,7 @@ def self_attention_forward(
     num_heads: int,
     dropout_p: float,
     rng: np.random.Generator | None,
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, AttentionCache]:
     """Scaled dot-product self-attention over all heads at once.
 
     x (B, T, H); qkv_weight (3H, H) and qkv_bias (3H,): the query, key and value projections
@@ -310,20 +306,16 @@ def self_attention_forward(
         dropped, dropout_mask = dropout_forward(probs, dropout_p, rng)
         context = dropped @ v  # (B, NH, T, D)
     out = context.transpose(0, 2, 1, 3).reshape(B, T, H)  # (B, T, H), a copy
-    return out, (linear_cache, q, k, v, probs, dropout_mask, scale)  # dropped is recomputed
-
-
-def attention_probabilities(cache: tuple) -> np.ndarray:
-    """The softmax output (B, NH, T, T), before dropout, kept in a ``self_attention_forward``
-    cache: how much each query position attends to each key position, per head."""
-    return cache[4]
+    # the dropped probabilities are not kept: backward recomputes them from probs and the mask
+    return out, AttentionCache(linear_cache, q, k, v, probs, dropout_mask, scale)
 
 
 def self_attention_backward(
-    dout: np.ndarray, cache: tuple
+    dout: np.ndarray, cache: AttentionCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout (B, T, H) -> dx (B, T, H), dqkv_weight (3H, H), dqkv_bias (3H,)."""
-    linear_cache, q, k, v, probs, dropout_mask, scale = cache
+    q, k, v, probs = cache.q, cache.k, cache.v, cache.probs
+    dropout_mask, scale = cache.dropout_mask, cache.scale
     dropped = dropout_backward(probs, dropout_mask)  # the forward's dropped probabilities
     B, NH, T, D = q.shape
     dcontext = np.ascontiguousarray(dout.reshape(B, T, NH, D).transpose(0, 2, 1, 3))
@@ -336,7 +328,7 @@ def self_attention_backward(
         np.matmul(dscores, k, out=dheads[0])
         np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dheads[1])
     dqkv = dheads.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * NH * D)  # a copy
-    dx, dqkv_weight, dqkv_bias = linear_backward(dqkv, linear_cache)
+    dx, dqkv_weight, dqkv_bias = linear_backward(dqkv, cache.linear)
     # The key bias adds q.b_k to every score of a query alike, which softmax ignores: its exact
     # gradient is 0. Summing dk would give round-off noise, which Adam's normalization amplifies
     # into real updates in float32; the exact value is used instead.
@@ -350,7 +342,7 @@ def self_attention_backward(
 def cross_entropy_forward(
     logits: np.ndarray, labels: np.ndarray, ignore_index: int = IGNORE_INDEX,
     normalizer: int | None = None,
-) -> tuple[float, tuple]:
+) -> tuple[float, CrossEntropyCache]:
     """Mean cross-entropy of logits (N, C) against labels (N,) over the rows not ignored.
 
     Rows labelled ``ignore_index`` carry no loss. With no row left the loss is 0 (torch would
@@ -369,12 +361,12 @@ def cross_entropy_forward(
     nll = np.where(valid, np.log(norm) - picked, 0)
     loss = float(nll.sum() / count) if count else 0.0
     probs /= norm[:, None]
-    return loss, (probs, safe_labels, valid, count)
+    return loss, CrossEntropyCache(probs, safe_labels, valid, count)
 
 
-def cross_entropy_backward(dloss: float, cache: tuple) -> np.ndarray:
+def cross_entropy_backward(dloss: float, cache: CrossEntropyCache) -> np.ndarray:
     """dlogits (N, C) = (softmax - one_hot) / count on valid rows, 0 on ignored ones."""
-    probs, safe_labels, valid, count = cache
+    probs, safe_labels, valid, count = cache.probs, cache.safe_labels, cache.valid, cache.count
     dlogits = probs.copy()
     dlogits[np.arange(len(safe_labels)), safe_labels] -= 1
     dlogits *= (valid * (dloss / max(count, 1))).astype(dlogits.dtype)[:, None]

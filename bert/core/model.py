@@ -3,7 +3,9 @@
 The parameters are a dict ``name -> ndarray`` with transformers' state-dict names and shapes
 (a Linear weight is ``(out, in)``). The MLM decoder is tied to the word embeddings: it *is*
 ``bert.embeddings.word_embeddings.weight``, so its two gradient contributions (lookup and
-decoder) add up in one array; its bias is ``cls.predictions.bias``.
+decoder) add up in one array; its bias is ``cls.predictions.bias``. As in llm.c, ``backward``
+starts from zeroed gradients and every contribution is added with ``+=`` (``_accumulate``), so a
+shared parameter sums its parts whatever their order.
 
 ``forward`` runs embeddings -> post-LayerNorm encoder layers -> pooler and both heads and keeps
 a cache; ``backward`` is ``forward`` read backwards, call for call. The MLM head runs only at the
@@ -16,15 +18,20 @@ Shape letters: ``B`` batch, ``T`` sequence, ``H`` hidden, ``F`` intermediate, ``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from bert.core.config import BertConfig
+from bert.core.config import WORD_EMBEDDINGS, BertConfig, layer_prefix, param_shapes
+from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import (
-    IGNORE_INDEX,
+    AttentionCache,
+    CrossEntropyCache,
+    DropoutCache,
+    EmbeddingCache,
+    LayerNormCache,
+    LinearCache,
     attention_mask_bias,
-    attention_probabilities,
     cross_entropy_backward,
     cross_entropy_forward,
     dropout_backward,
@@ -44,48 +51,7 @@ from bert.core.layers import (
 )
 from bert.errors import ConfigError
 
-WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
-BATCH_KEYS = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "nsp_labels")
-
 Params = dict[str, np.ndarray]
-
-
-def layer_prefix(index: int) -> str:
-    """The name prefix of encoder layer ``index``."""
-    return f"bert.encoder.layer.{index}"
-
-
-def param_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
-    """Each parameter's name and shape, in transformers' state-dict order (no tied aliases)."""
-    V, H, F = config.vocab_size, config.hidden_size, config.intermediate_size
-
-    def linear(name: str, n_out: int, n_in: int) -> dict[str, tuple[int, ...]]:
-        return {f"{name}.weight": (n_out, n_in), f"{name}.bias": (n_out,)}
-
-    def layernorm(name: str) -> dict[str, tuple[int, ...]]:
-        return {f"{name}.LayerNorm.weight": (H,), f"{name}.LayerNorm.bias": (H,)}
-
-    shapes = {
-        WORD_EMBEDDINGS: (V, H),
-        "bert.embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
-        "bert.embeddings.token_type_embeddings.weight": (config.type_vocab_size, H),
-        **layernorm("bert.embeddings"),
-    }
-    for i in range(config.num_hidden_layers):
-        prefix = layer_prefix(i)
-        for projection in ("query", "key", "value"):
-            shapes |= linear(f"{prefix}.attention.self.{projection}", H, H)
-        shapes |= linear(f"{prefix}.attention.output.dense", H, H)
-        shapes |= layernorm(f"{prefix}.attention.output")
-        shapes |= linear(f"{prefix}.intermediate.dense", F, H)
-        shapes |= linear(f"{prefix}.output.dense", H, F)
-        shapes |= layernorm(f"{prefix}.output")
-    shapes |= linear("bert.pooler.dense", H, H)
-    shapes["cls.predictions.bias"] = (V,)
-    shapes |= linear("cls.predictions.transform.dense", H, H)
-    shapes |= layernorm("cls.predictions.transform")
-    shapes |= linear("cls.seq_relationship", 2, H)
-    return shapes
 
 
 def is_decayed(name: str) -> bool:
@@ -129,14 +95,69 @@ def check_params(config: BertConfig, params: Mapping[str, np.ndarray]) -> None:
                               f"the config needs {shape}")
 
 
+# --- the caches: what backward needs, by name -------------------------------------------------
+
+
+class EmbeddingsCache(NamedTuple):
+    word: EmbeddingCache  # word embedding lookup
+    token_type: EmbeddingCache  # token type embedding lookup
+    length: int  # T, the positions used
+    ln: LayerNormCache
+    dropout: DropoutCache | None
+
+
+class EncoderLayerCache(NamedTuple):
+    attention: AttentionCache  # self-attention, before its output projection
+    attention_output: LinearCache  # the attention output projection
+    attention_dropout: DropoutCache | None
+    ln1: LayerNormCache  # after the attention residual
+    intermediate: LinearCache  # up-projection H -> F
+    gelu: np.ndarray  # (B, T, F) GELU's derivative
+    output: LinearCache  # down-projection F -> H
+    output_dropout: DropoutCache | None
+    ln2: LayerNormCache  # after the feed-forward residual
+
+
+class EncoderCache(NamedTuple):
+    embeddings: EmbeddingsCache
+    layers: list[EncoderLayerCache]  # one per encoder layer
+
+
+class MlmHeadCache(NamedTuple):
+    dense: LinearCache  # the transform's dense layer
+    gelu: np.ndarray  # (M, H) GELU's derivative
+    ln: LayerNormCache
+    decoder: LinearCache  # the tied decoder (weight: the word embeddings)
+
+
+class NspHeadCache(NamedTuple):
+    pooler: LinearCache  # the pooler's dense layer on the [CLS] vector
+    pooled: np.ndarray  # (B, H) the pooler's output, tanh's cache
+    classifier: LinearCache  # pooled -> 2 logits
+
+
+class ForwardCache(NamedTuple):
+    encoder: EncoderCache
+    hidden_shape: tuple[int, int, int]  # (B, T, H)
+    scored: np.ndarray  # (M,) flat positions that carry an MLM label
+    mlm_head: MlmHeadCache
+    mlm_loss: CrossEntropyCache
+    nsp_head: NspHeadCache
+    nsp_loss: CrossEntropyCache
+    mlm_weight: float
+    nsp_weight: float
+
+
 # --- forward -----------------------------------------------------------------------------------
 
 
-def _linear(params: Params, name: str, x: np.ndarray) -> tuple[np.ndarray, tuple]:
+def _linear(params: Params, name: str, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
     return linear_forward(x, params[f"{name}.weight"], params[f"{name}.bias"])
 
 
-def _layernorm(params: Params, name: str, x: np.ndarray, eps: float) -> tuple[np.ndarray, tuple]:
+def _layernorm(
+    params: Params, name: str, x: np.ndarray, eps: float
+) -> tuple[np.ndarray, LayerNormCache]:
     return layernorm_forward(x, params[f"{name}.LayerNorm.weight"],
                              params[f"{name}.LayerNorm.bias"], eps)
 
@@ -159,7 +180,7 @@ def _embeddings_forward(params, config, input_ids, token_type_ids, rng):
     summed += params["bert.embeddings.position_embeddings.weight"][:T]
     x, c_ln = _layernorm(params, "bert.embeddings", summed, config.layer_norm_eps)
     x, c_drop = dropout_forward(x, config.hidden_dropout_prob, rng)
-    return x, (c_word, c_types, T, c_ln, c_drop)
+    return x, EmbeddingsCache(c_word, c_types, T, c_ln, c_drop)
 
 
 def _encoder_layer_forward(params, config, prefix, x, mask_bias, rng):
@@ -179,7 +200,8 @@ def _encoder_layer_forward(params, config, prefix, x, mask_bias, rng):
     o, c_ffn_drop = dropout_forward(o, p_hidden, rng)
     o += h  # residual
     out, c_ln2 = _layernorm(params, f"{prefix}.output", o, eps)
-    return out, (c_attn, c_attn_out, c_attn_drop, c_ln1, c_up, c_gelu, c_down, c_ffn_drop, c_ln2)
+    return out, EncoderLayerCache(c_attn, c_attn_out, c_attn_drop, c_ln1, c_up, c_gelu, c_down,
+                                  c_ffn_drop, c_ln2)
 
 
 def _mlm_head_forward(params, config, hidden):
@@ -188,7 +210,7 @@ def _mlm_head_forward(params, config, hidden):
     t, c_gelu = gelu_forward(t)
     t, c_ln = _layernorm(params, "cls.predictions.transform", t, config.layer_norm_eps)
     logits, c_decoder = linear_forward(t, params[WORD_EMBEDDINGS], params["cls.predictions.bias"])
-    return logits, (c_dense, c_gelu, c_ln, c_decoder)
+    return logits, MlmHeadCache(c_dense, c_gelu, c_ln, c_decoder)
 
 
 def _nsp_head_forward(params, hidden):
@@ -196,7 +218,7 @@ def _nsp_head_forward(params, hidden):
     pooled, c_pool = _linear(params, "bert.pooler.dense", hidden[:, 0])
     pooled, c_tanh = tanh_forward(pooled)
     logits, c_cls = _linear(params, "cls.seq_relationship", pooled)
-    return logits, (c_pool, c_tanh, c_cls)
+    return logits, NspHeadCache(c_pool, c_tanh, c_cls)
 
 
 def encode(
@@ -206,7 +228,7 @@ def encode(
     token_type_ids: np.ndarray,
     attention_mask: np.ndarray,
     rng: np.random.Generator | None = None,
-) -> tuple[list[np.ndarray], tuple]:
+) -> tuple[list[np.ndarray], EncoderCache]:
     """The encoder: ids (B, T) -> hidden states, a list of L + 1 arrays (B, T, H).
 
     Entry 0 is the embeddings' output, entry i the output of layer i, as transformers'
@@ -224,7 +246,7 @@ def encode(
         x, c_layer = _encoder_layer_forward(params, config, layer_prefix(i), x, mask_bias, rng)
         hidden_states.append(x)
         c_layers.append(c_layer)
-    return hidden_states, (c_embed, c_layers)
+    return hidden_states, EncoderCache(c_embed, c_layers)
 
 
 def forward(
@@ -235,7 +257,7 @@ def forward(
     mlm_weight: float = 1.0,
     nsp_weight: float = 1.0,
     normalizers: tuple[int, int] | None = None,
-) -> tuple[dict[str, float], tuple]:
+) -> tuple[dict[str, float], ForwardCache]:
     """Losses of one batch and the cache ``backward`` needs.
 
     batch: ``input_ids, token_type_ids, attention_mask, mlm_labels`` (B, T) and
@@ -260,106 +282,110 @@ def forward(
                                                  normalizer=nsp_count)
     losses = {"mlm": mlm_loss, "nsp": nsp_loss,
               "total": mlm_weight * mlm_loss + nsp_weight * nsp_loss}
-    cache = (c_encoder, hidden.shape, scored, c_mlm, c_mlm_loss, c_nsp, c_nsp_loss,
-             mlm_weight, nsp_weight)
+    cache = ForwardCache(c_encoder, (B, T, H), scored, c_mlm, c_mlm_loss, c_nsp, c_nsp_loss,
+                         mlm_weight, nsp_weight)
     return losses, cache
 
 
 # --- backward ----------------------------------------------------------------------------------
 
 
-def _add_linear_grads(grads: Params, name: str, dweight: np.ndarray, dbias: np.ndarray) -> None:
-    grads[f"{name}.weight"] = dweight
-    grads[f"{name}.bias"] = dbias
+def _accumulate(
+    grads: Params, name: str, dparam: np.ndarray, rows: slice = slice(None)
+) -> None:
+    """Add one gradient contribution to ``grads[name]`` (to its ``rows``): the one place where
+    a gradient is written."""
+    grads[name][rows] += dparam
 
 
-def _add_layernorm_grads(grads: Params, name: str, dweight: np.ndarray, dbias: np.ndarray) -> None:
-    grads[f"{name}.LayerNorm.weight"] = dweight
-    grads[f"{name}.LayerNorm.bias"] = dbias
-
-
-def _linear_backward(grads: Params, name: str, dout: np.ndarray, cache: tuple) -> np.ndarray:
+def _linear_backward(grads: Params, name: str, dout: np.ndarray, cache: LinearCache) -> np.ndarray:
     dx, dweight, dbias = linear_backward(dout, cache)
-    _add_linear_grads(grads, name, dweight, dbias)
+    _accumulate(grads, f"{name}.weight", dweight)
+    _accumulate(grads, f"{name}.bias", dbias)
     return dx
 
 
-def _layernorm_backward(grads: Params, name: str, dout: np.ndarray, cache: tuple) -> np.ndarray:
+def _layernorm_backward(
+    grads: Params, name: str, dout: np.ndarray, cache: LayerNormCache
+) -> np.ndarray:
     dx, dweight, dbias = layernorm_backward(dout, cache)
-    _add_layernorm_grads(grads, name, dweight, dbias)
+    _accumulate(grads, f"{name}.LayerNorm.weight", dweight)
+    _accumulate(grads, f"{name}.LayerNorm.bias", dbias)
     return dx
 
 
-def _nsp_head_backward(grads, dlogits, cache, hidden_shape, dtype):
+def _nsp_head_backward(grads, dlogits, cache: NspHeadCache, hidden_shape, dtype):
     """dlogits (B, 2) -> dhidden (B, T, H), nonzero only at [CLS]."""
-    c_pool, c_tanh, c_cls = cache
-    dpooled = _linear_backward(grads, "cls.seq_relationship", dlogits, c_cls)
-    dpooled = tanh_backward(dpooled, c_tanh)
-    dcls = _linear_backward(grads, "bert.pooler.dense", dpooled, c_pool)
+    dpooled = _linear_backward(grads, "cls.seq_relationship", dlogits, cache.classifier)
+    dpooled = tanh_backward(dpooled, cache.pooled)
+    dcls = _linear_backward(grads, "bert.pooler.dense", dpooled, cache.pooler)
     dhidden = np.zeros(hidden_shape, dtype=dtype)
     dhidden[:, 0] = dcls
     return dhidden
 
 
-def _mlm_head_backward(grads, dlogits, cache):
-    """dlogits (M, V) -> dhidden (M, H); the decoder gradient lands on the word embeddings."""
-    c_dense, c_gelu, c_ln, c_decoder = cache
-    dt, dword, dbias = linear_backward(dlogits, c_decoder)
-    grads[WORD_EMBEDDINGS] = dword  # the lookup's gradient is added to it later
-    grads["cls.predictions.bias"] = dbias
-    dt = _layernorm_backward(grads, "cls.predictions.transform", dt, c_ln)
-    dt = gelu_backward(dt, c_gelu)
-    return _linear_backward(grads, "cls.predictions.transform.dense", dt, c_dense)
+def _mlm_head_backward(grads, dlogits, cache: MlmHeadCache):
+    """dlogits (M, V) -> dhidden (M, H); the decoder's weight gradient goes to the word
+    embeddings, which the lookup adds to as well."""
+    dt, dword, dbias = linear_backward(dlogits, cache.decoder)
+    _accumulate(grads, WORD_EMBEDDINGS, dword)
+    _accumulate(grads, "cls.predictions.bias", dbias)
+    dt = _layernorm_backward(grads, "cls.predictions.transform", dt, cache.ln)
+    dt = gelu_backward(dt, cache.gelu)
+    return _linear_backward(grads, "cls.predictions.transform.dense", dt, cache.dense)
 
 
-def _encoder_layer_backward(grads, prefix, dout, cache):
+def _encoder_layer_backward(grads, prefix, dout, cache: EncoderLayerCache):
     """dout (B, T, H) -> dx (B, T, H): the encoder layer read backwards."""
-    c_attn, c_attn_out, c_attn_drop, c_ln1, c_up, c_gelu, c_down, c_ffn_drop, c_ln2 = cache
-    dsum2 = _layernorm_backward(grads, f"{prefix}.output", dout, c_ln2)  # d(o + h)
-    do = dropout_backward(dsum2, c_ffn_drop)
-    dg = _linear_backward(grads, f"{prefix}.output.dense", do, c_down)
-    df = gelu_backward(dg, c_gelu)
-    dh = _linear_backward(grads, f"{prefix}.intermediate.dense", df, c_up)
+    dsum2 = _layernorm_backward(grads, f"{prefix}.output", dout, cache.ln2)  # d(o + h)
+    do = dropout_backward(dsum2, cache.output_dropout)
+    dg = _linear_backward(grads, f"{prefix}.output.dense", do, cache.output)
+    df = gelu_backward(dg, cache.gelu)
+    dh = _linear_backward(grads, f"{prefix}.intermediate.dense", df, cache.intermediate)
     dh += dsum2
-    dsum1 = _layernorm_backward(grads, f"{prefix}.attention.output", dh, c_ln1)  # d(a + x)
-    da = dropout_backward(dsum1, c_attn_drop)
-    dcontext = _linear_backward(grads, f"{prefix}.attention.output.dense", da, c_attn_out)
-    dx, dqkv_weight, dqkv_bias = self_attention_backward(dcontext, c_attn)
+    dsum1 = _layernorm_backward(grads, f"{prefix}.attention.output", dh, cache.ln1)  # d(a + x)
+    da = dropout_backward(dsum1, cache.attention_dropout)
+    dcontext = _linear_backward(grads, f"{prefix}.attention.output.dense", da,
+                                cache.attention_output)
+    dx, dqkv_weight, dqkv_bias = self_attention_backward(dcontext, cache.attention)
     for j, projection in enumerate(("query", "key", "value")):
         rows = slice(j * len(dqkv_bias) // 3, (j + 1) * len(dqkv_bias) // 3)
-        _add_linear_grads(grads, f"{prefix}.attention.self.{projection}",
-                          dqkv_weight[rows], dqkv_bias[rows])
+        _accumulate(grads, f"{prefix}.attention.self.{projection}.weight", dqkv_weight[rows])
+        _accumulate(grads, f"{prefix}.attention.self.{projection}.bias", dqkv_bias[rows])
     dx += dsum1
     return dx
 
 
-def _embeddings_backward(grads, config, dx, cache):
+def _embeddings_backward(grads, config, dx, cache: EmbeddingsCache):
     """dx (B, T, H) -> gradients of the three embedding tables and their LayerNorm."""
-    c_word, c_types, T, c_ln, c_drop = cache
-    dsummed = _layernorm_backward(grads, "bert.embeddings", dropout_backward(dx, c_drop), c_ln)
-    grads[WORD_EMBEDDINGS] += embedding_backward(dsummed, c_word, config.pad_token_id)
-    grads["bert.embeddings.token_type_embeddings.weight"] = embedding_backward(dsummed, c_types)
-    dposition = np.zeros((config.max_position_embeddings, dx.shape[-1]), dtype=dx.dtype)
-    dposition[:T] = dsummed.sum(axis=0)
-    grads["bert.embeddings.position_embeddings.weight"] = dposition
+    dsummed = _layernorm_backward(grads, "bert.embeddings", dropout_backward(dx, cache.dropout),
+                                  cache.ln)
+    _accumulate(grads, WORD_EMBEDDINGS,
+                embedding_backward(dsummed, cache.word, config.pad_token_id))
+    _accumulate(grads, "bert.embeddings.token_type_embeddings.weight",
+                embedding_backward(dsummed, cache.token_type))
+    _accumulate(grads, "bert.embeddings.position_embeddings.weight", dsummed.sum(axis=0),
+                rows=slice(0, cache.length))
 
 
-def backward(params: Params, config: BertConfig, cache: tuple) -> Params:
-    """Gradients of the total loss for every parameter: ``forward`` read backwards."""
-    (c_encoder, hidden_shape, scored, c_mlm, c_mlm_loss, c_nsp, c_nsp_loss,
-     mlm_weight, nsp_weight) = cache
-    c_embed, c_layers = c_encoder
+def backward(params: Params, config: BertConfig, cache: ForwardCache) -> Params:
+    """Gradients of the total loss for every parameter: ``forward`` read backwards.
+
+    The gradients start at zero and every contribution is added to them, so the tied word
+    embeddings get the sum of the decoder's and the lookup's parts in any order.
+    """
     dtype = params[WORD_EMBEDDINGS].dtype
-    B, T, H = hidden_shape
-    grads: Params = {}
-    dnsp_logits = cross_entropy_backward(nsp_weight, c_nsp_loss)
-    dhidden = _nsp_head_backward(grads, dnsp_logits, c_nsp, hidden_shape, dtype)
-    dmlm_logits = cross_entropy_backward(mlm_weight, c_mlm_loss)
-    dhidden.reshape(B * T, H)[scored] += _mlm_head_backward(grads, dmlm_logits, c_mlm)
+    B, T, H = cache.hidden_shape
+    grads: Params = {name: np.zeros_like(value) for name, value in params.items()}
+    dnsp_logits = cross_entropy_backward(cache.nsp_weight, cache.nsp_loss)
+    dhidden = _nsp_head_backward(grads, dnsp_logits, cache.nsp_head, cache.hidden_shape, dtype)
+    dmlm_logits = cross_entropy_backward(cache.mlm_weight, cache.mlm_loss)
+    dhidden.reshape(B * T, H)[cache.scored] += _mlm_head_backward(grads, dmlm_logits,
+                                                                   cache.mlm_head)
     dx = dhidden
     for i in reversed(range(config.num_hidden_layers)):
-        dx = _encoder_layer_backward(grads, layer_prefix(i), dx, c_layers[i])
-    _embeddings_backward(grads, config, dx, c_embed)
+        dx = _encoder_layer_backward(grads, layer_prefix(i), dx, cache.encoder.layers[i])
+    _embeddings_backward(grads, config, dx, cache.encoder.embeddings)
     return grads
 
 
@@ -382,8 +408,7 @@ def predict(
     ``pooled`` the pooler's output (B, H), ``hidden_states`` the L + 1 encoder outputs (B, T, H),
     ``attentions`` the L attention probabilities (B, NH, T, T).
     """
-    hidden_states, (_, layer_caches) = encode(params, config, input_ids, token_type_ids,
-                                              attention_mask)
+    hidden_states, encoder = encode(params, config, input_ids, token_type_ids, attention_mask)
     hidden = hidden_states[-1]
     B, T, H = hidden.shape
     if mlm_positions is None:
@@ -391,66 +416,7 @@ def predict(
         mlm_logits = mlm_logits.reshape(B, T, -1)
     else:
         mlm_logits = _mlm_head_forward(params, config, hidden[np.asarray(mlm_positions, bool)])[0]
-    nsp_logits, (_, pooled, _) = _nsp_head_forward(params, hidden)
-    attentions = [attention_probabilities(c_layer[0]) for c_layer in layer_caches]
-    return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits, "pooled": pooled,
+    nsp_logits, nsp_head = _nsp_head_forward(params, hidden)
+    attentions = [layer.attention.probs for layer in encoder.layers]
+    return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits, "pooled": nsp_head.pooled,
             "hidden_states": hidden_states, "attentions": attentions}
-
-
-class BertForPreTraining:
-    """BERT with its MLM and NSP heads; ``params`` is a dict with transformers' names and shapes.
-
-    ``BertForPreTraining(config, seed=0, dtype=np.float32)`` initializes as transformers does,
-    drawing from ``seed``. Dropout (when the config asks for it) draws from ``self.rng``, a
-    generator seeded from the same seed, unless another generator is passed.
-    """
-
-    def __init__(
-        self,
-        config: BertConfig,
-        seed: int = 0,
-        dtype: np.dtype = np.float32,
-        params: Mapping[str, np.ndarray] | None = None,
-    ) -> None:
-        self.config = config
-        if params is None:
-            self.params = init_params(config, np.random.default_rng(seed), dtype)
-        else:
-            check_params(config, params)
-            self.params = {name: np.array(params[name], dtype=dtype)
-                           for name in param_shapes(config)}
-        self.rng = np.random.default_rng([seed, 1])
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.params[WORD_EMBEDDINGS].dtype
-
-    def loss_and_grads(
-        self,
-        batch: Mapping[str, np.ndarray],
-        rng: np.random.Generator | None = None,
-        mlm_weight: float = 1.0,
-        nsp_weight: float = 1.0,
-    ) -> tuple[dict[str, float], Params]:
-        """Losses ``{"mlm", "nsp", "total"}`` of a batch and the gradient of ``total``.
-
-        The gradients have the same keys and shapes as ``params``. With both dropout
-        probabilities 0 the result is deterministic.
-        """
-        losses, cache = forward(self.params, self.config, batch, rng or self.rng,
-                                mlm_weight, nsp_weight)
-        return losses, backward(self.params, self.config, cache)
-
-    def forward(
-        self, batch: Mapping[str, np.ndarray], mlm_positions: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
-        """Inference logits; see ``predict``. ``batch`` needs the three input arrays (B, T)."""
-        return predict(self.params, self.config, batch["input_ids"], batch["token_type_ids"],
-                       batch["attention_mask"], mlm_positions)
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write a transformers directory (``config.json`` + ``model.safetensors``) that
-        transformers' ``BertForPreTraining.from_pretrained`` loads; see ``bert.storage.interop``."""
-        from bert.storage.interop import save_pretrained
-
-        return save_pretrained(self, directory)

@@ -3,7 +3,8 @@
 The optimizer state is plain arrays keyed like the parameters (``exp_avg``, ``exp_avg_sq``)
 plus the step count, so a checkpoint can hold it as it is. Each function computes what its
 torch / transformers counterpart computes, operation for operation:
-``torch.optim.AdamW`` (on two parameter groups: decay and no decay),
+``torch.optim.AdamW`` (on two parameter groups: decay and no decay, chosen by the caller's rule,
+e.g. ``bert.core.model.is_decayed``),
 ``torch.nn.utils.clip_grad_norm_`` and ``transformers.get_linear_schedule_with_warmup``
 (with two more schedules of the same shape in ``schedule_multiplier``).
 """
@@ -11,12 +12,10 @@ torch / transformers counterpart computes, operation for operation:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-from bert.core.model import is_decayed
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class AdamWConfig:
     beta1: float = 0.9  # decay of the first-moment (mean) estimate
     beta2: float = 0.999  # decay of the second-moment (uncentred variance) estimate
     eps: float = 1e-6  # added to the root of the second moment, as BERT uses
-    weight_decay: float = 0.01  # decoupled decay, on every parameter but biases and LayerNorm
+    weight_decay: float = 0.01  # decoupled decay, on the parameters ``adamw_step`` is told to decay
 
 
 def init_state(params: Mapping[str, np.ndarray]) -> dict:
@@ -44,8 +43,10 @@ def adamw_step(
     state: dict,
     lr: float,
     config: AdamWConfig,
+    decayed: Callable[[str], bool],
 ) -> None:
-    """One AdamW update of ``params`` and ``state``, in place."""
+    """One AdamW update of ``params`` and ``state``, in place; weight decay applies to the
+    parameters whose name ``decayed`` accepts."""
     state["step"] += 1
     step = state["step"]
     bias_correction1 = 1 - config.beta1**step
@@ -54,7 +55,7 @@ def adamw_step(
     for name, param in params.items():
         grad, exp_avg, exp_avg_sq = grads[name], state["exp_avg"][name], state["exp_avg_sq"][name]
         scratch = np.empty_like(param)  # the one temporary, reused by every line below
-        if config.weight_decay and is_decayed(name):
+        if config.weight_decay and decayed(name):
             param *= 1 - lr * config.weight_decay  # decoupled weight decay
         # exp_avg += (1 - beta1) * (grad - exp_avg)
         np.subtract(grad, exp_avg, out=scratch)
@@ -98,13 +99,13 @@ def schedule_multiplier(step: int, schedule: str, warmup_steps: int, decay_steps
     step alone, so that training longer extends a run instead of changing it.
 
     Every schedule rises linearly from 0 over ``warmup_steps``. Then ``linear`` falls linearly
-    to 0 at ``decay_steps`` (``linear_warmup_decay``), ``constant`` stays at 1 and
-    ``inverse_sqrt`` decays as ``sqrt(warmup_steps / step)``.
+    to 0 at ``decay_steps`` and stays there (transformers' ``get_linear_schedule_with_warmup``),
+    ``constant`` stays at 1 and ``inverse_sqrt`` decays as ``sqrt(warmup_steps / step)``.
     """
-    if schedule == "linear":
-        return linear_warmup_decay(step, warmup_steps, decay_steps)
-    if step < warmup_steps:
+    if step < warmup_steps:  # the warmup (warmup_steps is then at least 1)
         return step / warmup_steps
+    if schedule == "linear":
+        return max(0.0, (decay_steps - step) / max(1, decay_steps - warmup_steps))
     if schedule == "constant":
         return 1.0
     if schedule == "inverse_sqrt":
@@ -113,11 +114,5 @@ def schedule_multiplier(step: int, schedule: str, warmup_steps: int, decay_steps
 
 
 def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Learning-rate multiplier at optimizer step ``step`` (0-based).
-
-    Rises linearly from 0 over ``warmup_steps``, then falls linearly to 0 at ``total_steps``
-    and stays there.
-    """
-    if step < warmup_steps:
-        return step / max(1, warmup_steps)
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    """The ``linear`` schedule: transformers' ``get_linear_schedule_with_warmup`` multiplier."""
+    return schedule_multiplier(step, "linear", warmup_steps, total_steps)

@@ -21,8 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.core.layers import IGNORE_INDEX
-from bert.core.model import backward, forward
+from bert.core.labels import IGNORE_INDEX
+from bert.core.model import backward, forward, is_decayed
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
 from bert.core.summation import Node, pieces, sum_pieces, tree_sum
 
@@ -142,7 +142,7 @@ def training_step(
     batch i is rows ``[i B/m, (i+1) B/m)``. Dropout draws from ``rng``, or from ``rng(i)`` for
     micro-batch i when it is a function. The gradient's global norm is clipped to
     ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before anything is updated, when
-    the loss or the gradient norm is not finite.
+    the loss or the gradient norm is not finite. Weight decay follows ``model.is_decayed``.
     """
     total = _micro_batch_sum(params, config, batch, micro_batches, rng, mlm_weight, nsp_weight,
                              reduction or OneProcess())
@@ -154,5 +154,5 @@ def training_step(
     norm = clip_grad_norm(grads, max_grad_norm) if max_grad_norm > 0 else global_norm(grads)
     if not math.isfinite(norm):
         raise NonFiniteError("gradient norm", norm)
-    adamw_step(params, grads, optimizer, lr, adamw)
+    adamw_step(params, grads, optimizer, lr, adamw, is_decayed)
     return StepResult(losses, norm)

@@ -8,6 +8,7 @@ and baselines as attributes of the group ``optimum``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from bert.data.examples import make_examples, optimum
 from bert.data.language import Language, draw_language
 from bert.errors import DataFileError, remake_hint
 from bert.storage import h5io
-from bert.workflow.params import DataParams
+
+if TYPE_CHECKING:
+    from bert.workflow.params import DataParams
 
 SCHEMA = "bert-from-scratch/dataset"
 SCHEMA_VERSION = 1
@@ -98,13 +101,6 @@ def load_dataset(path: str | Path, params: DataParams | None = None) -> dict[str
     from exactly these data parameters.
     """
     return _read(path, tuple(EXAMPLE_SPECS), params).arrays
-
-
-def load_language(path: str | Path) -> Language:
-    """The language stored in a dataset file."""
-    arrays = _read(path, tuple(LANGUAGE_SPECS), None).arrays
-    return Language(arrays["language/topic_prior"], arrays["language/start"],
-                    arrays["language/transition"])
 
 
 def load_optimum(path: str | Path) -> dict[str, float]:

@@ -20,19 +20,15 @@ import math
 
 import numpy as np
 
+from bert.core.labels import IGNORE_INDEX
 from bert.data.language import (
-    CLS,
-    MASK,
-    NUM_SPECIAL,
-    PAD,
-    SEP,
     Language,
     context_free_posterior,
     posterior,
     sample_pairs,
 )
+from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
 
-IGNORE = -100  # mlm_labels where nothing is predicted
 MASK_FRACTION = 0.8  # of selected tokens, replaced by [MASK]
 RANDOM_FRACTION = 0.1  # of selected tokens, replaced by a random content token; the rest stay
 ARRAY_NAMES = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "nsp_labels")
@@ -94,7 +90,7 @@ def mask_tokens(
     input_ids = np.where(selected & (action < MASK_FRACTION), MASK, ids)
     replace = selected & (action >= MASK_FRACTION) & (action < MASK_FRACTION + RANDOM_FRACTION)
     input_ids = np.where(replace, random_tokens, input_ids)
-    return input_ids, np.where(selected, ids, IGNORE)
+    return input_ids, np.where(selected, ids, IGNORE_INDEX)
 
 
 def observation_model(mask_probability: float, num_content: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,13 +14,14 @@ a chain started from ``start[k]``. A sentence pair (A, B) is then:
                               B ~ a fresh chain of topic z' from start[z']
 
 with the lengths ``a, b`` and the label drawn independently of the tokens. The observation model
-(what masking does to a token, see ``bert.examples.observation_model``) is per position and
+(what masking does to a token, see ``bert.data.examples.observation_model``) is per position and
 independent, so exact inference is forward-backward over ``(topic, token)`` states, run on the
 continuation hypothesis (one chain over A+B) and on the random-next hypothesis (two independent
 chains), and mixed with their likelihoods: :func:`posterior`.
 
 Shapes: ``K`` topics, ``C`` content tokens, ``N`` examples, ``L`` content slots per example.
-Content tokens are indexed ``0..C-1`` here; their vocabulary ids are ``NUM_SPECIAL + index``.
+Content tokens are indexed ``0..C-1`` here; their vocabulary ids are ``NUM_SPECIAL + index``
+(``bert.data.tokens``).
 """
 
 from __future__ import annotations
@@ -28,16 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-# The vocabulary: 4 special tokens, then the content tokens t4, t5, ...
-PAD, CLS, SEP, MASK = 0, 1, 2, 3
-SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
-NUM_SPECIAL = len(SPECIAL_TOKENS)
-
-
-def token_name(token_id: int) -> str:
-    """``[CLS]`` for a special token, ``t17`` for content token id 17."""
-    return SPECIAL_TOKENS[token_id] if token_id < NUM_SPECIAL else f"t{token_id}"
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bert.core.config import BertConfig
-from bert.core.model import param_shapes
+from bert.core.config import BertConfig, param_shapes
 from bert.errors import DataFileError
 from bert.storage import h5io
 

@@ -16,14 +16,17 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bert.core.config import BertConfig
-from bert.core.model import WORD_EMBEDDINGS, BertForPreTraining, init_params, param_shapes
+from bert.core.config import WORD_EMBEDDINGS, BertConfig, param_shapes
 from bert.errors import ConfigError, DataFileError, remake_hint
 from bert.storage.atomic import replacing, write_json
 from bert.storage.checkpoint import load_weights
+
+if TYPE_CHECKING:
+    from bert.api import BertForPreTraining
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +50,21 @@ def _safetensors():
 def save_pretrained(model: BertForPreTraining, directory: str | Path) -> Path:
     """Write ``config.json`` and ``model.safetensors`` that transformers'
     ``BertForPreTraining.from_pretrained(directory)`` loads with no missing or unexpected key."""
+    return write_pretrained(model.config, model.params, directory)
+
+
+def write_pretrained(
+    config: BertConfig, params: Mapping[str, np.ndarray], directory: str | Path
+) -> Path:
+    """``save_pretrained`` of the parameters ``params`` of architecture ``config``."""
     safetensors = _safetensors()
     directory = Path(directory)
-    tensors = {name: np.ascontiguousarray(value) for name, value in model.params.items()}
+    tensors = {name: np.ascontiguousarray(value) for name, value in params.items()}
     for alias, name in TIED_ALIASES.items():
         tensors[alias] = tensors[name].copy()  # safetensors stores no shared memory
     with replacing(directory / SAFETENSORS) as tmp:
         safetensors.save_file(tensors, tmp, metadata={"format": "pt"})
-    write_json(directory / "config.json", {**model.config.to_hf(),
+    write_json(directory / "config.json", {**config.to_hf(),
                                            "architectures": ["BertForPreTraining"]})
     return directory
 
@@ -100,14 +110,14 @@ def _canonical_names(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 
 
 def params_from_tensors(
-    config: BertConfig, tensors: Mapping[str, np.ndarray], source: str, seed: int = 0,
+    config: BertConfig, tensors: Mapping[str, np.ndarray], source: str,
     dtype: np.dtype = np.float32,
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Match a checkpoint's tensors to the parameters of ``config``.
 
-    Returns the parameters and the names that were missing and freshly initialized (the heads
-    and the pooler only). Any other missing name, an unexpected name or a wrong shape raises
-    DataFileError naming it.
+    Returns the parameters found, in ``dtype``, and the names that are missing (the heads and
+    the pooler only, which the caller initializes). Any other missing name, an unexpected name
+    or a wrong shape raises DataFileError naming it.
     """
     tensors = _canonical_names(tensors)
     shapes = param_shapes(config)
@@ -127,37 +137,31 @@ def params_from_tensors(
                                 f"needs {shapes[name]}")
         if value.dtype.kind != "f":
             raise DataFileError(f"{source}: {name} has dtype {value.dtype}, not a float type")
-    fresh = init_params(config, np.random.default_rng(seed), dtype)
-    params = {name: np.array(tensors[name], dtype=dtype) if name in tensors else fresh[name]
-              for name in shapes}
+    params = {name: np.array(tensors[name], dtype=dtype) for name in shapes if name in tensors}
     return params, missing
 
 
-def from_pretrained(
-    path: str | Path, dtype: np.dtype = np.float32, seed: int = 0
-) -> BertForPreTraining:
-    """A model from a transformers directory (``config.json`` + safetensors) or from one of our
-    HDF5 weight or checkpoint files. Heads missing from a transformers checkpoint (a bare
-    ``BertModel``) are initialized fresh from ``seed`` and reported in the log by name."""
+def load_pretrained(
+    path: str | Path, dtype: np.dtype = np.float32
+) -> tuple[BertConfig, dict[str, np.ndarray], list[str]]:
+    """The architecture and the parameters of a transformers directory (``config.json`` +
+    safetensors) or of one of our HDF5 weight or checkpoint files, and the names of the
+    parameters missing from it (the heads of a bare ``BertModel``); ``bert.from_pretrained``
+    makes a model of them."""
     path = Path(path)
     if path.is_dir():
         config = BertConfig.from_hf(path / "config.json")
-        params, missing = params_from_tensors(config, _read_tensors(path), str(path), seed,
-                                              dtype)
-        if missing:
-            log.warning("%s: initialized fresh (not in the checkpoint): %s", path,
-                        ", ".join(missing))
-        return BertForPreTraining(config, dtype=dtype, params=params)
+        params, missing = params_from_tensors(config, _read_tensors(path), str(path), dtype)
+        return config, params, missing
     config, params = load_weights(path, "point at a weights file (artifacts/model.h5), a "
                                   "checkpoint or a transformers directory")
-    return BertForPreTraining(config, dtype=dtype, params=params)
+    return config, {name: np.asarray(value, dtype=dtype) for name, value in params.items()}, []
 
 
 def export_model(weights_path: str | Path, directory: str | Path) -> Path:
     """The export stage: our trained weights file -> a transformers directory."""
     config, params = load_weights(weights_path, remake_hint("train"))
-    model = BertForPreTraining(config, dtype=next(iter(params.values())).dtype, params=params)
-    save_pretrained(model, directory)
+    write_pretrained(config, params, directory)
     log.info("exported %s to %s (transformers' BertForPreTraining.from_pretrained loads it)",
              weights_path, directory)
     return Path(directory)

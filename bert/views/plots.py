@@ -42,6 +42,8 @@ from bert.views.text import (
     smoothing_window,
 )
 from bert.workflow.layout import Layout
+from bert.workflow.stages import PICTURES
+from bert.workflow.tasks import run_part
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -285,12 +287,7 @@ def draw_predictions(
 
 
 def draw(layout: Layout, pictures: Sequence[str]) -> list[Path]:
-    """Draw the pictures called ``pictures`` (curves, attention, predictions) of a project."""
-    drawers = {
-        "curves": lambda: draw_curves(layout.history, layout.test_data, layout.curves_plot),
-        "attention": lambda: draw_attention(layout.model_weights, layout.test_data,
-                                            layout.attention_plot),
-        "predictions": lambda: draw_predictions(layout.model_weights, layout.test_data,
-                                                layout.predictions_plot),
-    }
-    return [drawers[name]() for name in pictures]
+    """Draw the pictures called ``pictures`` (curves, attention, predictions) of a project, as
+    their records in ``bert.workflow.stages.PICTURES`` say."""
+    records = {picture.name: picture for picture in PICTURES}
+    return [run_part(records[name], layout) for name in pictures]

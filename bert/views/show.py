@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.data.datasets import load_dataset
-from bert.data.language import MASK, token_name
-from bert.errors import DataFileError
+from bert.data.tokens import MASK, token_name
+from bert.views.text import load_examples
 
 
 def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
@@ -37,10 +36,6 @@ def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
 
 def show(path: str | Path, index: int) -> str:
     """Example ``index`` of the dataset file ``path`` as text, headed by where it comes from."""
-    arrays = load_dataset(path)
-    count = arrays["input_ids"].shape[0]
-    if not -count <= index < count:
-        raise DataFileError(f"{path}: has {count} examples, no example {index}; "
-                            f"pick an index in 0..{count - 1}")
-    index %= count
-    return f"{path}, example {index} of {count}\n" + format_example(arrays, index)
+    examples = load_examples(path, [index])
+    return (f"{path}, example {examples.indices[0]} of {examples.count}\n"
+            + format_example(examples.arrays, 0))

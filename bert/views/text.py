@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.core.layers import IGNORE_INDEX, softmax
+from bert.core.labels import IGNORE_INDEX
+from bert.core.layers import softmax
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
-from bert.data.language import token_name
+from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError, remake_hint
 from bert.storage.atomic import read_json
 from bert.storage.checkpoint import load_weights
+from bert.workflow.gap import gap
 
 TOP_K = 3  # guesses shown per masked position
 MODEL_FIX = remake_hint("train")
@@ -241,17 +243,17 @@ def smoothing_window(num_steps: int) -> int:
     return max(1, num_steps // 50)
 
 
-# (column header, epoch record key, optimum key of the gap, sign of the gap: +1 for a loss)
+# (column header, epoch record key, optimum key when the column is the gap to it)
 _EPOCH_COLUMNS = (
-    ("MLM train", "train_mlm_loss", None, 0),
-    ("MLM test", "test_mlm_loss", None, 0),
-    ("MLM gap", "test_mlm_loss", "bayes_mlm_loss", 1),
-    ("NSP train", "train_nsp_loss", None, 0),
-    ("NSP test", "test_nsp_loss", None, 0),
-    ("NSP gap", "test_nsp_loss", "bayes_nsp_loss", 1),
-    ("MLM acc", "test_mlm_accuracy", None, 0),
-    ("NSP acc", "test_nsp_accuracy", None, 0),
-    ("acc gap", "test_nsp_accuracy", "bayes_nsp_accuracy", -1),
+    ("MLM train", "train_mlm_loss", None),
+    ("MLM test", "test_mlm_loss", None),
+    ("MLM gap", "test_mlm_loss", "bayes_mlm_loss"),
+    ("NSP train", "train_nsp_loss", None),
+    ("NSP test", "test_nsp_loss", None),
+    ("NSP gap", "test_nsp_loss", "bayes_nsp_loss"),
+    ("MLM acc", "test_mlm_accuracy", None),
+    ("NSP acc", "test_nsp_accuracy", None),
+    ("acc gap", "test_nsp_accuracy", "bayes_nsp_accuracy"),
 )
 # the rows under the table: (name, optimum key per column, None where it has none)
 _REFERENCE_ROWS = (
@@ -266,14 +268,15 @@ _REFERENCE_ROWS = (
 def format_epochs(history: Mapping, optimum: Mapping[str, float]) -> list[str]:
     """The per-epoch records of a history against the optimum, as a fixed-width table.
 
-    Losses in nats; a gap is how much worse than the Bayes-optimal score the test score is.
+    Losses in nats; a gap is how much worse than the Bayes-optimal score the test score is
+    (``bert.workflow.gap``).
     """
     left = f"{'epoch':>5} {'step':>7} {'lr':>9}"
     lines = [left + "".join(f"{header:>10}" for header, *_ in _EPOCH_COLUMNS)]
     for record in history["epochs"]:
         cells = "".join(
-            f"{record[key] if best is None else sign * (record[key] - optimum[best]):>10.4f}"
-            for _, key, best, sign in _EPOCH_COLUMNS)
+            f"{record[key] if best is None else gap(key, record[key], optimum[best]):>10.4f}"
+            for _, key, best in _EPOCH_COLUMNS)
         lines.append(f"{record['epoch']:>5} {record['step']:>7} {record['learning_rate']:>9.2e}"
                      + cells)
     for name, keys in _REFERENCE_ROWS:

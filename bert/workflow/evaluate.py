@@ -11,7 +11,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.core.layers import IGNORE_INDEX, cross_entropy_forward
+from bert.core.labels import IGNORE_INDEX
+from bert.core.layers import cross_entropy_forward
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
 from bert.errors import remake_hint
@@ -30,11 +31,14 @@ def score(
     batch_size: int,
     num_examples: int | None = None,
 ) -> dict[str, float]:
-    """Losses and accuracies of the model over the first ``num_examples`` examples (all: None).
+    """Losses and accuracies of the model over the first ``num_examples`` examples (all: None;
+    all, too, when the set has fewer).
 
     data: the five example arrays (N, T) / (N,). Runs in inference mode (no dropout).
     """
-    total = len(data["nsp_labels"]) if num_examples is None else num_examples
+    total = len(data["nsp_labels"])
+    if num_examples is not None:
+        total = min(num_examples, total)
     sums = dict.fromkeys(("mlm_nll", "mlm_hits", "nsp_nll", "nsp_hits"), 0.0)
     num_labels = 0
     for start in range(0, total, batch_size):
@@ -62,40 +66,10 @@ def score(
     }
 
 
-def comparison_rows(metrics: Mapping, optimum: Mapping[str, float]) -> list[tuple]:
-    """Rows (what, model, Bayes-optimal, unigram, uniform/chance, gap) for the results table.
-
-    The gap is how much worse than the optimum the model is: model - optimum for a loss,
-    optimum - model for an accuracy.
-    """
-    test, train = metrics["test"], metrics["train"]
-    rows = [
-        ("test MLM loss", test["mlm_loss"], optimum["bayes_mlm_loss"],
-         optimum["unigram_mlm_loss"], optimum["uniform_mlm_loss"], 1),
-        ("test NSP loss", test["nsp_loss"], optimum["bayes_nsp_loss"], None,
-         optimum["chance_nsp_loss"], 1),
-        ("test NSP accuracy", test["nsp_accuracy"], optimum["bayes_nsp_accuracy"], None,
-         optimum["chance_nsp_accuracy"], -1),
-        ("test MLM accuracy", test["mlm_accuracy"], None, None, None, -1),
-        ("train MLM loss", train["mlm_loss"], None, None, None, 1),
-    ]
-    return [(what, model, best, unigram, uniform, None if best is None else sign * (model - best))
-            for what, model, best, unigram, uniform, sign in rows]
-
-
-def format_table(rows: list[tuple]) -> str:
-    """The comparison rows as a fixed-width text table."""
-    header = ("", "model", "Bayes-opt", "unigram", "uniform", "gap")
-    lines = [f"{header[0]:<18}" + "".join(f"{h:>11}" for h in header[1:])]
-    for what, *values in rows:
-        cells = "".join(f"{'-':>11}" if v is None else f"{v:>11.4f}" for v in values)
-        lines.append(f"{what:<18}{cells}")
-    return "\n".join(lines)
-
-
 def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
     """The evaluate stage: score ``artifacts/model.h5`` on the test set and the training set,
-    beside the optimum stored with the test set; write ``artifacts/metrics.json``."""
+    beside the optimum stored with the test set; write ``artifacts/metrics.json`` and return
+    it (the stage prints it as the table of ``bert.views.tables``)."""
     config = bert_config(params)
     _, weights = load_weights(layout.model_weights, remake_hint("train"), config)
     evaluation = params.evaluation
@@ -108,5 +82,4 @@ def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
         "optimum": load_optimum(layout.test_data),
     }
     write_json(layout.metrics, metrics)
-    print(format_table(comparison_rows(metrics, metrics["optimum"])))
     return metrics

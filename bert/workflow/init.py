@@ -7,11 +7,12 @@ import logging
 
 import numpy as np
 
-from bert.core.model import BertForPreTraining
+from bert.api import BertForPreTraining
 from bert.errors import ParamsError
 from bert.storage import checkpoint as ckpt
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params, bert_config
+from bert.workflow.stages import stage
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,14 @@ def initialize(params: Params, layout: Layout = Layout()) -> None:
         model = starting_point(params, layout)
     else:
         model = BertForPreTraining(config, seed=params.model.random_seed, dtype=dtype)
-    ckpt.save_weights(layout.init_weights, config, model.params, params.stage_params("init"))
+    ckpt.save_weights(layout.init_weights, config, model.params, params.subset(stage("init").reads))
     log.info("initial weights written to %s (%d parameters)", layout.init_weights,
              sum(p.size for p in model.params.values()))
 
 
 def starting_point(params: Params, layout: Layout) -> BertForPreTraining:
     """The model ``model.init_from`` names, checked against the architecture of the params."""
-    from bert.storage.interop import from_pretrained
+    from bert.api import from_pretrained
 
     source = layout.under_root(params.model.init_from)
     if not source.exists():

@@ -96,15 +96,14 @@ class Layout:
                           if p.name == "config.json" or p.name.startswith("model.safetensors"))
         return [source]
 
-    def files(self, names: tuple[str, ...], params: Params) -> list[Path]:
-        """The paths of the files called ``names`` (properties of this class, or
-        ``init_sources``, which may be several)."""
+    def files(self, names: tuple[str, ...], params: Params | None = None) -> list[Path]:
+        """The paths of the members called ``names``: a property is one path; a method, called
+        with ``params``, gives one path or a list of them."""
         paths: list[Path] = []
         for name in names:
-            if name == "init_sources":
-                paths += self.init_sources(params)
-            else:
-                paths.append(self.results(params) if name == "results" else getattr(self, name))
+            member = getattr(self, name)
+            found = member(params) if callable(member) else member
+            paths += found if isinstance(found, list) else [found]
         return paths
 
     def under_root(self, path: str | Path) -> Path:

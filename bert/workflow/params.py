@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import math
 import re
-import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from bert.core.config import BertConfig
-from bert.data.language import NUM_SPECIAL, PAD
+from bert.data.tokens import NUM_SPECIAL, PAD
 from bert.errors import ParamsError
 
 S = TypeVar("S", bound="Section")
@@ -138,22 +139,35 @@ class LoggingParams(Section):
     progress_bar: bool = param(True, "show a progress bar with running losses while training")
 
 
+@functools.cache
+def _config_comments() -> dict[str, str]:
+    """The comment of each ``BertConfig`` field (one per field, as in nanoGPT's ``GPTConfig``),
+    read from its source."""
+    source = inspect.getsource(BertConfig)
+    return dict(re.findall(r"^    (\w+): [^=\n]+=[^#\n]+#\s*(.+)$", source, re.M))
+
+
+def as_config(field: str, note: str = "") -> str:
+    """The help text of a parameter that is ``BertConfig.<field>``: that field's own comment."""
+    return f"{_config_comments()[field]} (BertConfig.{field}){note}"
+
+
 @dataclass(frozen=True)
 class ModelParams(Section):
     """The ``model:`` section: the BERT architecture (vocabulary and length come from data)."""
 
-    dim_model: int = param(64, "hidden size H of every token representation", low=1)
-    num_heads: int = param(4, "attention heads per layer; must divide dim_model", low=1)
-    dim_ff: int = param(256, "intermediate size F of each feed-forward block", low=1)
-    num_layers: int = param(2, "encoder layers", low=1)
-    hidden_dropout: float = param(0.0, "dropout on embeddings and on every residual branch "
-                                  "(BERT used 0.1; the demo learns faster without)",
+    dim_model: int = param(64, as_config("hidden_size"), low=1)
+    num_heads: int = param(4, as_config("num_attention_heads"), low=1)
+    dim_ff: int = param(256, as_config("intermediate_size"), low=1)
+    num_layers: int = param(2, as_config("num_hidden_layers"), low=1)
+    hidden_dropout: float = param(0.0, as_config("hidden_dropout_prob", "; BERT used 0.1, the "
+                                                 "demo learns faster without"),
                                   low=0.0, high=0.99)
-    attention_dropout: float = param(0.0, "dropout on attention probabilities (BERT: 0.1)",
-                                     low=0.0, high=0.99)
-    initializer_range: float = param(0.02, "standard deviation of the initial weights",
-                                     low=0.0, open_low=True)
-    layer_norm_eps: float = param(1e-12, "epsilon of every LayerNorm", low=0.0, open_low=True)
+    attention_dropout: float = param(0.0, as_config("attention_probs_dropout_prob",
+                                                    "; BERT used 0.1"), low=0.0, high=0.99)
+    initializer_range: float = param(0.02, as_config("initializer_range"), low=0.0,
+                                     open_low=True)
+    layer_norm_eps: float = param(1e-12, as_config("layer_norm_eps"), low=0.0, open_low=True)
     random_seed: int = param(0, "seed of the weight initialization", low=0)
     init_from: str = param("", "start from these weights instead of a random initialization: a "
                            "transformers directory (config.json + model.safetensors) or one of "
@@ -228,12 +242,6 @@ class EvaluationParams(Section):
                               "relative to the project folder")
 
 
-# Training keys that do not change what a run computes, only how long it goes on and what it
-# keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
-NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
-                         "mpiexec")
-
-
 @dataclass(frozen=True)
 class Params:
     """Every section of ``params.yaml``; a missing section takes its defaults."""
@@ -248,33 +256,21 @@ class Params:
         """All sections as nested plain dicts with sorted keys."""
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
-    def stage_params(self, stage: str) -> dict[str, Any]:
-        """The parameters a workflow stage reads: it reruns when, and only when, they change.
-
-        ``logging`` is read by every stage but changes no result, so it is in none.
-        """
-        data, model, training = (self.data.to_dict(), self.model.to_dict(),
-                                 self.training.to_dict())
-        subsets = {
-            "data": {"data": data},
-            "init": {"data": {k: data[k] for k in ("sequence_length", "vocab_size")},
-                     "model": model, "training": {"dtype": training["dtype"]}},
-            "train": {"data": data, "model": model, "training": training},
-            "evaluate": {"evaluation": {k: v for k, v in self.evaluation.to_dict().items()
-                                        if k != "results_file"}},
-            "report": {k: v for k, v in self.to_dict().items() if k != "logging"},
-            "export": {},
-            "plots": {},
-        }
-        return subsets[stage]
-
-
-def run_params(params: Params) -> dict[str, Any]:
-    """The parameters that define a training run (its checkpoints' fingerprint)."""
-    run = params.stage_params("train")
-    run["training"] = {k: v for k, v in run["training"].items()
-                       if k not in NON_RUN_TRAINING_KEYS}
-    return run
+    def subset(self, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """The parameters named by ``keys``, nested as in the file: each key is a section
+        (``"model"``), one parameter (``"training.dtype"``) or, with a leading ``-``, a parameter
+        left out of a section taken whole (``"-evaluation.results_file"``)."""
+        everything = self.to_dict()
+        chosen: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            section, _, name = key.removeprefix("-").partition(".")
+            if key.startswith("-"):
+                del chosen[section][name]
+            elif name:
+                chosen.setdefault(section, {})[name] = everything[section][name]
+            else:
+                chosen[section] = dict(everything[section])
+        return chosen
 
 
 def bert_config(params: Params) -> BertConfig:
@@ -303,12 +299,7 @@ def _type_name(kind: Any) -> str:
 
 
 def _convert(value: Any, kind: Any) -> Any:
-    """``value`` as ``kind`` (int, float, bool, str or ``X | None``), or raise TypeError."""
-    args = typing.get_args(kind)
-    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-        if value is None and type(None) in args:
-            return None
-        (kind,) = (a for a in args if a is not type(None))
+    """``value`` as ``kind`` (int, float, bool or str), or raise TypeError."""
     if kind is float:
         if isinstance(value, str) and _FLOAT_STRING.match(value.strip()):
             value = float(value)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from bert import __version__
 from bert.errors import remake_hint
 from bert.storage.atomic import read_json, write_json
+from bert.workflow.gap import gap
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params
+from bert.workflow.stages import stage
 
 FIX_METRICS = remake_hint("evaluate")
 FIX_HISTORY = remake_hint("train")
@@ -36,9 +38,8 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
                       "chance_nsp_loss": optimum["chance_nsp_loss"],
                       "chance_nsp_accuracy": optimum["chance_nsp_accuracy"]},
         "gap_to_optimum": {
-            "test_mlm_loss": test["mlm_loss"] - optimum["bayes_mlm_loss"],
-            "test_nsp_loss": test["nsp_loss"] - optimum["bayes_nsp_loss"],
-            "test_nsp_accuracy": optimum["bayes_nsp_accuracy"] - test["nsp_accuracy"],
+            f"test_{key}": gap(key, test[key], optimum[f"bayes_{key}"])
+            for key in ("mlm_loss", "nsp_loss", "nsp_accuracy")
         },
         "evaluated": {"test_examples": test["num_examples"],
                       "test_mlm_labels": test["num_mlm_labels"],
@@ -54,7 +55,7 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
             "micro_batches": params.training.micro_batches,
             "per_epoch": epochs,
         },
-        "params": params.stage_params("report"),
+        "params": params.subset(stage("report").reads),
         "package_version": __version__,
     }
 

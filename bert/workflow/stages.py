@@ -1,160 +1,83 @@
-"""The stages of the workflow as data: what each reads, writes and runs.
+"""The stages of the workflow, one record each: everything a stage is, in one place.
 
-``dodo.py`` turns each ``Stage`` into a doit task; the command-line interface runs the same
-functions. A stage's code dependencies are found by reading the package's import statements
-(no code is executed), so a stage reruns when a module it runs changes, and only then.
+A record names the function the stage runs (``"module:function"``, so the module whose code the
+stage depends on is the function's own), the files it reads and writes (members of ``Layout``),
+the parameters it reads (keys of ``Params.subset``) and, when it shows something, the function
+that turns its result into the text it prints. ``dodo.py`` makes a doit task of each record, the
+command line (``python -m bert <stage>``) a command, ``bert.workflow.tasks`` runs them.
+
+A stage's function is called as ``function(params, layout)``; a picture's (a part of the plots
+stage) as ``function(*input paths, *output paths)``.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import signal
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-
-from bert.workflow.layout import Layout
-from bert.workflow.params import Params
-
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the workflow."""
+    """One step of the workflow (or one picture of the plots stage)."""
 
     name: str  # the doit task and the ``python -m bert`` command
-    doc: str  # shown by ``doit list``
-    module: str  # the module holding the stage's code, e.g. "bert.workflow.train"
-    inputs: tuple[str, ...]  # names of Layout files read
-    outputs: tuple[str, ...]  # names of Layout files written (the last one is written last)
+    doc: str  # shown by ``doit list`` and ``python -m bert --help``
+    function: str  # "module:function" the stage runs ("" for a stage made of parts)
+    inputs: tuple[str, ...] = ()  # Layout members read
+    outputs: tuple[str, ...] = ()  # Layout members written (the last one is written last)
+    reads: tuple[str, ...] = ()  # the parameters it reads, as keys of ``Params.subset``
+    show: str = ""  # "module:function" making the text printed from the function's result
+    parts: tuple[Stage, ...] = ()  # run one by one, each its own doit sub-task (``plots:curves``)
+    needs: str = ""  # a package the stage cannot run without: it then prints ``missing``
+    missing: str = ""
     in_default_run: bool = True  # run by a plain ``doit``
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules the stage runs: its function's, its presentation's, its parts'."""
+        own = [name.partition(":")[0] for name in (self.function, self.show) if name]
+        return tuple(dict.fromkeys(own + [m for part in self.parts for m in part.modules]))
+
+
+PLOTS_MISSING = "matplotlib is not installed: pip install -e '.[plots]' to draw the plots"
+
+# The pictures of the plots stage, each drawn on its own (``python -m bert plots curves``, the
+# doit sub-task ``plots:curves``), so that it is redrawn only when its own inputs change.
+PICTURES = (
+    Stage("curves", "Losses per step and per epoch against the optimum; accuracies; rate.",
+          "bert.views.plots:draw_curves", ("history", "test_data"), ("curves_plot",)),
+    Stage("attention", "Attention maps of one test example, every head of every layer.",
+          "bert.views.plots:draw_attention", ("model_weights", "test_data"),
+          ("attention_plot",)),
+    Stage("predictions", "The model's top-3 at the masked positions of a few test examples.",
+          "bert.views.plots:draw_predictions", ("model_weights", "test_data"),
+          ("predictions_plot",)),
+)
 
 STAGES = (
     Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
-          "bert.data.datasets", (), ("train_data", "test_data")),
+          "bert.workflow.data:make_data", (), ("train_data", "test_data"), reads=("data",)),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
-          "bert.workflow.init", ("init_sources",), ("init_weights",)),
+          "bert.workflow.init:initialize", ("init_sources",), ("init_weights",),
+          reads=("data.sequence_length", "data.vocab_size", "model", "training.dtype")),
     Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
-          "bert.workflow.train", ("train_data", "test_data", "init_weights"),
-          ("history", "model_weights")),
+          "bert.workflow.train:train", ("train_data", "test_data", "init_weights"),
+          ("history", "model_weights"), reads=("data", "model", "training")),
     Stage("evaluate", "Score the trained model against the optimum (artifacts/metrics.json).",
-          "bert.workflow.evaluate", ("train_data", "test_data", "model_weights"), ("metrics",)),
+          "bert.workflow.evaluate:evaluate_model", ("train_data", "test_data", "model_weights"),
+          ("metrics",), reads=("evaluation", "-evaluation.results_file"),
+          show="bert.views.tables:results_table"),
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
-          "bert.workflow.report", ("metrics", "history"), ("results",)),
+          "bert.workflow.report:write_results", ("metrics", "history"), ("results",),
+          reads=("data", "model", "training", "evaluation")),
     Stage("export", "Export the trained model as a transformers directory (artifacts/export/).",
-          "bert.storage.interop", ("model_weights",), ("export_config", "export_weights"),
+          "bert.workflow.export:export", ("model_weights",), ("export_config", "export_weights"),
           in_default_run=False),
     Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png; needs matplotlib).",
-          "bert.views.plots", ("history", "test_data", "model_weights"),
-          ("curves_plot", "attention_plot", "predictions_plot")),
+          "", parts=PICTURES, needs="matplotlib",
+          missing=PLOTS_MISSING),
 )
-
-# The pictures of the plots stage, each drawn on its own (``python -m bert plots curves``, the
-# doit sub-task ``plots:curves``) so that it is redrawn only when its own inputs change.
-PICTURES = (
-    Stage("curves", "Losses per step and per epoch against the optimum; accuracies; rate.",
-          "bert.views.plots", ("history", "test_data"), ("curves_plot",)),
-    Stage("attention", "Attention maps of one test example, every head of every layer.",
-          "bert.views.plots", ("test_data", "model_weights"), ("attention_plot",)),
-    Stage("predictions", "The model's top-3 at the masked positions of a few test examples.",
-          "bert.views.plots", ("test_data", "model_weights"), ("predictions_plot",)),
-)
-PLOTS_MISSING = "matplotlib is not installed: pip install -e '.[plots]' to draw the plots"
 
 
 def stage(name: str) -> Stage:
+    """The record of stage ``name``."""
     return next(s for s in STAGES if s.name == name)
-
-
-def plots_available() -> bool:
-    """Whether matplotlib can be imported (looked up, not imported); the plots stage draws
-    nothing without it."""
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def leave_interrupts_to_stages() -> None:
-    """Make the calling process (doit) wait through Ctrl-C instead of dying with a traceback.
-
-    The running stage, a child process, still receives the Ctrl-C (handlers are reset in a new
-    program): it stops cleanly, saying what it kept, and doit then reports the task as failed.
-    """
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
-
-
-def _imports(path: Path) -> set[str]:
-    """The ``bert.*`` modules a source file imports."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name.split(".")[0] == "bert"}
-
-
-def _source(module: str) -> Path | None:
-    """The file of a package module (``bert`` itself is its ``__init__.py``), or None."""
-    parts = module.split(".")[1:]
-    candidates = [PACKAGE_DIR.joinpath(*parts, "__init__.py")]
-    if parts:
-        candidates.append(PACKAGE_DIR.joinpath(*parts[:-1], parts[-1] + ".py"))
-    return next((path for path in candidates if path.is_file()), None)
-
-
-@cache
-def module_files(module: str) -> tuple[Path, ...]:
-    """The source files of ``module`` and of every package module it imports, transitively."""
-    seen: dict[str, Path] = {}
-    pending = [module, "bert"]
-    while pending:
-        name = pending.pop()
-        path = _source(name)
-        if path is None or name in seen:
-            continue
-        seen[name] = path
-        pending.extend(_imports(path))
-    return tuple(sorted(set(seen.values())))
-
-
-def run(name: str, params: Params, layout: Layout, pictures: tuple[str, ...] = ()) -> None:
-    """Run one stage with its inputs in place (the stage's module is imported only now).
-
-    pictures: the names (in ``PICTURES``) the plots stage draws; all of them when empty.
-    """
-    if name == "data":
-        from bert.data.datasets import make_datasets
-
-        make_datasets(params.data, layout.data_dir)
-    elif name == "init":
-        from bert.workflow.init import initialize
-
-        initialize(params, layout)
-    elif name == "train":
-        from bert.workflow.train import train
-
-        train(params, layout, progress=params.logging.progress_bar)
-    elif name == "evaluate":
-        from bert.workflow.evaluate import evaluate_model
-
-        evaluate_model(params, layout)
-    elif name == "report":
-        from bert.workflow.report import write_results
-
-        write_results(params, layout)
-    elif name == "export":
-        from bert.storage.interop import export_model
-
-        export_model(layout.model_weights, layout.export_dir)
-    elif name == "plots":
-        if not plots_available():
-            print(PLOTS_MISSING)
-            return
-        from bert.views.plots import draw
-
-        draw(layout, pictures or tuple(p.name for p in PICTURES))
-    else:
-        raise ValueError(f"unknown stage {name!r}")

@@ -35,12 +35,24 @@ from bert.storage.atomic import write_json
 from bert.workflow.evaluate import SCORE_KEYS, score
 from bert.workflow.layout import Layout
 from bert.workflow.logs import quiet_logging
-from bert.workflow.params import Params, TrainingParams, bert_config, run_params
+from bert.workflow.params import Params, TrainingParams, bert_config
+from bert.workflow.stages import stage
 
 log = logging.getLogger(__name__)
 
 DROPOUT_STREAM, ORDER_STREAM = 1, 2  # independent random streams derived from the seed
 INIT_FIX = remake_hint("init")
+# Training keys that do not change what a run computes, only how long it goes on and what it
+# keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
+NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
+                         "mpiexec")
+
+
+def run_params(params: Params) -> dict:
+    """The parameters that define a training run (its checkpoints' fingerprint): those the
+    train stage reads but ``NON_RUN_TRAINING_KEYS``."""
+    return params.subset((*stage("train").reads,
+                          *(f"-training.{key}" for key in NON_RUN_TRAINING_KEYS)))
 
 
 def learning_rate(step: int, training: TrainingParams) -> float:
@@ -234,16 +246,21 @@ def finish(run: Run) -> None:
                                 "batches_per_epoch": run.batches_per_epoch,
                                 "tokens_per_step": run.tokens_per_step})
     ckpt.save_weights(layout.model_weights, run.config, state.params,
-                      run.params.stage_params("train"),
+                      run.params.subset(stage("train").reads),
                       attrs={"step": state.step, "epochs": run.params.training.epochs})
     log.info("trained %d steps; model written to %s", state.step, layout.model_weights)
 
 
-def train(params: Params, layout: Layout = Layout(), progress: bool = True) -> ckpt.TrainingState:
+def train(
+    params: Params, layout: Layout = Layout(), progress: bool | None = None
+) -> ckpt.TrainingState:
     """The train stage: resume the newest valid checkpoint of this run (or start), train to
     ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``.
 
-    With ``training.processes`` > 1 this is one rank of an MPI job of that many processes."""
+    ``progress`` (default: ``logging.progress_bar``) shows a progress bar. With
+    ``training.processes`` > 1 this is one rank of an MPI job of that many processes."""
+    if progress is None:
+        progress = params.logging.progress_bar
     if params.training.processes == 1:
         return train_loop(open_run(params, layout), progress)
     from bert.engine.mpi import MpiReduction, fail_fast, share_cores

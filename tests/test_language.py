@@ -15,7 +15,6 @@ from bert.data.language import (
     posterior,
     sample_pairs,
     stationary,
-    token_name,
 )
 
 
@@ -172,6 +171,3 @@ def test_stationary_of_a_known_chain():
     transition = np.array([[[0.9, 0.1], [0.5, 0.5]]])
     np.testing.assert_allclose(stationary(transition), [[5 / 6, 1 / 6]], rtol=1e-12)
 
-
-def test_token_names():
-    assert [token_name(i) for i in range(6)] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "t4", "t5"]

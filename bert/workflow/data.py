@@ -1,0 +1,17 @@
+"""The data stage: the train and test sets the ``data:`` parameters describe, under ``data/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bert.data.datasets import make_datasets
+from bert.workflow.layout import Layout
+
+if TYPE_CHECKING:  # the values are read, the module's code does not run
+    from bert.workflow.params import Params
+
+
+def make_data(params: Params, layout: Layout = Layout()) -> tuple[Path, Path]:
+    """Write ``data/train.h5`` and ``data/test.h5``; return their paths."""
+    return make_datasets(params.data, layout.data_dir)

@@ -1,0 +1,74 @@
+"""Scoring: set-level means whatever the batch size, the training loss function's numbers, and
+the evaluate stage's metrics file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bert.core.labels import IGNORE_INDEX
+from bert.core.model import forward
+from bert.data.datasets import load_dataset, load_optimum, make_datasets
+from bert.storage import checkpoint as ckpt
+from bert.workflow.evaluate import SCORE_KEYS, evaluate_model, score
+from bert.workflow.init import initialize
+from bert.workflow.layout import Layout
+from bert.workflow.params import bert_config
+from tests.workflow import tiny_params
+
+PARAMS = tiny_params()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Layout:
+    """Data and a model (the initial weights, perturbed) of the tiny parameters."""
+    layout = Layout(tmp_path_factory.mktemp("evaluate"))
+    make_datasets(PARAMS.data, layout.data_dir)
+    initialize(PARAMS, layout)
+    config, weights = ckpt.load_weights(layout.init_weights, "fix")
+    rng = np.random.default_rng(0)
+    weights = {n: w + rng.normal(scale=0.1, size=w.shape).astype(w.dtype)
+               for n, w in weights.items()}
+    ckpt.save_weights(layout.model_weights, config, weights, {})
+    return layout
+
+
+def test_scores_are_set_means_whatever_the_batch_size(project):
+    _, weights = ckpt.load_weights(project.model_weights, "fix")
+    config, data = bert_config(PARAMS), load_dataset(project.test_data)
+    whole = score(weights, config, data, batch_size=len(data["nsp_labels"]))
+    for batch_size in (3, 7):
+        batched = score(weights, config, data, batch_size)
+        assert batched["num_mlm_labels"] == whole["num_mlm_labels"]
+        for key in SCORE_KEYS:
+            assert batched[key] == pytest.approx(whole[key], rel=1e-5), key
+    # the same losses as the training loss on the whole set, in one batch, without dropout
+    losses, _ = forward(weights, config, data)
+    assert whole["mlm_loss"] == pytest.approx(losses["mlm"], rel=1e-5)
+    assert whole["nsp_loss"] == pytest.approx(losses["nsp"], rel=1e-5)
+    assert whole["num_mlm_labels"] == int(np.sum(data["mlm_labels"] != IGNORE_INDEX))
+    assert whole["num_examples"] == len(data["nsp_labels"])
+    assert 0 <= whole["mlm_accuracy"] <= 1 and 0 <= whole["nsp_accuracy"] <= 1
+
+
+def test_the_first_examples_only(project):
+    _, weights = ckpt.load_weights(project.model_weights, "fix")
+    config, data = bert_config(PARAMS), load_dataset(project.train_data)
+    first = score(weights, config, data, batch_size=4, num_examples=5)
+    alone = score(weights, config, {n: a[:5] for n, a in data.items()}, batch_size=5)
+    assert first["num_examples"] == 5
+    for key in SCORE_KEYS:
+        assert first[key] == pytest.approx(alone[key], rel=1e-6)
+
+
+def test_the_stage_writes_the_metrics_and_shows_nothing_itself(project, capsys):
+    metrics = evaluate_model(PARAMS, project)
+    assert capsys.readouterr().out == ""  # the stage's record prints the table
+    assert json.loads(project.metrics.read_text()) == metrics
+    assert set(metrics) == {"test", "train", "optimum"}
+    assert metrics["optimum"] == load_optimum(project.test_data)
+    assert metrics["train"]["num_examples"] == min(PARAMS.evaluation.train_examples,
+                                                   len(load_dataset(project.train_data)
+                                                       ["nsp_labels"]))

@@ -1,0 +1,74 @@
+"""The package's imports go one way: no cycles (lazy imports included), and the layers of the
+architecture hold. Imports under ``if TYPE_CHECKING:`` do not count: they never run."""
+
+from __future__ import annotations
+
+import graphlib
+
+import pytest
+
+from bert.workflow.tasks import PACKAGE_DIR, imports, source
+
+
+def all_modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+MODULES = all_modules()
+GRAPH = {module: imports(module) for module in MODULES}
+
+
+def in_layer(module: str, *layers: str) -> bool:
+    return any(module == layer or module.startswith(layer + ".") for layer in layers)
+
+
+def test_the_graph_is_read_from_every_module():
+    assert {"bert.core.model", "bert.workflow.train", "bert.views.plots", "bert.__main__"} <= set(
+        MODULES)
+    assert all(source(module) is not None for module in MODULES)
+    assert "bert.core.layers" in GRAPH["bert.core.model"]
+    assert "bert.workflow.gap" in GRAPH["bert.views.tables"]
+
+
+def test_lazy_imports_count_and_type_checking_imports_do_not():
+    assert "bert.views.show" in GRAPH["bert.__main__"]  # imported inside a function
+    assert "bert.api" not in GRAPH["bert.storage.interop"]  # only under TYPE_CHECKING
+
+
+def test_no_cycles():
+    try:
+        graphlib.TopologicalSorter(GRAPH).prepare()
+    except graphlib.CycleError as error:
+        pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")
+
+
+# (layer, the layers it must never import)
+RULES = [
+    ("bert.core", ("bert.storage", "bert.data", "bert.workflow", "bert.views", "bert.bench",
+                   "bert.api")),
+    ("bert.engine", ("bert.core.model", "bert.storage", "bert.data", "bert.workflow", "bert.views",
+                     "bert.bench", "bert.api")),
+    ("bert.data", ("bert.core.model", "bert.core.layers", "bert.workflow", "bert.views",
+                   "bert.bench", "bert.api")),
+    ("bert.storage", ("bert.core.model", "bert.core.layers", "bert.workflow", "bert.views",
+                      "bert.bench", "bert.api")),
+    ("bert.workflow", ("bert.views", "bert.bench")),
+]
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), RULES, ids=[layer for layer, _ in RULES])
+def test_layers_import_only_downwards(layer, forbidden):
+    wrong = sorted(f"{module} imports {target}" for module in MODULES if in_layer(module, layer)
+                   for target in GRAPH[module] if in_layer(target, *forbidden))
+    assert not wrong, "; ".join(wrong)
+
+
+def test_only_views_the_command_line_and_the_bench_import_views():
+    wrong = sorted(f"{module} imports {target}" for module in MODULES
+                   if not in_layer(module, "bert.views", "bert.__main__", "bert.bench")
+                   for target in GRAPH[module] if in_layer(target, "bert.views"))
+    assert not wrong, "; ".join(wrong)
