@@ -61,8 +61,8 @@ def _times(func, repeats: int, barrier=None) -> list[float]:
 def _next_command(comm) -> str:
     """The next line of stdin (read by rank 0, passed on to the others, which wait for it
     asleep rather than spinning in MPI: they would take a CPU from the side being timed)."""
-    line = sys.stdin.readline().strip() or "quit" if comm is None or comm.Get_rank() == 0 \
-        else None
+    reader = comm is None or comm.Get_rank() == 0
+    line = (sys.stdin.readline().strip() or "quit") if reader else None
     if comm is None:
         return line
     arrived = comm.Ibarrier()  # rank 0 enters once it has the line

@@ -12,7 +12,7 @@ result has the same bits on 1 or N processes. The losses travel the same way, as
 
 from __future__ import annotations
 
-import logging
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -28,15 +28,11 @@ if TYPE_CHECKING:
 
     from bert.core.step import Partial
 
-log = logging.getLogger(__name__)
-
 MPI_MISSING = 'mpi4py is not installed: pip install -e ".[mpi]"'
 
 
 def mpi_available() -> bool:
     """Whether mpi4py can be imported (looked up, not imported: importing initialises MPI)."""
-    import importlib.util
-
     return importlib.util.find_spec("mpi4py") is not None
 
 
