@@ -178,6 +178,7 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process):
     ({"processes": 2, "micro_batches": 3}, "training.micro_batches is 3, not a multiple of "
      "training.processes (2)"),
     ({"processes": 0}, "training.processes is 0, outside [1, inf]"),
+    ({"micro_batches": 3}, "data.batch_size is 8, not a multiple of training.micro_batches (3)"),
 ])
 def test_bad_launch_parameters_give_one_line_and_write_nothing(tmp_path, training, message):
     folder = make_project(tmp_path / "project", tiny(training=training))
