@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from bert.engine.mpi import mpi_available
+from bert.workflow.launch import find_launcher
 from tests.test_workflow import doit, make_project, wait_for_mid_epoch_checkpoint, weights
 from tests.workflow import tiny, write_params
 
@@ -77,8 +78,9 @@ def test_two_ranks_end_bit_identical_to_one_process(tmp_path, one_process):
     assert_same_bits(folder, one_process)
     training = json.loads((folder / "artifacts/results.json").read_text())["training"]
     assert (training["processes"], training["micro_batches"]) == (2, 4)
-    assert "rank 1" not in result.stderr  # rank 1 logs nothing but warnings
-    assert len(list(folder.glob("artifacts/logs/*"))) == 1
+    for text in (result.stderr, (folder / "artifacts/logs/bert.log").read_text()):
+        assert text.count("training from the initial weights") == 1  # rank 0 alone logs
+        assert text.count("rank 0 of 2; 1 BLAS thread(s) per rank") == 1
 
 
 def test_two_processes_then_one_ends_as_one_straight(tmp_path, one_process):
@@ -130,6 +132,23 @@ def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, 
     assert "resuming from step" in result.stderr
     assert "skipping checkpoint" not in result.stderr  # none was half-written
     assert_same_bits(folder, one_process_long)
+
+
+def test_mpiexec_forwards_ctrl_c_and_the_job_exits_130(tmp_path):
+    folder = make_project(tmp_path / "project", on(2, LONG))
+    doit(folder, "data", "init")
+    command = [*find_launcher("mpiexec"), "-n", "2", sys.executable, "-m", "bert", "train",
+               "--params", "params.yaml"]
+    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_mid_epoch_checkpoint(folder, process)
+    process.send_signal(signal.SIGINT)  # to mpiexec alone, which passes it on to the ranks
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.count("checkpoint saved; run `doit train` to resume") == 1
+    step = int(stderr.split("interrupted at step ")[1].split(";")[0])
+    assert list(folder.glob(f"artifacts/checkpoints/*/step-{step:09d}.h5"))
+    assert_no_rank_left(folder)
 
 
 # Makes rank 1 raise in its sixth step (after the checkpoint of step 4), from outside the
