@@ -12,27 +12,30 @@ import sys
 from doit import get_var
 from doit.tools import config_changed
 
-from bert.errors import ParamsError
+from bert.errors import BertError
 from bert.workflow.launch import stage_command
 from bert.workflow.layout import Layout
+from bert.workflow.lock import hold_project_lock
 from bert.workflow.params import load_params
+from bert.workflow.report import clean_results
 from bert.workflow.stages import STAGES, Stage, stage
 from bert.workflow.tasks import available, code_fingerprint, leave_interrupts_to_stages
 
 DOIT_CONFIG = {
     "default_tasks": [s.name for s in STAGES if s.in_default_run],
-    "backend": "json",  # safe everywhere (unlike dbm); the state lives in .doit.json
-    "dep_file": ".doit.json",
+    "backend": "sqlite3",  # transactional: a full disk or a kill never leaves it corrupt
+    "dep_file": ".doit.db",
     "verbosity": 2,  # show the stages' own output (tables, progress, errors) as it comes
 }
 
 PARAMS_FILE = get_var("params", "params.yaml")
+LAYOUT = Layout()
 try:
+    hold_project_lock(LAYOUT.root)  # for the life of this doit; its stages run under it
     PARAMS = load_params(PARAMS_FILE)
     TRAIN_COMMAND = stage_command(PARAMS, PARAMS_FILE)  # under mpiexec for several processes
-except ParamsError as error:
+except BertError as error:
     sys.exit(f"error: {error}")
-LAYOUT = Layout()
 leave_interrupts_to_stages()
 
 
@@ -67,7 +70,8 @@ def task_evaluate():
 
 
 def task_report():
-    return stage_task(stage("report"))
+    # clean removes the results file only if the report stage wrote it
+    return {**stage_task(stage("report")), "clean": [(clean_results, [LAYOUT.results(PARAMS)])]}
 
 
 def task_export():

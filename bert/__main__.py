@@ -46,12 +46,14 @@ def _part_of(names: list[str]) -> Callable[[str], str]:
 
 def _stage(args: argparse.Namespace) -> None:
     from bert.workflow.layout import Layout
+    from bert.workflow.lock import hold_project_lock
     from bert.workflow.logs import setup_logging
     from bert.workflow.params import load_params
     from bert.workflow.tasks import run
 
     params = load_params(args.params)
     layout = Layout()
+    hold_project_lock(layout.root)
     setup_logging(params.logging, layout)
     run(args.command, params, layout, tuple(args.parts))
 
@@ -104,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_message(interrupt: KeyboardInterrupt) -> str:
+    """What a Ctrl-C left behind, in one line."""
+    step = getattr(interrupt, "step", None)
+    if step is None:  # every write is atomic: no partly written file was left
+        return "interrupted; no partly written file was left; run `doit` to go on"
+    if getattr(interrupt, "saved", True):
+        return f"interrupted at step {step}; checkpoint saved; run `doit train` to resume"
+    if step == 0:
+        return "interrupted before the first checkpoint; run `doit train` to start again"
+    return (f"interrupted; the newest checkpoint (step {step}) is intact; run `doit train` "
+            "to resume from it")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; a user error prints one line to stderr and returns 2."""
     args = build_parser().parse_args(argv)
@@ -112,13 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     except BertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: out of memory; lower the sizes in the parameters (model:, data:, "
+              "evaluation.batch_size) or free memory", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
-        step = getattr(e, "step", None)
-        if step is None:
-            print("interrupted; nothing was written; run `doit` to start again", file=sys.stderr)
-        else:
-            print(f"interrupted at step {step}; checkpoint saved; run `doit train` to resume",
-                  file=sys.stderr)
+        print(interrupted_message(e), file=sys.stderr)
         return 130
     return 0
 

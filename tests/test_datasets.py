@@ -91,8 +91,8 @@ def test_show_prints_an_example(files, capsys):
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["show", "missing.h5", "0"],
-     "missing.h5: file not found; delete it and run `doit data` to make it again"),
+    (["show", "missing.h5", "0"],  # a file the user named, not the workflow's to remake
+     "missing.h5: file not found; check that you named the right file"),
     (["show", "TRAIN", "40"], "has 40 examples, no example 40; pick an index in 0..39"),
 ])
 def test_show_errors_are_one_line(files, capsys, args, expected):

@@ -16,6 +16,7 @@ from bert.workflow.evaluate import SCORE_KEYS, evaluate_model, score
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.params import bert_config
+from bert.workflow.provenance import model_id
 from tests.workflow import tiny_params
 
 PARAMS = tiny_params()
@@ -31,7 +32,9 @@ def project(tmp_path_factory) -> Layout:
     rng = np.random.default_rng(0)
     weights = {n: w + rng.normal(scale=0.1, size=w.shape).astype(w.dtype)
                for n, w in weights.items()}
-    ckpt.save_weights(layout.model_weights, config, weights, {})
+    mark = model_id(PARAMS)  # as if trained by these parameters
+    ckpt.save_weights(layout.model_weights, config, weights, {},
+                      attrs={"fingerprint": mark["run"], "step": mark["step"]})
     return layout
 
 
@@ -67,7 +70,8 @@ def test_the_stage_writes_the_metrics_and_shows_nothing_itself(project, capsys):
     metrics = evaluate_model(PARAMS, project)
     assert capsys.readouterr().out == ""  # the stage's record prints the table
     assert json.loads(project.metrics.read_text()) == metrics
-    assert set(metrics) == {"test", "train", "optimum"}
+    assert set(metrics) == {"test", "train", "optimum", "model"}
+    assert metrics["model"] == model_id(PARAMS)
     assert metrics["optimum"] == load_optimum(project.test_data)
     assert metrics["train"]["num_examples"] == min(PARAMS.evaluation.train_examples,
                                                    len(load_dataset(project.train_data)

@@ -18,9 +18,9 @@ def test_paths_are_under_the_project_folder(tmp_path):
 
 def test_files_resolves_properties_and_methods_alike(tmp_path):
     layout = Layout(tmp_path)
-    params = tiny_params(evaluation={"results_file": "out/r.json"})
+    params = tiny_params(evaluation={"results_file": "artifacts/out/r.json"})
     assert layout.files(("test_data", "results"), params) == [tmp_path / "data/test.h5",
-                                                              tmp_path / "out/r.json"]
+                                                              tmp_path / "artifacts/out/r.json"]
     assert layout.files(("init_sources",), params) == []  # a method giving a list
 
 

@@ -235,8 +235,9 @@ def test_a_model_of_another_vocabulary_is_refused(run):
     (["predict", "TEST", "0", "--model", "missing.h5"], "missing.h5: file not found"),
     (["attention", "TEST", "0", "--head", "2"], "has 2 heads, no head 2; pick a head in 0..1"),
     (["attention", "TEST", "0", "--layer", "-1"], "has 2 layers, no layer -1"),
-    (["curves", "--history", "missing.json"], "missing.json: file not found; delete it and "
-     "run `doit train`"),
+    # a file the user named is never theirs to delete on our advice
+    (["curves", "--history", "missing.json"], "missing.json: file not found; check that you "
+     "named the right file"),
 ])
 def test_errors_are_one_line(run, capsys, args, expected):
     args = [str(run.test_data) if a == "TEST" else a for a in args]

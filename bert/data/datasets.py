@@ -14,7 +14,7 @@ import numpy as np
 
 from bert.data.examples import make_examples, optimum
 from bert.data.language import Language, draw_language
-from bert.errors import DataFileError, remake_hint
+from bert.errors import DataFileError, ParamsError, remake_hint
 from bert.storage import h5io
 
 if TYPE_CHECKING:
@@ -70,6 +70,10 @@ def make_datasets(params: DataParams, out_dir: str | Path) -> tuple[Path, Path]:
     for split in ("train", "test"):
         examples = build_split(params, language, split)
         group_attrs = {}
+        if split == "test" and not (examples["mlm_labels"] >= 0).any():
+            raise ParamsError(f"data.mask_probability is {params.mask_probability}: the test set "
+                              "has no masked token to score, so no MLM loss and no optimum; "
+                              "raise it (or data.num_test_batches)")
         if split == "test":
             group_attrs["optimum"] = optimum(language, examples, params.mask_probability)
         paths.append(h5io.write(out_dir / f"{split}.h5", {**examples, **language_arrays},
@@ -79,11 +83,12 @@ def make_datasets(params: DataParams, out_dir: str | Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def _read(path: str | Path, names: tuple[str, ...], params: DataParams | None) -> h5io.H5Contents:
+def _read(path: str | Path, names: tuple[str, ...], params: DataParams | None,
+          fix: str = FIX) -> h5io.H5Contents:
     dims = {} if params is None else {"T": params.sequence_length, "C": params.num_content,
                                       "K": params.num_topics}
     contents = h5io.read(path, schema=SCHEMA, schema_version=SCHEMA_VERSION,
-                         specs={**EXAMPLE_SPECS, **LANGUAGE_SPECS}, fix=FIX, names=names,
+                         specs={**EXAMPLE_SPECS, **LANGUAGE_SPECS}, fix=fix, names=names,
                          dims=dims)
     if params is not None and contents.attrs["params"] != params.to_dict():
         changed = sorted(key for key, value in params.to_dict().items()
@@ -93,14 +98,16 @@ def _read(path: str | Path, names: tuple[str, ...], params: DataParams | None) -
     return contents
 
 
-def load_dataset(path: str | Path, params: DataParams | None = None) -> dict[str, np.ndarray]:
+def load_dataset(
+    path: str | Path, params: DataParams | None = None, fix: str = FIX
+) -> dict[str, np.ndarray]:
     """The five example arrays of a dataset file, read into memory, by name.
 
     input_ids, token_type_ids, attention_mask (N, T) unsigned; mlm_labels (N, T) signed, -100
     where nothing is predicted; nsp_labels (N,). With ``params``, the file must have been made
-    from exactly these data parameters.
+    from exactly these data parameters. fix: what to do about a bad file (default: remake it).
     """
-    return _read(path, tuple(EXAMPLE_SPECS), params).arrays
+    return _read(path, tuple(EXAMPLE_SPECS), params, fix).arrays
 
 
 def load_optimum(path: str | Path) -> dict[str, float]:

@@ -24,7 +24,7 @@ import numpy as np
 from bert.core.summation import Node, pieces, sum_pieces
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from bert.core.step import Partial
 
@@ -143,16 +143,16 @@ def _max_op() -> Any:
 
 
 @contextmanager
-def fail_fast(comm: Any, passes: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+def fail_fast(comm: Any, shared: Callable[[BaseException], bool]) -> Iterator[None]:
     """Take the whole job down at once when this rank raises (its peers would otherwise wait
     forever in the next collective): one line naming the rank and the cause, then
-    ``MPI_Abort``. Exceptions of the types in ``passes`` happen on every rank alike (they
-    follow from values all ranks share) and are let through."""
+    ``MPI_Abort``. An exception for which ``shared`` is true happens on every rank alike (it
+    follows from values all ranks share) and is let through."""
     try:
         yield
-    except passes:
-        raise
     except BaseException as error:  # noqa: BLE001 - any failure of one rank ends the job
+        if shared(error):
+            raise
         cause = str(error) or type(error).__name__
         print(f"error: rank {comm.Get_rank()} of {comm.Get_size()} failed: "
               f"{type(error).__name__}: {cause}; the job is stopped", file=sys.stderr,

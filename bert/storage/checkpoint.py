@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from bert.core.config import BertConfig, param_shapes
-from bert.errors import DataFileError
+from bert.errors import ConfigError, DataFileError, bounded
 from bert.storage import h5io
+from bert.storage.atomic import parse_json
+from bert.storage.memory import require_memory, weights_bytes
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,30 @@ def save_weights(
                              **(attrs or {})})
 
 
+def config_from_json(text: str | bytes, source: str, fix: str) -> BertConfig:
+    """The architecture in a transformers config JSON (a config.json, a file's ``config``
+    attribute), refused in one line when it is not JSON, not finite, or too large to hold."""
+    return checked_config(parse_json(text, source, fix), source, fix)
+
+
+def checked_config(hf: object, source: str, fix: str) -> BertConfig:
+    """The architecture of a parsed transformers config, see :func:`config_from_json`."""
+    if not isinstance(hf, dict):
+        raise ConfigError(f"{source}: a transformers config must be a JSON object; {fix}")
+    for key, value in hf.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {bounded(key)} is {value}; a config holds finite "
+                              f"numbers; {fix}")
+    config = BertConfig.from_hf(hf)
+    # the weights, and the same again while a file is read or converted
+    require_memory(2 * weights_bytes(config), f"{source}: the model it describes", fix)
+    return config
+
+
 def _config_of(contents: h5io.H5Contents, path: Path, fix: str) -> BertConfig:
     try:
-        return BertConfig.from_hf(json.loads(contents.attrs["config"]))
-    except (KeyError, ValueError) as exc:
+        return config_from_json(contents.attrs["config"], f"{path} (its 'config' attribute)", fix)
+    except (KeyError, TypeError, ConfigError) as exc:
         raise DataFileError(f"{path}: no valid architecture in its 'config' attribute; "
                             f"{fix}") from exc
 
@@ -144,28 +167,37 @@ def load_checkpoint(
         specs |= _weight_specs(config, f"optimizer/{moment}/")
     specs |= {f"history/{key}": h5io.Spec(("S",), "f") for key in HISTORY_KEYS}
     contents = h5io.read(path, schema=CHECKPOINT_SCHEMA, schema_version=SCHEMA_VERSION,
-                         specs=specs, fix=fix, dims={"S": int(_step_of(path))})
+                         specs=specs, fix=fix, dims={"S": int(step_of(path))})
     attrs = contents.attrs
     if attrs.get("fingerprint") != fingerprint(run_params) or _config_of(
             contents, path, fix) != config:
         raise DataFileError(f"{path}: belongs to a run with other parameters; {fix}")
     arrays = contents.arrays
     names = list(param_shapes(config))
+    try:
+        epoch_history = json.loads(attrs["epoch_history"])
+        if not (isinstance(epoch_history, list)
+                and all(isinstance(r, dict) for r in epoch_history)):
+            raise TypeError("epoch_history is not a list of records")
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise DataFileError(f"{path}: its epoch_history attribute is unreadable "
+                            f"({bounded(str(exc))}); {fix}") from None
     state = TrainingState(
         params={n: arrays[n] for n in names},
         optimizer={"step": int(attrs["step"]),
                    "exp_avg": {n: arrays[f"optimizer/exp_avg/{n}"] for n in names},
                    "exp_avg_sq": {n: arrays[f"optimizer/exp_avg_sq/{n}"] for n in names}},
         history={key: arrays[f"history/{key}"].tolist() for key in HISTORY_KEYS},
-        epoch_history=json.loads(attrs["epoch_history"]),
+        epoch_history=epoch_history,
     )
-    if state.step != _step_of(path):
+    if state.step != step_of(path):
         raise DataFileError(f"{path}: its step attribute {state.step} does not match its name; "
                             f"{fix}")
     return state
 
 
-def _step_of(path: Path) -> int:
+def step_of(path: Path) -> int:
+    """The step of a checkpoint, from its name."""
     return int(_NAME.match(path.name).group(1))
 
 
@@ -177,7 +209,7 @@ def newest_valid_checkpoint(
     Unreadable ones are reported in the log and skipped, never used and never fatal.
     """
     for path in list_checkpoints(folder):
-        if _step_of(path) > max_step:
+        if step_of(path) > max_step:
             continue
         try:
             return load_checkpoint(path, config, run_params)

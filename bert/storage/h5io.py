@@ -13,6 +13,7 @@ truncated, foreign or corrupt file into one ``DataFileError`` line naming the fi
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,12 +24,19 @@ import h5py
 import numpy as np
 
 from bert import __version__
-from bert.errors import DataFileError
-from bert.storage.atomic import replacing
+from bert.errors import DataFileError, bounded
+from bert.storage.atomic import write_bytes
+from bert.storage.memory import gib, machine_bytes
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 LIBVER = ("v110", "v110")  # checksummed metadata, readable by HDF5 >= 1.10 tools
 RESERVED_ATTRS = ("schema", "schema_version", "package_version", "params")
+# What each of the project's schemas is, for "this is a weights file, not a dataset".
+KINDS = {"bert-from-scratch/dataset": "a dataset", "bert-from-scratch/weights": "a weights file",
+         "bert-from-scratch/checkpoint": "a training checkpoint"}
+# gzip cannot shrink data more than about 1032 times: a compressed dataset declaring more than
+# this ratio of its stored bytes (plus some slack for tiny ones) is forged or damaged.
+MAX_COMPRESSION, SLACK = 1100, 1 << 20
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,10 @@ def write(
     clash = sorted(set(extra) & set(RESERVED_ATTRS))
     if clash:
         raise ValueError(f"attributes {clash} are set by h5io.write itself")
-    with replacing(path) as tmp, h5py.File(tmp, "x", libver=LIBVER) as f:
-        # "x": never clobber another writer's file
+    # Built in memory, then written by Python: a full disk is then one clean OSError, where
+    # HDF5 writing to the disk itself fails inside its close and may leave a broken file.
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver=LIBVER) as f:
         root = {"schema": schema, "schema_version": int(schema_version),
                 "package_version": __version__,
                 "params": json.dumps(dict(params or {}), sort_keys=True), **extra}
@@ -110,8 +120,7 @@ def write(
             g = f.require_group(group)
             for key, value in values.items():
                 _set_attr(g.attrs, key, value)
-        f.flush()
-    return path
+    return write_bytes(path, image.getbuffer())
 
 
 def _plain(value: Any) -> Any:
@@ -136,6 +145,17 @@ def _check_spec(name: str, dataset: Any, spec: Spec, dims: dict[str, int]) -> st
         if size != expected:
             return (f"dataset '{name}' has shape {dataset.shape}, but axis {axis} should be "
                     f"{expected} ({want})")
+    return None
+
+
+def _size_problem(name: str, dataset: h5py.Dataset) -> str | None:
+    """A dataset whose declared size its stored bytes cannot hold (forged or damaged), or None."""
+    declared = dataset.size * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    ratio = 1 if dataset.compression is None else MAX_COMPRESSION
+    if declared > stored * ratio + SLACK:
+        return (f"dataset '{name}' declares {dataset.shape} ({gib(declared)} GiB) but stores "
+                f"only {stored} bytes")
     return None
 
 
@@ -174,25 +194,39 @@ def read(
             attrs = {key: _plain(value) for key, value in f.attrs.items()}
             allowed = (schema,) if isinstance(schema, str) else schema
             if attrs.get("schema") not in allowed:
+                found = attrs.get("schema")
+                if found in KINDS:
+                    wanted = " or ".join(KINDS.get(a, a) for a in allowed)
+                    raise fail(f"this is {KINDS[found]}, not {wanted}")
                 raise fail(f"not a {' or '.join(allowed)} file (its schema is "
-                           f"{attrs.get('schema')!r})")
+                           f"{bounded(found)})")
             if attrs.get("schema_version") != schema_version:
-                raise fail(f"schema version {attrs.get('schema_version')!r}, this code reads "
-                           f"version {schema_version}")
+                found = bounded(attrs.get("schema_version"))
+                raise fail(f"schema version {found}, this code reads version {schema_version}")
             try:
                 attrs["params"] = json.loads(attrs.get("params", "{}"))
-            except (TypeError, json.JSONDecodeError):
+            except (TypeError, RecursionError, json.JSONDecodeError):
                 raise fail("its params attribute is not valid JSON") from None
             bound = dict(dims or {})
             for name, spec in specs.items():
                 problem = _check_spec(name, f.get(name), spec, bound)
                 if problem:
                     raise fail(problem)
-            arrays = {}
-            for name in specs if names is None else names:
-                reading = f"dataset '{name}'"
+            wanted = list(specs if names is None else names)
+            total = 0
+            for name in wanted:
                 if not isinstance(f.get(name), h5py.Dataset):
                     raise fail(f"dataset '{name}' is missing")
+                problem = _size_problem(name, f[name])
+                if problem:
+                    raise fail(problem)
+                total += f[name].size * f[name].dtype.itemsize
+            if total > machine_bytes():
+                raise fail(f"its datasets need ~{gib(total)} GiB; the machine has "
+                           f"{gib(machine_bytes())}")
+            arrays = {}
+            for name in wanted:
+                reading = f"dataset '{name}'"
                 arrays[name] = f[name][()]
             reading = "the group attributes"
             group_attrs: dict[str, dict[str, Any]] = {}

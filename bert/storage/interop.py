@@ -12,7 +12,6 @@ API: no torch is needed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bert.core.config import WORD_EMBEDDINGS, BertConfig, param_shapes
-from bert.errors import ConfigError, DataFileError, remake_hint
-from bert.storage.atomic import replacing, write_json
-from bert.storage.checkpoint import load_weights
+from bert.errors import ConfigError, DataFileError, bounded, remake_hint
+from bert.storage.atomic import parse_json, write_bytes, write_json
+from bert.storage.checkpoint import checked_config, load_weights
+from bert.storage.memory import require_memory
 
 if TYPE_CHECKING:
     from bert.api import BertForPreTraining
@@ -36,6 +36,8 @@ HEAD_PREFIXES = ("cls.", "bert.pooler.")  # absent from a BertModel checkpoint w
 IGNORED_BUFFERS = ("bert.embeddings.position_ids", "bert.embeddings.token_type_ids")
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
+MAX_JSON_BYTES = 16 << 20  # a config.json or an index is a few KiB; refuse what cannot be one
+IMPORT_FIX = "point at a transformers model directory you trust"
 
 
 def _safetensors():
@@ -62,11 +64,45 @@ def write_pretrained(
     tensors = {name: np.ascontiguousarray(value) for name, value in params.items()}
     for alias, name in TIED_ALIASES.items():
         tensors[alias] = tensors[name].copy()  # safetensors stores no shared memory
-    with replacing(directory / SAFETENSORS) as tmp:
-        safetensors.save_file(tensors, tmp, metadata={"format": "pt"})
+    write_bytes(directory / SAFETENSORS, safetensors.save(tensors, metadata={"format": "pt"}))
     write_json(directory / "config.json", {**config.to_hf(),
                                            "architectures": ["BertForPreTraining"]})
     return directory
+
+
+def _small_json(path: Path) -> dict:
+    """A small JSON object file of a transformers directory (config.json, the index)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise DataFileError(f"{path}: {size} bytes is far too large for this file; "
+                                f"{IMPORT_FIX}")
+        data = parse_json(path.read_bytes(), str(path), IMPORT_FIX)
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found; {IMPORT_FIX}") from None
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot be read ({exc.strerror}); {IMPORT_FIX}") from None
+    if not isinstance(data, dict):
+        raise DataFileError(f"{path}: not a JSON object; {IMPORT_FIX}")
+    return data
+
+
+def _shard_files(directory: Path, index: Path) -> list[Path]:
+    """The shard files an index lists, each a file inside ``directory``."""
+    weight_map = _small_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+            isinstance(v, str) for v in weight_map.values()):
+        raise DataFileError(f"{index}: has no 'weight_map' object of tensor name -> shard file; "
+                            f"{IMPORT_FIX}")
+    inside = directory.resolve()
+    files = []
+    for shard in sorted(set(weight_map.values())):
+        path = (directory / shard).resolve()
+        if Path(shard).is_absolute() or ".." in Path(shard).parts or inside not in path.parents:
+            raise DataFileError(f"{index}: shard path {bounded(shard)} is outside the directory; "
+                                "shards must be files next to the index")
+        files.append(directory / shard)
+    return files
 
 
 def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
@@ -76,8 +112,7 @@ def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
     if (directory / SAFETENSORS).is_file():
         files = [directory / SAFETENSORS]
     elif index.is_file():
-        files = [directory / shard for shard in
-                 sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+        files = _shard_files(directory, index)
     elif any((directory / name).is_file() for name in ("pytorch_model.bin", "tf_model.h5")):
         raise DataFileError(
             f"{directory}: holds only a pickled or TensorFlow checkpoint, which is not read "
@@ -86,13 +121,38 @@ def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
     else:
         raise DataFileError(f"{directory}: no {SAFETENSORS} in it; point at a transformers "
                             "model directory")
-    tensors: dict[str, np.ndarray] = {}
+    sizes = []
     for path in files:
         try:
-            tensors |= safetensors.load_file(path)
+            sizes.append(path.stat().st_size)
+        except OSError as exc:
+            raise DataFileError(f"{path}: cannot be read ({exc.strerror}); {IMPORT_FIX}") from None
+    # safetensors checks that the declared shapes fill the file exactly, so its size is the
+    # memory its tensors take; twice that while they are converted
+    require_memory(2 * sum(sizes), f"{directory}: its weights", IMPORT_FIX)
+    tensors: dict[str, np.ndarray] = {}
+    where: dict[str, Path] = {}
+    for path in files:
+        try:
+            shard = safetensors.load_file(path)
         except Exception as exc:  # safetensors raises its own error types
-            raise DataFileError(f"{path}: not a readable safetensors file ({exc})") from None
+            detail = bounded(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise DataFileError(f"{path}: not a readable safetensors file ({detail})") from None
+        for name in shard:
+            if name in where:
+                raise DataFileError(f"{directory}: tensor {bounded(name)} is in two shards, "
+                                    f"{where[name].name} and {path.name}; {IMPORT_FIX}")
+            where[name] = path
+        tensors |= shard
     return tensors
+
+
+def require_finite(params: Mapping[str, np.ndarray], source: str) -> None:
+    """Refuse weights holding NaN or infinity: training from them can only diverge."""
+    for name, value in params.items():
+        if not np.isfinite(value).all():
+            raise DataFileError(f"{source}: tensor {bounded(name)} holds NaN or infinite values; "
+                                "these weights cannot be a starting point")
 
 
 def _canonical_names(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -123,20 +183,22 @@ def params_from_tensors(
     shapes = param_shapes(config)
     unexpected = sorted(set(tensors) - set(shapes))
     if unexpected:
-        raise DataFileError(f"{source}: unexpected weights {unexpected[:5]}"
+        raise DataFileError(f"{source}: unexpected weights {bounded(unexpected[:4])}"
                             f"{' …' if len(unexpected) > 5 else ''}: not a BERT checkpoint of "
                             "this architecture")
     missing = [name for name in shapes if name not in tensors]
     essential = [name for name in missing if not name.startswith(HEAD_PREFIXES)]
     if essential:
-        raise DataFileError(f"{source}: missing encoder weights {essential[:5]}"
+        raise DataFileError(f"{source}: missing encoder weights {bounded(essential[:4])}"
                             f"{' …' if len(essential) > 5 else ''}")
     for name, value in tensors.items():
         if tuple(value.shape) != shapes[name]:
-            raise DataFileError(f"{source}: {name} has shape {tuple(value.shape)}, the config "
-                                f"needs {shapes[name]}")
+            raise DataFileError(f"{source}: {bounded(name)} has shape {tuple(value.shape)}, "
+                                f"the config needs {shapes[name]}")
         if value.dtype.kind != "f":
-            raise DataFileError(f"{source}: {name} has dtype {value.dtype}, not a float type")
+            raise DataFileError(f"{source}: {bounded(name)} has dtype {value.dtype}, not a float "
+                                "type")
+    require_finite(tensors, source)
     params = {name: np.array(tensors[name], dtype=dtype) for name in shapes if name in tensors}
     return params, missing
 
@@ -150,11 +212,13 @@ def load_pretrained(
     makes a model of them."""
     path = Path(path)
     if path.is_dir():
-        config = BertConfig.from_hf(path / "config.json")
+        config_file = path / "config.json"
+        config = checked_config(_small_json(config_file), str(config_file), IMPORT_FIX)
         params, missing = params_from_tensors(config, _read_tensors(path), str(path), dtype)
         return config, params, missing
     config, params = load_weights(path, "point at a weights file (artifacts/model.h5), a "
                                   "checkpoint or a transformers directory")
+    require_finite(params, str(path))
     return config, {name: np.asarray(value, dtype=dtype) for name, value in params.items()}, []
 
 

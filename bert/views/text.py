@@ -22,14 +22,13 @@ from bert.core.layers import softmax
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
 from bert.data.tokens import token_name
-from bert.errors import ConfigError, DataFileError, remake_hint
-from bert.storage.atomic import read_json
+from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import load_weights
 from bert.workflow.gap import gap
+from bert.workflow.layout import Layout
+from bert.workflow.report import read_history
 
 TOP_K = 3  # guesses shown per masked position
-MODEL_FIX = remake_hint("train")
-HISTORY_FIX = remake_hint("train")
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -57,10 +56,15 @@ class Examples:
         return np.flatnonzero(self.arrays["mlm_labels"][row] != IGNORE_INDEX)
 
 
+def dataset_fix(path: str | Path) -> str:
+    """What to do about a bad dataset file: remake it if it is the workflow's, else check it."""
+    return Layout().read_fix(path, "train_data", "test_data")
+
+
 def load_examples(path: str | Path, indices: Sequence[int]) -> Examples:
     """Examples ``indices`` of a dataset file (negative numbers count from the end)."""
     path = Path(path)
-    arrays = load_dataset(path)
+    arrays = load_dataset(path, fix=dataset_fix(path))
     count = len(arrays["nsp_labels"])
     for index in indices:
         if not -count <= index < count:
@@ -72,14 +76,14 @@ def load_examples(path: str | Path, indices: Sequence[int]) -> Examples:
 
 def first_masked_examples(path: str | Path, number: int) -> Examples:
     """The first ``number`` examples of a dataset file with at least one MLM label."""
-    arrays = load_dataset(path)
+    arrays = load_dataset(path, fix=dataset_fix(path))
     rows = np.flatnonzero((arrays["mlm_labels"] != IGNORE_INDEX).any(axis=1))[:number]
     return load_examples(path, [int(row) for row in rows])
 
 
 def load_model(path: str | Path, examples: Examples) -> tuple[BertConfig, dict[str, np.ndarray]]:
     """The architecture and weights of a weights file, checked to fit ``examples``."""
-    config, weights = load_weights(path, MODEL_FIX)
+    config, weights = load_weights(path, Layout().read_fix(path, "model_weights"))
     ids = examples.arrays["input_ids"]
     if ids.max(initial=0) >= config.vocab_size or ids.shape[1] > config.max_position_embeddings:
         raise DataFileError(
@@ -223,10 +227,7 @@ def format_predictions(example: ExampleGuesses) -> list[str]:
 
 def load_history(path: str | Path) -> dict:
     """The training history written by the train stage (``artifacts/history.json``)."""
-    history = read_json(path, HISTORY_FIX)
-    if not isinstance(history, dict) or not {"steps", "epochs"} <= history.keys():
-        raise DataFileError(f"{path}: not a training history; {HISTORY_FIX}")
-    return history
+    return read_history(Path(path), Layout().read_fix(path, "history"))
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:

@@ -6,6 +6,7 @@ batch means), the NSP loss the mean over examples; accuracies count argmax hits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -15,11 +16,12 @@ from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import cross_entropy_forward
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum
-from bert.errors import remake_hint
 from bert.storage.atomic import write_json
-from bert.storage.checkpoint import load_weights
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params, bert_config
+from bert.workflow.provenance import load_trained_model, model_id
+
+log = logging.getLogger(__name__)
 
 SCORE_KEYS = ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")  # what ``score`` measures
 
@@ -32,7 +34,7 @@ def score(
     num_examples: int | None = None,
 ) -> dict[str, float]:
     """Losses and accuracies of the model over the first ``num_examples`` examples (all: None;
-    all, too, when the set has fewer).
+    all, too, when the set has fewer). ``num_examples`` in the result is the number scored.
 
     data: the five example arrays (N, T) / (N,). Runs in inference mode (no dropout).
     """
@@ -71,15 +73,20 @@ def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
     beside the optimum stored with the test set; write ``artifacts/metrics.json`` and return
     it (the stage prints it as the table of ``bert.views.tables``)."""
     config = bert_config(params)
-    _, weights = load_weights(layout.model_weights, remake_hint("train"), config)
+    _, weights = load_trained_model(params, layout, config)
     evaluation = params.evaluation
     test = load_dataset(layout.test_data, params.data)
     train = load_dataset(layout.train_data, params.data)
+    available = len(train["nsp_labels"])
+    if evaluation.train_examples > available:
+        log.warning("evaluation.train_examples is %d but the training set has %d examples; "
+                    "scoring all %d", evaluation.train_examples, available, available)
     metrics = {
         "test": score(weights, config, test, evaluation.batch_size),
         "train": score(weights, config, train, evaluation.batch_size,
                        evaluation.train_examples or None),
         "optimum": load_optimum(layout.test_data),
+        "model": model_id(params),
     }
     write_json(layout.metrics, metrics)
     return metrics

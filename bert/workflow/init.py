@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from bert.api import BertForPreTraining
-from bert.errors import ParamsError
+from bert.errors import ParamsError, bounded
 from bert.storage import checkpoint as ckpt
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params, bert_config
@@ -36,9 +36,13 @@ def starting_point(params: Params, layout: Layout) -> BertForPreTraining:
     from bert.api import from_pretrained
 
     source = layout.under_root(params.model.init_from)
-    if not source.exists():
-        raise ParamsError(f"model.init_from: {source} does not exist; point it at a "
-                          "transformers directory or a .h5 weight file, or leave it empty")
+    try:
+        exists = source.exists()
+    except OSError:  # e.g. a name too long for the file system
+        exists = False
+    if not exists:
+        raise ParamsError(f"model.init_from: {bounded(str(source))} does not exist; point it at "
+                          "a transformers directory or a .h5 weight file, or leave it empty")
     model = from_pretrained(source, dtype=np.dtype(params.training.dtype),
                             seed=params.model.random_seed)
     wanted = bert_config(params)

@@ -1,13 +1,28 @@
-"""Where every file of the workflow lives, relative to the project folder."""
+"""Where every file of the workflow lives, relative to the project folder.
+
+The rule for the output paths a user chooses (``evaluation.results_file``, ``logging.file``):
+a file inside the project's ``artifacts/`` folder that is none of the workflow's own files or
+folders; an existing file there is replaced (or appended to) only when its content shows that
+the workflow wrote it. So no setting can make the workflow overwrite, rename or delete a file it
+did not write.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
+
+from bert.errors import OutputError, bounded, check_hint, remake_hint
 
 if TYPE_CHECKING:
     from bert.workflow.params import Params
+
+# The workflow's own files and the stage that writes each (for "delete it and run `doit X`").
+OWN_FILES = {"train_data": "data", "test_data": "data", "init_weights": "init",
+             "model_weights": "train", "history": "train", "metrics": "evaluate"}
+OWN_FOLDERS = ("data_dir", "checkpoints", "export_dir", "plots")
 
 
 @dataclass(frozen=True)
@@ -91,9 +106,12 @@ class Layout:
         if not params.model.init_from:
             return []
         source = self.under_root(params.model.init_from)
-        if source.is_dir():
-            return sorted(p for p in source.iterdir()
-                          if p.name == "config.json" or p.name.startswith("model.safetensors"))
+        try:
+            if source.is_dir():
+                return sorted(p for p in source.iterdir() if p.name == "config.json"
+                              or p.name.startswith("model.safetensors"))
+        except OSError:  # unreadable, or a name too long: the init stage says so
+            pass
         return [source]
 
     def files(self, names: tuple[str, ...], params: Params | None = None) -> list[Path]:
@@ -110,3 +128,58 @@ class Layout:
         """A path from params.yaml: relative ones are taken from the project folder."""
         path = Path(path)
         return path if path.is_absolute() else self.root / path
+
+    def read_fix(self, path: str | Path, *names: str) -> str:
+        """What to do about a bad file at ``path`` that should be one of the files ``names``:
+        delete and remake it when it is that workflow file, else check the name (a file the
+        user chose is never theirs to lose on our advice)."""
+        for name in names:
+            if _same_file(Path(path), getattr(self, name)):
+                return remake_hint(OWN_FILES[name])
+        described = " or ".join(str(getattr(self, name)) for name in names)
+        return check_hint(f"the workflow's is {described}")
+
+    def output_file(self, value: str, key: str, ours: Callable[[Path], bool]) -> Path:
+        """The path of a user-chosen output (``key`` names the parameter), checked on disk:
+        inside ``artifacts/`` once links are followed, not a folder, and an existing file only
+        if ``ours(path)`` says the workflow wrote it. Raises OutputError otherwise."""
+        path = self.under_root(value)
+        artifacts = self.artifacts.resolve()
+        if artifacts not in path.resolve().parents:
+            raise OutputError(f"{key}: {path} leads outside {self.artifacts}/ (through a link); "
+                              f"choose a file inside {self.artifacts}/")
+        if path.is_dir():
+            raise OutputError(f"{key}: {path} is a folder; name a file, e.g. {path}/out")
+        if path.exists() and not ours(path):
+            raise OutputError(f"{key}: {path} exists and was not written by this workflow, so "
+                              "it is left alone; move it away or choose another name")
+        return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def output_path_problem(value: str, what: str) -> str | None:
+    """What is wrong with ``value`` as an output path of params.yaml (``what`` is the kind of
+    file, for the example), or None. Checked on the text alone, before anything runs."""
+    layout = Layout()
+    example = f"set it to a file inside {layout.artifacts}/, e.g. {layout.artifacts}/{what}"
+    if not value.strip():
+        return f"is empty; {example}"
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or path.parts[0] != layout.artifacts.name:
+        return f"is {bounded(value)}, outside the project's {layout.artifacts}/ folder; {example}"
+    if len(path.parts) < 2 or value.endswith(("/", "/.")):
+        return f"is {bounded(value)}, a folder; {example}"
+    for name, stage in OWN_FILES.items():
+        if path == PurePosixPath(getattr(layout, name)):
+            return f"is {value}, a file `doit {stage}` writes; {example}"
+    for name in OWN_FOLDERS:
+        folder = PurePosixPath(getattr(layout, name))
+        if folder in path.parents:
+            return f"is {bounded(value)}, inside {folder}/, which the workflow writes; {example}"
+    return None

@@ -1,14 +1,45 @@
-"""Logging to the console and to a rotating log file, as the ``logging:`` section asks."""
+"""Logging to the console and to a rotating log file, as the ``logging:`` section asks.
+
+The log file follows the rule of every user-chosen output (see ``bert.workflow.layout``): it is
+appended to, and rotated, only when it and its rotated copies are logs this package wrote
+(their first line has the format of ours).
+"""
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import re
+import sys
+from pathlib import Path
 
+from bert.errors import OutputError
 from bert.workflow.layout import Layout
 from bert.workflow.params import LoggingParams
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+OUR_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ +bert[.\w]*: ")
+
+
+def is_our_log(path: Path) -> bool:
+    """Whether ``path`` is empty or starts with a line this package logged."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(256)
+    except OSError:
+        return False
+    return not head or OUR_LINE.match(head) is not None
+
+
+class LogFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file that, when it cannot be written (a full disk), says so in one line
+    and stops logging to the file, instead of printing a traceback for every record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        print(f"warning: cannot write the log file {self.baseFilename} ({error}); the log goes "
+              "on on the console only", file=sys.stderr)
+        logging.getLogger("bert").removeHandler(self)
 
 
 def _console() -> logging.Handler:
@@ -25,10 +56,15 @@ def setup_logging(params: LoggingParams, layout: Layout) -> None:
         logger.removeHandler(handler)
         handler.close()
     console = _console()
-    path = layout.under_root(params.file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file = logging.handlers.RotatingFileHandler(path, maxBytes=params.max_bytes,
-                                                backupCount=params.backup_count)
+    path = layout.output_file(params.file, "logging.file", is_our_log)
+    for i in range(1, params.backup_count + 1):  # rotation renames over these
+        layout.output_file(f"{params.file}.{i}", "logging.file (a rotated copy)", is_our_log)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = LogFileHandler(path, maxBytes=params.max_bytes, backupCount=params.backup_count)
+    except OSError as exc:
+        raise OutputError(f"logging.file: {path} cannot be opened ({exc.strerror}); choose "
+                          "another file or make its folder writable") from None
     file.setFormatter(logging.Formatter(FORMAT))
     for handler in (console, file):
         logger.addHandler(handler)

@@ -21,14 +21,16 @@ import re
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import yaml
 
 from bert.core.config import BertConfig
 from bert.data.tokens import NUM_SPECIAL, PAD
-from bert.errors import ParamsError
+from bert.errors import ParamsError, ResourceError, bounded
+from bert.storage.memory import gib, machine_bytes, weights_bytes
+from bert.workflow.layout import output_path_problem
 
 S = TypeVar("S", bound="Section")
 
@@ -132,11 +134,16 @@ class LoggingParams(Section):
 
     level: str = param("INFO", "messages shown on the console and written to the log file",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    file: str = param("artifacts/logs/bert.log", "the log file (rotated), relative to the "
-                      "project folder")
+    file: str = param("artifacts/logs/bert.log", "the log file (rotated): a file inside "
+                      "artifacts/ that is not one of the workflow's own")
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
     backup_count: int = param(3, "rotated log files kept", low=0)
     progress_bar: bool = param(True, "show a progress bar with running losses while training")
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        problem = output_path_problem(self.file, "logs/bert.log")
+        if problem:
+            yield "file", problem
 
 
 @functools.cache
@@ -238,8 +245,13 @@ class EvaluationParams(Section):
     batch_size: int = param(256, "examples per forward pass when scoring", low=1)
     train_examples: int = param(4096, "training examples scored for train_mlm_loss, the first "
                                 "ones of the set (0: all)", low=0)
-    results_file: str = param("artifacts/results.json", "where the results JSON is written, "
-                              "relative to the project folder")
+    results_file: str = param("artifacts/results.json", "where the results JSON is written: a "
+                              "file inside artifacts/ that is not one of the workflow's own")
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        problem = output_path_problem(self.results_file, "results.json")
+        if problem:
+            yield "results_file", problem
 
 
 @dataclass(frozen=True)
@@ -256,6 +268,20 @@ class Params:
         """All sections as nested plain dicts with sorted keys."""
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Problems across sections: two outputs in one file, micro-batches that do not divide
+        the batch, more memory than the machine."""
+        log, results = PurePosixPath(self.logging.file), PurePosixPath(self.evaluation.results_file)
+        if results == log or results.name.startswith(f"{log.name}.") and (
+                results.parent == log.parent):
+            yield "evaluation.results_file", (f"is {bounded(str(results))}, the log file or one "
+                                              "of its rotated copies; choose another name")
+        batch_size, micro_batches = self.data.batch_size, self.training.micro_batches
+        if batch_size % micro_batches:
+            yield "data.batch_size", (f"is {batch_size}, not a multiple of "
+                                      f"training.micro_batches ({micro_batches}); make it one")
+        yield from memory_problems(self)
+
     def subset(self, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """The parameters named by ``keys``, nested as in the file: each key is a section
         (``"model"``), one parameter (``"training.dtype"``) or, with a leading ``-``, a parameter
@@ -271,6 +297,39 @@ class Params:
             else:
                 chosen[section] = dict(everything[section])
         return chosen
+
+
+def memory_problems(params: Params) -> Iterator[tuple[str, str]]:
+    """Stages whose estimated peak memory exceeds the machine's, as ``(what, message)``.
+
+    Rough upper estimates of the largest arrays each stage holds at once (``8`` bytes a float64,
+    ``itemsize`` for the model's dtype), so that parameters that cannot run are refused before
+    anything is written rather than by a MemoryError deep inside a stage.
+    """
+    d, m, t = params.data, params.model, params.training
+    k, c, seq = d.num_topics, d.num_content, d.sequence_length
+    itemsize = 8 if t.dtype == "float64" else 4
+    examples = (d.num_train_batches + d.num_test_batches) * d.batch_size
+    # data: the (K, C, C) transition table and its working copies, the optimum's messages
+    # (at least one example's (T, K, C) forward and backward arrays), the example arrays
+    data = 3 * k * c * c * 8 + 3 * max(256e6, 2 * seq * k * c * 8) + examples * seq * 16
+    weights = weights_bytes(bert_config(params), itemsize)
+
+    def activations(batch: int) -> float:  # per layer: (B, T, H|F) arrays and (B, NH, T, T) ones
+        per_layer = batch * seq * (12 * m.dim_model + 4 * m.dim_ff + 4 * m.num_heads * seq)
+        head = batch * seq * (d.vocab_size + 4 * m.dim_model)
+        return (m.num_layers * per_layer + head) * itemsize
+
+    # train: weights, gradients, two AdamW moments, a batch's activations, the data in memory
+    train = 4 * weights + 2 * activations(d.batch_size) + examples * seq * 8
+    evaluate = weights + activations(params.evaluation.batch_size) + examples * seq * 8
+    fixes = {"data": "lower data.num_topics or data.vocab_size",
+             "train": "lower the model: sizes or data.batch_size",
+             "evaluate": "lower evaluation.batch_size or the model: sizes"}
+    for stage, need in (("data", data), ("train", train), ("evaluate", evaluate)):
+        if need > machine_bytes():
+            yield f"the {stage} stage", (f"needs ~{gib(need)} GiB; the machine has "
+                                         f"{gib(machine_bytes())}; {fixes[stage]}")
 
 
 def bert_config(params: Params) -> BertConfig:
@@ -328,11 +387,11 @@ def _check_value(name: str, value: Any, f: dataclasses.Field) -> None:
             left = "(" if f.metadata["open_low"] else "["
             allowed = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
             raise ParamsError(
-                f"{name} is {value}, outside {allowed} ({f.metadata['help']}); "
+                f"{name} is {bounded(value)}, outside {allowed} ({f.metadata['help']}); "
                 f"set it to a value in {allowed}"
             )
     if choices is not None and value not in choices:
-        raise ParamsError(f"{name} is {value!r}; set it to one of {', '.join(choices)}")
+        raise ParamsError(f"{name} is {bounded(value)}; set it to one of {', '.join(choices)}")
 
 
 def build_section(cls: type[S], mapping: Any, section: str) -> S:
@@ -344,19 +403,19 @@ def build_section(cls: type[S], mapping: Any, section: str) -> S:
     if mapping is None:
         mapping = {}
     if not isinstance(mapping, Mapping):
-        raise ParamsError(f"{section} must be a mapping of key: value, not {mapping!r}")
+        raise ParamsError(f"{section} must be a mapping of key: value, not {bounded(mapping)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in mapping.items():
-        name = f"{section}.{key}"
+        name = f"{section}.{key}" if key in fields else f"{section}.{bounded(key).strip(chr(39))}"
         if key not in fields:
-            suggestion = _suggest(str(key), list(fields))
+            suggestion = _suggest(str(key)[:100], list(fields))
             raise ParamsError(f"{name} is not a known parameter; {suggestion}")
         try:
             values[key] = _convert(value, hints[key])
         except TypeError as e:
-            raise ParamsError(f"{name} is {value!r}; set it to {e}") from None
+            raise ParamsError(f"{name} is {bounded(value)}; set it to {e}") from None
         _check_value(name, values[key], fields[key])
     instance = cls(**values)
     for key, message in instance.problems():
@@ -374,14 +433,35 @@ def params_from_mapping(mapping: Any) -> Params:
     hints = typing.get_type_hints(Params)
     for key in mapping:
         if key not in sections:
-            raise ParamsError(f"{key} is not a known section; {_suggest(str(key), list(sections))}")
+            raise ParamsError(f"{bounded(key).strip(chr(39))} is not a known section; "
+                              f"{_suggest(str(key)[:100], list(sections))}")
     params = Params(**{key: build_section(hints[key], value, key)
                        for key, value in mapping.items()})
-    batch_size, micro_batches = params.data.batch_size, params.training.micro_batches
-    if batch_size % micro_batches:
-        raise ParamsError(f"data.batch_size is {batch_size}, not a multiple of "
-                          f"training.micro_batches ({micro_batches}); make it one")
+    for key, message in params.problems():
+        error = ResourceError if message.startswith("needs ~") else ParamsError
+        raise error(f"{key} {message}")
     return params
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key that appears twice in one mapping (where the later
+    one would silently win), at any depth."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key; the base class says so
+                break
+            if first != line:
+                raise ParamsError(f"key {bounded(key)} appears twice, at lines {first} and "
+                                  f"{line}; keep one of them")
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_params(path: str | Path) -> Params:
@@ -394,16 +474,25 @@ def load_params(path: str | Path) -> Params:
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: cannot be read ({e}); check the file") from None
     try:
-        mapping = yaml.safe_load(text)
+        mapping = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or type(e).__name__
         raise ParamsError(f"{path}: invalid YAML{where} ({problem}); fix the syntax") from None
+    except RecursionError:
+        raise ParamsError(f"{path}: nested too deeply to be read; fix the file") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise ParamsError(f"{path}: a value cannot be read ({bounded(str(e))}); fix the "
+                          "file") from None
+    except ParamsError as e:
+        raise ParamsError(f"{path}: {e}") from None
     try:
         return params_from_mapping(mapping)
     except ParamsError as e:
         raise ParamsError(f"{path}: {e}") from None
+    except ResourceError as e:
+        raise ResourceError(f"{path}: {e}") from None
 
 
 def describe(cls: type[Section]) -> list[tuple[str, Any, str]]:

@@ -1,23 +1,76 @@
-"""The report stage: the results JSON, with the classic keys first-class and everything else."""
+"""The report stage: the results JSON, with the classic keys first-class and everything else.
+
+The results file is marked as ours by its ``schema`` key: an existing file at
+``evaluation.results_file`` is replaced, and removed by ``doit clean``, only if it has that mark.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from bert import __version__
 from bert.errors import remake_hint
-from bert.storage.atomic import read_json, write_json
+from bert.storage.atomic import NUMBER, read_json, write_json
+from bert.storage.checkpoint import HISTORY_KEYS
 from bert.workflow.gap import gap
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params
+from bert.workflow.provenance import check_model_id
 from bert.workflow.stages import stage
 
 FIX_METRICS = remake_hint("evaluate")
 FIX_HISTORY = remake_hint("train")
+RESULTS_SCHEMA = "bert-from-scratch/results"
+
+SCORES_SHAPE = {key: NUMBER for key in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy",
+                                        "num_mlm_labels", "num_examples")}
+OPTIMUM_KEYS = ("bayes_mlm_loss", "bayes_nsp_loss", "bayes_nsp_accuracy", "uniform_mlm_loss",
+                "unigram_mlm_loss", "chance_nsp_loss", "chance_nsp_accuracy")
+METRICS_SHAPE = {"test": SCORES_SHAPE, "train": SCORES_SHAPE,
+                 "optimum": {key: NUMBER for key in OPTIMUM_KEYS},
+                 "model": {"run": str, "step": int}}
+EPOCH_SHAPE = {"epoch": int, "step": int, "seconds": (int, float), "learning_rate": NUMBER}
+HISTORY_SHAPE = {"steps": {key: [NUMBER] for key in HISTORY_KEYS}, "epochs": [EPOCH_SHAPE],
+                 "batches_per_epoch": int, "tokens_per_step": int, "run": str}
+
+
+def read_metrics(path: Path, fix: str = FIX_METRICS) -> dict:
+    """``artifacts/metrics.json``, checked to have the shape the evaluate stage writes."""
+    return read_json(path, fix, METRICS_SHAPE)
+
+
+def read_history(path: Path, fix: str = FIX_HISTORY) -> dict:
+    """``artifacts/history.json``, checked to have the shape the train stage writes."""
+    return read_json(path, fix, HISTORY_SHAPE)
+
+
+def _gap(key: str, score: float | None, optimum: float | None) -> float | None:
+    """The gap to the optimum, or None (null) when either is not a number (JSON stores NaN as
+    null)."""
+    return None if score is None or optimum is None else gap(key, score, optimum)
+
+
+def is_results_file(path: Path) -> bool:
+    """Whether ``path`` holds a results JSON this stage wrote (its ``schema`` mark)."""
+    try:
+        return json.loads(path.read_bytes()).get("schema") == RESULTS_SCHEMA
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return False
+
+
+def clean_results(path: str | Path) -> None:
+    """``doit clean`` for the report stage: remove the results file only if this stage wrote
+    it (any other file at that path, or a path outside the project, is left alone)."""
+    path = Path(path)
+    if path.is_file() and is_results_file(path):
+        path.unlink()
 
 
 def results(params: Params, metrics: dict, history: dict) -> dict:
     """The results document: final losses and accuracies, the optimum and the baselines, the
     gaps to the optimum, training time and throughput, the parameters and the version."""
-    test, train, optimum = metrics["test"], metrics["train"], metrics["optimum"]
+    test, train, optimum = metrics["test"], metrics["train"], metrics["optimum"]  # NaN is None
     epochs = history["epochs"]
     seconds = sum(record["seconds"] for record in epochs)
     steps = len(history["steps"]["loss_total"])
@@ -38,7 +91,7 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
                       "chance_nsp_loss": optimum["chance_nsp_loss"],
                       "chance_nsp_accuracy": optimum["chance_nsp_accuracy"]},
         "gap_to_optimum": {
-            f"test_{key}": gap(key, test[key], optimum[f"bayes_{key}"])
+            f"test_{key}": _gap(key, test[key], optimum[f"bayes_{key}"])
             for key in ("mlm_loss", "nsp_loss", "nsp_accuracy")
         },
         "evaluated": {"test_examples": test["num_examples"],
@@ -57,12 +110,19 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
         },
         "params": params.subset(stage("report").reads),
         "package_version": __version__,
+        "schema": RESULTS_SCHEMA,
     }
 
 
 def write_results(params: Params, layout: Layout = Layout()) -> dict:
-    """The report stage: read the metrics and the history, write the results JSON."""
-    document = results(params, read_json(layout.metrics, FIX_METRICS),
-                       read_json(layout.history, FIX_HISTORY))
-    write_json(layout.results(params), document)
+    """The report stage: read the metrics and the history, check that both are of the model
+    these parameters train, write the results JSON."""
+    target = layout.output_file(params.evaluation.results_file, "evaluation.results_file",
+                                is_results_file)
+    metrics, history = read_metrics(layout.metrics), read_history(layout.history)
+    check_model_id(metrics["model"], params, layout.metrics, "evaluate")
+    check_model_id({"run": history["run"], "step": len(history["steps"]["loss_total"])},
+                   params, layout.history, "train")
+    document = results(params, metrics, history)
+    write_json(target, document)
     return document

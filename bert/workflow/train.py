@@ -31,30 +31,18 @@ from bert.core.step import NonFiniteError, OneProcess, Reduction, StepResult, tr
 from bert.data.datasets import load_dataset
 from bert.errors import DataFileError, ParamsError, TrainingDivergedError, remake_hint
 from bert.storage import checkpoint as ckpt
-from bert.storage.atomic import write_json
+from bert.storage.atomic import check_writable, write_json
 from bert.workflow.evaluate import SCORE_KEYS, score
 from bert.workflow.layout import Layout
 from bert.workflow.logs import quiet_logging
 from bert.workflow.params import Params, TrainingParams, bert_config
+from bert.workflow.provenance import NON_RUN_TRAINING_KEYS, run_params  # noqa: F401 (API)
 from bert.workflow.stages import stage
 
 log = logging.getLogger(__name__)
 
 DROPOUT_STREAM, ORDER_STREAM = 1, 2  # independent random streams derived from the seed
 INIT_FIX = remake_hint("init")
-# Training keys that do not change what a run computes, only how long it goes on and what it
-# keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
-NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
-                         "mpiexec")
-
-
-def run_params(params: Params) -> dict:
-    """The parameters that define a training run (its checkpoints' fingerprint): those the
-    train stage reads but ``NON_RUN_TRAINING_KEYS``."""
-    return params.subset((*stage("train").reads,
-                          *(f"-training.{key}" for key in NON_RUN_TRAINING_KEYS)))
-
-
 def learning_rate(step: int, training: TrainingParams) -> float:
     """The learning rate of optimizer step ``step`` (0-based), as ``training`` schedules it."""
     return training.learning_rate * schedule_multiplier(
@@ -105,11 +93,12 @@ def deferred_interrupts() -> Iterator[list[int]]:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on a signal after saving a checkpoint at ``step``."""
+    """Training stopped on a signal at ``step``; ``saved``: a checkpoint of that step was
+    written (else a second Ctrl-C stopped at once and the newest checkpoint is at ``step``)."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, saved: bool = True) -> None:
         super().__init__(f"interrupted at step {step}")
-        self.step = step
+        self.step, self.saved = step, saved
 
 
 def _diverged(step: int, what: str, value: float, params: Params, saved: int) -> None:
@@ -162,8 +151,11 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
     t = params.training
     config, run = bert_config(params), run_params(params)
     folder = layout.checkpoints / ckpt.fingerprint(run)
+    for writable in (layout.artifacts, folder):  # before an epoch of work, not after it
+        check_writable(writable)
     total_steps = t.epochs * params.data.num_train_batches
     state = ckpt.newest_valid_checkpoint(folder, config, run, total_steps)
+    refuse_going_back(params, folder, state)
     if state is None:
         state = fresh_state(params, config, layout)
         log.info("training from the initial weights; checkpoints in %s", folder)
@@ -177,6 +169,22 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
                            weight_decay=t.weight_decay),
                saved_step=state.step, reduction=reduction or OneProcess(),
                epoch_start=state.step)
+
+
+def refuse_going_back(params: Params, folder: Path, state: ckpt.TrainingState | None) -> None:
+    """Lowering ``training.epochs`` below what the run has done uses its checkpoint at the end
+    of that epoch; without one, refuse (training again would prune the later checkpoints)."""
+    total_steps = params.training.epochs * params.data.num_train_batches
+    done = max((ckpt.step_of(p) for p in ckpt.list_checkpoints(folder)), default=0)
+    if done > total_steps and state is not None and state.step == total_steps:
+        log.info("this run is already at step %d; using its checkpoint at the end of epoch %d "
+                 "and keeping the later ones", done, params.training.epochs)
+    elif done > total_steps:
+        epochs = -(-done // params.data.num_train_batches)
+        raise ParamsError(f"training.epochs is {params.training.epochs}, but this run is already "
+                          f"at step {done} (epoch {epochs}) and has no checkpoint at the end of "
+                          f"epoch {params.training.epochs}; its checkpoints in {folder} are left "
+                          f"alone: set training.epochs to {epochs} or more")
 
 
 def next_batch(run: Run) -> dict[str, np.ndarray]:
@@ -242,12 +250,14 @@ def after_step(run: Run) -> None:
 def finish(run: Run) -> None:
     """Write ``artifacts/history.json``, then ``artifacts/model.h5``."""
     state, layout = run.state, run.layout
+    run_id = ckpt.fingerprint(run.run_params)  # the provenance the later stages check
     write_json(layout.history, {"steps": state.history, "epochs": state.epoch_history,
                                 "batches_per_epoch": run.batches_per_epoch,
-                                "tokens_per_step": run.tokens_per_step})
+                                "tokens_per_step": run.tokens_per_step, "run": run_id})
     ckpt.save_weights(layout.model_weights, run.config, state.params,
                       run.params.subset(stage("train").reads),
-                      attrs={"step": state.step, "epochs": run.params.training.epochs})
+                      attrs={"step": state.step, "epochs": run.params.training.epochs,
+                             "fingerprint": run_id})
     log.info("trained %d steps; model written to %s", state.step, layout.model_weights)
 
 
@@ -271,7 +281,7 @@ def train(
     log.info("rank 0 of %d; %d BLAS thread(s) per rank", reduction.size,
              share_cores(reduction.comm))
     try:
-        with fail_fast(reduction.comm, passes=(TrainingInterrupted, TrainingDivergedError)):
+        with fail_fast(reduction.comm, _on_every_rank):
             run = open_run(params, layout, reduction)
             _same_start(run)
             return train_loop(run, progress and run.root)
@@ -279,6 +289,14 @@ def train(
         if reduction.rank:  # rank 0 says it, once
             raise SystemExit(130 if isinstance(stop, KeyboardInterrupt) else 2) from None
         raise
+
+
+def _on_every_rank(error: BaseException) -> bool:
+    """Whether every rank stops with this error at the same step: a divergence (the losses and
+    weights are the same on all), a Ctrl-C they agreed on. A second Ctrl-C stops a rank
+    wherever it is, so the job is stopped at once."""
+    return isinstance(error, TrainingDivergedError) or (
+        isinstance(error, TrainingInterrupted) and error.saved)
 
 
 def join_ranks(params: Params):
@@ -314,18 +332,23 @@ def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
         total=run.total_steps, initial=run.state.step, disable=not progress, unit="step",
         dynamic_ncols=True, mininterval=0.5,
     ) as bar:
-        while run.state.step < run.total_steps:
-            losses = take_step(run).losses
-            bar.update(1)
-            rate = ((run.state.step - run.epoch_start) * run.tokens_per_step
-                    / max(run.epoch_seconds, 1e-9))
-            bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
-                            tok_s=f"{rate:,.0f}", refresh=False)
-            after_step(run)
-            if run.reduction.any(bool(signals)):
-                if run.saved_step != run.state.step:
-                    save_checkpoint(run)
-                raise TrainingInterrupted(run.state.step)
+        try:
+            while run.state.step < run.total_steps:
+                losses = take_step(run).losses
+                bar.update(1)
+                rate = ((run.state.step - run.epoch_start) * run.tokens_per_step
+                        / max(run.epoch_seconds, 1e-9))
+                bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
+                                tok_s=f"{rate:,.0f}", refresh=False)
+                after_step(run)
+                if run.reduction.any(bool(signals)):
+                    if run.saved_step != run.state.step:
+                        save_checkpoint(run)
+                    raise TrainingInterrupted(run.state.step)
+        except KeyboardInterrupt as stop:  # a second Ctrl-C: at once, without saving
+            if isinstance(stop, TrainingInterrupted):
+                raise
+            raise TrainingInterrupted(run.saved_step, saved=False) from None
     if run.root:
         finish(run)
     return run.state

@@ -1,0 +1,80 @@
+"""Which trained model a file holds, so that no stage reports on the wrong one.
+
+The train stage marks ``artifacts/model.h5`` (attributes ``fingerprint`` and ``step``),
+``artifacts/history.json`` (``run``, and its number of steps) and the evaluate stage
+``artifacts/metrics.json`` (``model``: ``run`` and ``step``). The stages that read them check
+the mark against the parameters: the model of these parameters is the one of their run
+(fingerprint), trained to ``training.epochs`` epochs (step). A copied, stale or foreign file is
+then one line that says what to do, never results of another model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bert.core.config import BertConfig
+from bert.errors import DataFileError, bounded, remake_hint
+from bert.storage import checkpoint as ckpt
+from bert.storage import h5io
+from bert.workflow.layout import Layout
+from bert.workflow.stages import stage
+
+if TYPE_CHECKING:  # the values are read; the export stage runs no parameter-validation code
+    from bert.workflow.params import Params
+
+# Training keys that do not change what a run computes, only how long it goes on and what it
+# keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
+NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
+                         "mpiexec")
+
+
+def run_params(params: Params) -> dict:
+    """The parameters that define a training run (its checkpoints' fingerprint): those the
+    train stage reads but ``NON_RUN_TRAINING_KEYS``."""
+    return params.subset((*stage("train").reads,
+                          *(f"-training.{key}" for key in NON_RUN_TRAINING_KEYS)))
+
+
+def model_id(params: Params) -> dict[str, Any]:
+    """The mark of the trained model of ``params``: its run's fingerprint and its final step."""
+    return {"run": ckpt.fingerprint(run_params(params)),
+            "step": params.training.epochs * params.data.num_train_batches}
+
+
+def check_model_id(found: Mapping[str, Any], params: Params, path: Path, stage: str) -> None:
+    """Raise DataFileError unless ``found`` (a file's mark) is ``model_id(params)``."""
+    wanted = model_id(params)
+    if dict(found) == wanted:
+        return
+    if found.get("run") is None:
+        what = "has no mark of the run that trained it (it is not the train stage's output)"
+    elif found.get("run") != wanted["run"]:
+        what = (f"comes from another run ({bounded(found.get('run'))}; these parameters "
+                f"train {wanted['run']})")
+    else:
+        what = (f"is from step {bounded(found.get('step'))} of the run, not from the end of "
+                f"training.epochs (step {wanted['step']})")
+    raise DataFileError(f"{path}: {what}; {remake_hint(stage)}")
+
+
+def check_trained_model(params: Params, layout: Layout) -> None:
+    """Raise DataFileError unless ``artifacts/model.h5`` is the trained model of ``params``
+    (its attributes alone are read)."""
+    path = layout.model_weights
+    header = h5io.read(path, schema=ckpt.WEIGHTS_SCHEMA, schema_version=ckpt.SCHEMA_VERSION,
+                       specs={}, fix=remake_hint("train"), names=())
+    check_model_id({"run": header.attrs.get("fingerprint"), "step": header.attrs.get("step")},
+                   params, path, "train")
+
+
+def load_trained_model(
+    params: Params, layout: Layout, config: BertConfig
+) -> tuple[BertConfig, dict[str, np.ndarray]]:
+    """The weights of ``artifacts/model.h5``, checked to be the trained model of ``params``
+    (of architecture ``config``)."""
+    check_trained_model(params, layout)
+    return ckpt.load_weights(layout.model_weights, remake_hint("train"), config)
