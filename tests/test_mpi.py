@@ -151,9 +151,12 @@ def test_mpiexec_forwards_ctrl_c_and_the_job_exits_130(tmp_path):
     assert_no_rank_left(folder)
 
 
-# Makes rank 1 raise in its sixth step (after the checkpoint of step 4), from outside the
-# package: Python imports a ``sitecustomize`` module found on PYTHONPATH at startup.
-RAISE_ON_RANK_1 = '''
+# Makes rank 1 raise, from outside the package: Python imports a ``sitecustomize`` module found
+# on PYTHONPATH at startup. In its sixth step (after the checkpoint of step 4), or while it sets
+# up its logging, before training (the job must stop too: a rank that merely exited would leave
+# the other waiting forever).
+RAISE_ON_RANK_1 = {
+    "in a step": """
 import os
 
 if os.environ.get("PMI_RANK") == "1":
@@ -168,15 +171,28 @@ if os.environ.get("PMI_RANK") == "1":
         return original(run)
 
     train.take_step = take_step
-'''
+""",
+    "before training": """
+import os
+
+if os.environ.get("PMI_RANK") == "1":
+    import bert.workflow.logs as logs
+
+    def setup_logging(params, layout):
+        raise RuntimeError("injected failure")
+
+    logs.setup_logging = setup_logging
+""",
+}
 
 
-def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process):
+@pytest.mark.parametrize("where", list(RAISE_ON_RANK_1))
+def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process, where):
     folder = make_project(tmp_path / "project", on(2, SHORT))
     doit(folder, "data", "init")
     inject = tmp_path / "inject"
     inject.mkdir()
-    (inject / "sitecustomize.py").write_text(RAISE_ON_RANK_1)
+    (inject / "sitecustomize.py").write_text(RAISE_ON_RANK_1[where])
     started = time.monotonic()
     failed = subprocess.run([sys.executable, "-m", "doit", "train"], cwd=folder,
                             capture_output=True, text=True, timeout=120,
@@ -186,8 +202,10 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process):
     assert_no_rank_left(folder)
     assert "error: rank 1 of 2 failed: RuntimeError: injected failure" in failed.stderr
     assert not (folder / "artifacts/model.h5").exists()
-    assert not list(folder.glob("artifacts/checkpoints/*/*.tmp*"))
-    doit(folder, "report")
+    result = doit(folder, "report")
+    if where == "in a step":
+        assert "resuming from step 4" in result.stderr
+    assert "skipping checkpoint" not in result.stderr  # none was half-written
     assert_same_bits(folder, one_process)
 
 

@@ -36,6 +36,34 @@ def mpi_available() -> bool:
     return importlib.util.find_spec("mpi4py") is not None
 
 
+# Where MPI launchers put a process's rank and the job's size before MPI starts: MPICH's hydra
+# and Intel MPI, Open MPI, Slurm.
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
+
+
+def _announced(variables: tuple[str, ...], default: int) -> int:
+    return int(next((os.environ[v] for v in variables if os.environ.get(v)), default))
+
+
+def launcher_rank() -> int:
+    """This process's rank as its launcher announced it (0 when not started by one), read from
+    the environment without starting MPI."""
+    return _announced(RANK_VARIABLES, 0)
+
+
+@contextmanager
+def rank_guard() -> Iterator[None]:
+    """In a job of several ranks, stop the job when this rank fails in the block (see
+    ``fail_fast``); a rank that simply exited would leave the others waiting forever. Outside
+    such a job, or without mpi4py, nothing."""
+    if _announced(SIZE_VARIABLES, 1) > 1 and mpi_available():
+        with fail_fast(world(), lambda error: False):
+            yield
+    else:
+        yield
+
+
 def world() -> Any:
     """``MPI.COMM_WORLD`` (MPI is initialised on first use)."""
     from mpi4py import MPI
