@@ -51,16 +51,19 @@ def _part_of(names: list[str]) -> Callable[[str], str]:
 
 
 def _stage(args: argparse.Namespace) -> None:
+    from bert.engine.mpi import launcher_rank, rank_guard
     from bert.workflow.layout import Layout
     from bert.workflow.lock import hold_project_lock
     from bert.workflow.logs import setup_logging
     from bert.workflow.params import load_params
     from bert.workflow.tasks import run
 
-    params = load_params(args.params)
-    layout = Layout()
-    hold_project_lock(layout.root)
-    setup_logging(params.logging, layout)
+    with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting
+        params = load_params(args.params)
+        layout = Layout()
+        if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
+            hold_project_lock(layout.root)
+        setup_logging(params.logging, layout)
     run(args.command, params, layout, tuple(args.parts))
 
 

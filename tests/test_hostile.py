@@ -491,7 +491,7 @@ def test_json_of_the_wrong_shape(project, capsys, name, content, command, expect
     assert expected in cli(capsys, command)
 
 
-@pytest.mark.parametrize("attribute", ["rng_state", "epoch_history"])
+@pytest.mark.parametrize("attribute", ["epoch_history"])
 def test_a_checkpoint_with_a_broken_json_attribute_is_skipped(project, caplog, attribute):
     params = tiny_params()
     newest = ckpt.list_checkpoints(Layout(project).checkpoints

@@ -38,7 +38,6 @@ def assert_same_state(a: ckpt.TrainingState, b: ckpt.TrainingState) -> None:
         np.testing.assert_array_equal(a.optimizer["exp_avg_sq"][name],
                                       b.optimizer["exp_avg_sq"][name], err_msg=name)
     assert a.history == b.history
-    assert a.rng.bit_generator.state == b.rng.bit_generator.state
     drop_timing = [{k: v for k, v in r.items() if k not in ("seconds", "tokens_per_second")}
                    for r in a.epoch_history]
     assert drop_timing == [{k: v for k, v in r.items()

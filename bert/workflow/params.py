@@ -252,8 +252,21 @@ class TrainingParams(Section):
     random_seed: int = param(0, "seed of the example order and of dropout", low=0)
     dtype: str = param("float32", "floating-point type of weights and computation",
                        choices=("float32", "float64"))
+    processes: int = param(1, "MPI ranks that share each batch (data parallel; needs the mpi "
+                           "extra); above 1 the train stage runs under training.mpiexec. The "
+                           "result does not depend on it, so a run may resume under another "
+                           "count", low=1)
+    micro_batches: int = param(1, "equal parts each batch is cut into (gradient accumulation; "
+                               "the ranks share them); a multiple of processes, dividing "
+                               "data.batch_size", low=1)
+    mpiexec: str = param("mpiexec", "the MPI launcher, with its arguments (e.g. srun, or "
+                         "mpiexec -f hosts); looked up next to the Python interpreter first, "
+                         "then on PATH")
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        if self.micro_batches % self.processes:
+            yield "micro_batches", (f"is {self.micro_batches}, not a multiple of "
+                                    f"training.processes ({self.processes}); make it one")
         if self.lr_schedule == "linear" and self.decay_steps <= self.warmup_steps:
             yield "decay_steps", (f"is {self.decay_steps}, not after training.warmup_steps "
                                   f"({self.warmup_steps}); make it larger")
@@ -292,12 +305,17 @@ class Params:
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """Problems across sections: two outputs in one file, more memory than the machine."""
+        """Problems across sections: two outputs in one file, micro-batches that do not divide
+        the batch, more memory than the machine."""
         log, results = PurePosixPath(self.logging.file), PurePosixPath(self.evaluation.results_file)
         if results == log or results.name.startswith(f"{log.name}.") and (
                 results.parent == log.parent):
             yield "evaluation.results_file", (f"is {bounded(str(results))}, the log file or one "
                                               "of its rotated copies; choose another name")
+        batch_size, micro_batches = self.data.batch_size, self.training.micro_batches
+        if batch_size % micro_batches:
+            yield "data.batch_size", (f"is {batch_size}, not a multiple of "
+                                      f"training.micro_batches ({micro_batches}); make it one")
         yield from memory_problems(self)
 
     def subset(self, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # the values are read; the export stage runs no parameter-val
 
 # Training keys that do not change what a run computes, only how long it goes on and what it
 # keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
-NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints")
+NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
+                         "mpiexec")
 
 
 def run_params(params: Params, layout: Layout) -> dict:

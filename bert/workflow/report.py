@@ -101,6 +101,8 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
             "seconds": seconds,
             "tokens_per_second": steps * history["tokens_per_step"] / seconds if seconds else None,
             "final_learning_rate": history["steps"]["learning_rate"][-1] if steps else None,
+            "processes": params.training.processes,
+            "micro_batches": params.training.micro_batches,
             "per_epoch": epochs,
         },
         "params": params.subset(stage("report").reads),
