@@ -13,6 +13,7 @@ from doit import get_var
 from doit.tools import config_changed
 
 from bert.errors import BertError
+from bert.workflow.launch import stage_command
 from bert.workflow.layout import Layout
 from bert.workflow.lock import hold_project_lock
 from bert.workflow.params import load_params
@@ -32,6 +33,7 @@ LAYOUT = Layout()
 try:
     hold_project_lock(LAYOUT.root)  # for the life of this doit; its stages run under it
     PARAMS = load_params(PARAMS_FILE)
+    TRAIN_COMMAND = stage_command(PARAMS, PARAMS_FILE)  # under mpiexec for several processes
 except BertError as error:
     sys.exit(f"error: {error}")
 leave_interrupts_to_stages()
@@ -60,7 +62,7 @@ def task_init():
 
 
 def task_train():
-    return stage_task(stage("train"))
+    return {**stage_task(stage("train")), "actions": [TRAIN_COMMAND]}
 
 
 def task_evaluate():

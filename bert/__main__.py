@@ -33,6 +33,12 @@ def _curves(args: argparse.Namespace) -> None:
     print(curves_text(args.history, args.test))
 
 
+def _fill_mask(args: argparse.Namespace) -> None:
+    from bert.views.fill_mask import fill_mask_text
+
+    print(fill_mask_text(args.text, args.model, args.tokenizer, args.top))
+
+
 def _part_of(names: list[str]) -> Callable[[str], str]:
     """An argument type accepting one of ``names`` (the parts of a stage)."""
 
@@ -45,16 +51,19 @@ def _part_of(names: list[str]) -> Callable[[str], str]:
 
 
 def _stage(args: argparse.Namespace) -> None:
+    from bert.engine.mpi import launcher_rank, rank_guard
     from bert.workflow.layout import Layout
     from bert.workflow.lock import hold_project_lock
     from bert.workflow.logs import setup_logging
     from bert.workflow.params import load_params
     from bert.workflow.tasks import run
 
-    params = load_params(args.params)
-    layout = Layout()
-    hold_project_lock(layout.root)
-    setup_logging(params.logging, layout)
+    with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting
+        params = load_params(args.params)
+        layout = Layout()
+        if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
+            hold_project_lock(layout.root)
+        setup_logging(params.logging, layout)
     run(args.command, params, layout, tuple(args.parts))
 
 
@@ -103,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--test", default=str(layout.test_data),
                         help=f"the test set holding the optimum (default: {layout.test_data})")
     curves.set_defaults(func=_curves)
+    fill = commands.add_parser(
+        "fill-mask", help="print the model's top guesses at each [MASK] of a text (text data)")
+    fill.add_argument("text", help='the text, e.g. "the license [MASK] you to copy it"')
+    fill.add_argument("--model", default=str(layout.model_weights),
+                      help=f"our weights file, a checkpoint or an export directory (default: "
+                      f"{layout.model_weights})")
+    fill.add_argument("--tokenizer", help="an export directory or a text dataset file (default: "
+                      f"the --model directory, else {layout.test_data})")
+    fill.add_argument("--top", type=int, default=5, help="guesses per [MASK] (default: 5)")
+    fill.set_defaults(func=_fill_mask)
     return parser
 
 

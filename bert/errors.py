@@ -40,6 +40,10 @@ class BusyError(BertError):
     """Another workflow process is running in the same project folder."""
 
 
+class MissingExtraError(BertError):
+    """An optional extra the asked-for feature needs is not installed."""
+
+
 class TrainingDivergedError(BertError):
     """A loss or gradient became NaN or infinite during training."""
 

@@ -32,7 +32,7 @@ def project(tmp_path_factory) -> Layout:
     rng = np.random.default_rng(0)
     weights = {n: w + rng.normal(scale=0.1, size=w.shape).astype(w.dtype)
                for n, w in weights.items()}
-    mark = model_id(PARAMS)  # as if trained by these parameters
+    mark = model_id(PARAMS, layout)  # as if trained by these parameters
     ckpt.save_weights(layout.model_weights, config, weights, {},
                       attrs={"fingerprint": mark["run"], "step": mark["step"]})
     return layout
@@ -71,7 +71,7 @@ def test_the_stage_writes_the_metrics_and_shows_nothing_itself(project, capsys):
     assert capsys.readouterr().out == ""  # the stage's record prints the table
     assert json.loads(project.metrics.read_text()) == metrics
     assert set(metrics) == {"test", "train", "optimum", "model"}
-    assert metrics["model"] == model_id(PARAMS)
+    assert metrics["model"] == model_id(PARAMS, project)
     assert metrics["optimum"] == load_optimum(project.test_data)
     assert metrics["train"]["num_examples"] == min(PARAMS.evaluation.train_examples,
                                                    len(load_dataset(project.train_data)

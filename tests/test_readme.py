@@ -26,6 +26,7 @@ def test_every_parameter_is_documented_with_its_default(section):
     for key, default, _ in describe(typing.get_type_hints(Params)[section]):
         shown = {True: "true", False: "false"}.get(default, default) \
             if isinstance(default, bool) else default
+        shown = list(shown) if isinstance(shown, tuple) else shown  # a list in YAML
         assert f"| `{key}` | `{shown}` |" in table, f"{section}.{key} = {shown}"
 
 

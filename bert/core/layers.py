@@ -432,16 +432,20 @@ def self_attention_backward(
 
 
 def cross_entropy_forward(
-    logits: np.ndarray, labels: np.ndarray, ignore_index: int = IGNORE_INDEX
+    logits: np.ndarray, labels: np.ndarray, ignore_index: int = IGNORE_INDEX,
+    normalizer: int | None = None,
 ) -> tuple[float, CrossEntropyCache]:
     """Mean cross-entropy of logits (N, C) against labels (N,) over the rows not ignored.
 
     Rows labelled ``ignore_index`` carry no loss. With no row left the loss is 0 (torch would
     give NaN) and so is the gradient. The cache is the softmax (N, C), made in one new array;
     the rows go through the chain in blocks, and the loss is summed over all rows at the end.
+    ``normalizer``: divide the summed loss by this count instead of the rows not ignored here,
+    e.g. those of a whole batch when these rows are one micro-batch of it, so that the losses
+    and gradients of the micro-batches add up to the batch's.
     """
     valid = labels != ignore_index
-    count = int(valid.sum())
+    count = int(valid.sum()) if normalizer is None else normalizer
     safe_labels = np.where(valid, labels, 0)
     probs = np.empty_like(logits)
     nll = np.empty(len(logits), dtype=logits.dtype)  # (N,) -log softmax at the label

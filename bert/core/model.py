@@ -295,13 +295,18 @@ def forward(
     rng: np.random.Generator | None = None,
     mlm_weight: float = 1.0,
     nsp_weight: float = 1.0,
+    normalizers: tuple[int, int] | None = None,
 ) -> tuple[dict[str, float], ForwardCache]:
     """Losses of one batch and the cache ``backward`` needs.
 
     batch: ``input_ids, token_type_ids, attention_mask, mlm_labels`` (B, T) and
     ``nsp_labels`` (B,). MLM loss: mean cross-entropy over the M labelled positions of the batch;
     NSP loss: mean over the batch; total = mlm_weight * MLM + nsp_weight * NSP.
+    normalizers: (labelled positions, examples) of a larger batch of which this batch is one
+    micro-batch; the losses are then summed over this batch and divided by those counts, so
+    that the micro-batches' losses and gradients add up to the larger batch's.
     """
+    mlm_count, nsp_count = normalizers or (None, None)
     hidden_states, c_encoder = encode(params, config, batch["input_ids"],
                                       batch["token_type_ids"], batch["attention_mask"], rng)
     hidden = hidden_states[-1]  # (B, T, H)
@@ -309,9 +314,11 @@ def forward(
     flat_labels = np.asarray(batch["mlm_labels"]).reshape(-1)
     scored = np.flatnonzero(flat_labels != IGNORE_INDEX)  # (M,) flat positions
     mlm_logits, c_mlm = _mlm_head_forward(params, config, hidden.reshape(B * T, H)[scored])
-    mlm_loss, c_mlm_loss = cross_entropy_forward(mlm_logits, flat_labels[scored])
+    mlm_loss, c_mlm_loss = cross_entropy_forward(mlm_logits, flat_labels[scored],
+                                                 normalizer=mlm_count)
     nsp_logits, c_nsp = _nsp_head_forward(params, hidden)
-    nsp_loss, c_nsp_loss = cross_entropy_forward(nsp_logits, np.asarray(batch["nsp_labels"]))
+    nsp_loss, c_nsp_loss = cross_entropy_forward(nsp_logits, np.asarray(batch["nsp_labels"]),
+                                                 normalizer=nsp_count)
     losses = {"mlm": mlm_loss, "nsp": nsp_loss,
               "total": mlm_weight * mlm_loss + nsp_weight * nsp_loss}
     cache = ForwardCache(c_encoder, (B, T, H), scored, c_mlm, c_mlm_loss, c_nsp, c_nsp_loss,

@@ -3,19 +3,30 @@
 The one definition of a training step, used by the train loop, the benchmark and the tests.
 The learning rate and the dropout generator come from the caller, so that the step itself holds
 no schedule and no randomness of its own.
+
+A batch may be cut into equal micro-batches (gradient accumulation, and the unit of work that
+data-parallel processes share): each one's losses are normalised by the counts of the whole
+batch, so that their gradients are parts of one sum, which is added up in the fixed order of
+``bert.core.summation``. A ``Reduction`` says which micro-batches this process computes and
+finishes the sum; the default is one process computing all of them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from bert.core.config import BertConfig
+from bert.core.labels import IGNORE_INDEX
 from bert.core.model import backward, forward, is_decayed
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
+from bert.core.summation import Node, pieces, sum_pieces, tree_sum
+
+DropoutStreams = Callable[[int], "np.random.Generator | None"]  # micro-batch index -> generator
 
 
 class NonFiniteError(ArithmeticError):
@@ -34,6 +45,82 @@ class StepResult:
     grad_norm: float
 
 
+@dataclass
+class Partial:
+    """The sum over some micro-batches: gradients keyed like the parameters, and the MLM and
+    NSP losses (each already divided by the whole batch's count)."""
+
+    grads: dict[str, np.ndarray]
+    mlm: float
+    nsp: float
+
+
+def add_partials(a: Partial, b: Partial) -> Partial:
+    """a + b, accumulated into ``a``'s arrays."""
+    for name, grad in a.grads.items():
+        grad += b.grads[name]
+    a.mlm += b.mlm
+    a.nsp += b.nsp
+    return a
+
+
+class Reduction(Protocol):
+    """Who computes which micro-batches, and how their sums meet."""
+
+    rank: int  # this process among those sharing the work (0: the one that writes)
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any of the processes (the same answer on all)."""
+
+    def block(self, count: int) -> Node:
+        """The micro-batches ``[lo, hi)`` of ``0 … count-1`` that this process computes."""
+
+    def total(self, nodes: Sequence[Node], sums: Sequence[Partial], count: int) -> Partial:
+        """The sum over all ``count`` micro-batches, the same on every process, from this
+        process's pieces ``nodes`` (see ``bert.core.summation``) and their ``sums``."""
+
+
+class OneProcess:
+    """The default reduction: this process computes every micro-batch."""
+
+    rank = 0
+
+    def any(self, flag: bool) -> bool:
+        return flag
+
+    def block(self, count: int) -> Node:
+        return (0, count)
+
+    def total(self, nodes: Sequence[Node], sums: Sequence[Partial], count: int) -> Partial:
+        return sum_pieces(nodes, sums, count, add_partials)
+
+
+def _micro_batch_sum(
+    params: dict[str, np.ndarray], config: BertConfig, batch: Mapping[str, np.ndarray],
+    micro_batches: int, rng: np.random.Generator | DropoutStreams | None,
+    mlm_weight: float, nsp_weight: float, reduction: Reduction,
+) -> Partial:
+    """The gradient of the batch's total loss and its two losses, summed over micro-batches."""
+    B = len(batch["nsp_labels"])
+    size = B // micro_batches
+    normalizers = (int(np.count_nonzero(np.asarray(batch["mlm_labels"]) != IGNORE_INDEX)), B)
+
+    def leaf(node: Node) -> Partial | None:
+        index = node[0]
+        if node[1] - index > 1:
+            return None
+        rows = slice(index * size, (index + 1) * size)
+        micro = {name: values[rows] for name, values in batch.items()}
+        stream = rng(index) if callable(rng) else rng
+        losses, cache = forward(params, config, micro, stream, mlm_weight, nsp_weight,
+                                normalizers)
+        return Partial(backward(params, config, cache), losses["mlm"], losses["nsp"])
+
+    nodes = pieces(reduction.block(micro_batches), micro_batches)
+    sums = [tree_sum(node, leaf, add_partials) for node in nodes]
+    return reduction.total(nodes, sums, micro_batches)
+
+
 def training_step(
     params: dict[str, np.ndarray],
     config: BertConfig,
@@ -43,20 +130,27 @@ def training_step(
     lr: float,
     adamw: AdamWConfig,
     max_grad_norm: float,
-    rng: np.random.Generator | None,
+    rng: np.random.Generator | DropoutStreams | None,
     mlm_weight: float = 1.0,
     nsp_weight: float = 1.0,
+    micro_batches: int = 1,
+    reduction: Reduction | None = None,
 ) -> StepResult:
     """Update ``params`` and ``optimizer`` (``bert.core.optim`` state) in place from one batch.
 
-    batch: the five example arrays, (B, T) and (B,). The gradient's global norm is clipped to
+    batch: the five example arrays, (B, T) and (B,), B a multiple of ``micro_batches``; micro-
+    batch i is rows ``[i B/m, (i+1) B/m)``. Dropout draws from ``rng``, or from ``rng(i)`` for
+    micro-batch i when it is a function. The gradient's global norm is clipped to
     ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before anything is updated, when
     the loss or the gradient norm is not finite. Weight decay follows ``model.is_decayed``.
     """
-    losses, cache = forward(params, config, batch, rng, mlm_weight, nsp_weight)
+    total = _micro_batch_sum(params, config, batch, micro_batches, rng, mlm_weight, nsp_weight,
+                             reduction or OneProcess())
+    losses = {"mlm": total.mlm, "nsp": total.nsp,
+              "total": mlm_weight * total.mlm + nsp_weight * total.nsp}
     if not math.isfinite(losses["total"]):
         raise NonFiniteError("loss", losses["total"])
-    grads = backward(params, config, cache)
+    grads = total.grads
     norm = clip_grad_norm(grads, max_grad_norm) if max_grad_norm > 0 else global_norm(grads)
     if not math.isfinite(norm):
         raise NonFiniteError("gradient norm", norm)

@@ -85,8 +85,19 @@ def mask_tokens(
     Returns (input_ids, mlm_labels), both (N, T) int64.
     """
     selected = (rng.random(ids.shape) < mask_probability) & (ids >= NUM_SPECIAL)  # (N, T)
+    return replace_selected(rng, ids, selected, NUM_SPECIAL, NUM_SPECIAL + num_content)
+
+
+def replace_selected(
+    rng: np.random.Generator, ids: np.ndarray, selected: np.ndarray, low: int, high: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 80/10/10 replacement of the ``selected`` positions (N, T) of ``ids`` (N, T): [MASK],
+    a uniform random token of ids ``low .. high - 1``, or unchanged.
+
+    Returns (input_ids, mlm_labels), both (N, T) int64.
+    """
     action = rng.random(ids.shape)  # (N, T) which of the three replacements
-    random_tokens = rng.integers(NUM_SPECIAL, NUM_SPECIAL + num_content, size=ids.shape)
+    random_tokens = rng.integers(low, high, size=ids.shape)
     input_ids = np.where(selected & (action < MASK_FRACTION), MASK, ids)
     replace = selected & (action >= MASK_FRACTION) & (action < MASK_FRACTION + RANDOM_FRACTION)
     input_ids = np.where(replace, random_tokens, input_ids)

@@ -6,10 +6,10 @@ root dataset under its transformers name, with the architecture as the ``config`
 
 A checkpoint holds everything a resumed run needs to continue exactly as if it had never
 stopped: the weights, AdamW's moments (``optimizer/exp_avg/<name>``, ``optimizer/exp_avg_sq/
-<name>``), the global step (from which the epoch and the position in it follow), the state of
-the dropout generator, the per-step history so far, and the fingerprint of the parameters that
-define the run. Checkpoints of one run live in their own folder named after that fingerprint,
-so runs with other parameters are never mixed in.
+<name>``), the global step (from which the epoch and the position in it follow, and the dropout
+masks of the next step, drawn from a stream keyed by the step), the per-step history so far,
+and the fingerprint of the parameters that define the run. Checkpoints of one run live in their
+own folder named after that fingerprint, so runs with other parameters are never mixed in.
 """
 
 from __future__ import annotations
@@ -115,7 +115,6 @@ class TrainingState:
 
     params: dict[str, np.ndarray]
     optimizer: dict  # bert.core.optim state: step, exp_avg, exp_avg_sq
-    rng: np.random.Generator  # draws the dropout masks
     history: dict[str, list[float]]  # per-step values, keys HISTORY_KEYS
     epoch_history: list[dict[str, float]]  # one record per finished epoch
 
@@ -145,7 +144,6 @@ def save_checkpoint(
         attrs={"config": json.dumps(config.to_hf(), sort_keys=True),
                "fingerprint": fingerprint(run_params), "step": state.step, "epoch": epoch,
                "batch_in_epoch": position,
-               "rng_state": json.dumps(state.rng.bit_generator.state),
                "epoch_history": json.dumps(state.epoch_history)})
     for old in list_checkpoints(folder)[keep:]:
         old.unlink(missing_ok=True)
@@ -176,22 +174,19 @@ def load_checkpoint(
         raise DataFileError(f"{path}: belongs to a run with other parameters; {fix}")
     arrays = contents.arrays
     names = list(param_shapes(config))
-    rng = np.random.default_rng()
     try:
-        rng.bit_generator.state = json.loads(attrs["rng_state"])
         epoch_history = json.loads(attrs["epoch_history"])
         if not (isinstance(epoch_history, list)
                 and all(isinstance(r, dict) for r in epoch_history)):
             raise TypeError("epoch_history is not a list of records")
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
-        raise DataFileError(f"{path}: its rng_state or epoch_history attribute is unreadable "
+        raise DataFileError(f"{path}: its epoch_history attribute is unreadable "
                             f"({bounded(str(exc))}); {fix}") from None
     state = TrainingState(
         params={n: arrays[n] for n in names},
         optimizer={"step": int(attrs["step"]),
                    "exp_avg": {n: arrays[f"optimizer/exp_avg/{n}"] for n in names},
                    "exp_avg_sq": {n: arrays[f"optimizer/exp_avg_sq/{n}"] for n in names}},
-        rng=rng,
         history={key: arrays[f"history/{key}"].tolist() for key in HISTORY_KEYS},
         epoch_history=epoch_history,
     )

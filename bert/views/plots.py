@@ -93,8 +93,11 @@ def save(figure: Figure, path: str | Path) -> Path:
     return path
 
 
-def _reference(ax, name: str, value: float, what: str = "") -> None:
-    """A horizontal line at an optimum or a baseline, labelled with its name and value."""
+def _reference(ax, name: str, value: float | None, what: str = "") -> None:
+    """A horizontal line at an optimum or a baseline, labelled with its name and value; none
+    for a missing value (text data has no optimum)."""
+    if value is None:
+        return
     color, style = REFERENCES[name]
     ax.axhline(value, color=color, linestyle=style, linewidth=1.3,
                label=f"{name}{' ' + what if what else ''} {value:.3f}")
@@ -129,9 +132,9 @@ def draw_curves(history_path: str | Path, test_path: str | Path, out: str | Path
         ax.plot(epoch_steps, [r[f"test_{key}_loss"] for r in epochs], "s-", color=TEST,
                 label="test set, end of epoch")
         for name, optimum_key in lines:
-            _reference(ax, name, optimum[optimum_key])
+            _reference(ax, name, optimum.get(optimum_key))
         bottom, top = ax.get_ylim()
-        lowest = min(optimum[optimum_key] for _, optimum_key in lines)
+        lowest = min(optimum[k] for _, k in lines if k in optimum)
         ax.set_ylim(min(bottom, lowest - 0.04 * (top - lowest)), top)  # the floor off the edge
         ax.set_title(f"{what} loss")
         ax.set_ylabel(f"{what} loss (nats per {'masked token' if key == 'mlm' else 'example'})")
@@ -139,7 +142,7 @@ def draw_curves(history_path: str | Path, test_path: str | Path, out: str | Path
                   label="NSP, test set")
     accuracy.plot(epoch_steps, [r["test_mlm_accuracy"] for r in epochs], "^-",
                   color="tab:brown", label="MLM, test set")
-    _reference(accuracy, "Bayes-optimal", optimum["bayes_nsp_accuracy"], "NSP")
+    _reference(accuracy, "Bayes-optimal", optimum.get("bayes_nsp_accuracy"), "NSP")
     _reference(accuracy, "chance", optimum["chance_nsp_accuracy"], "NSP")
     accuracy.set_ylim(0, 1.02)
     accuracy.set_title("Test accuracy at the end of each epoch")
@@ -160,7 +163,10 @@ def draw_curves(history_path: str | Path, test_path: str | Path, out: str | Path
         top = ax.secondary_xaxis("top", functions=(lambda s: s / batches,
                                                    lambda e: e * batches))
         top.set_xlabel("epoch")
-    figure.suptitle(f"Training against the optimum ({len(epochs)} epochs of {batches} steps)")
+    against = ("the optimum" if "bayes_mlm_loss" in optimum else
+               "the baselines (text data has no optimum: the distribution that wrote it is "
+               "unknown)")
+    figure.suptitle(f"Training against {against} ({len(epochs)} epochs of {batches} steps)")
     return save(figure, out)
 
 

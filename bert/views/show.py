@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from bert.data.tokens import MASK, token_name
+from bert.data.datasets import load_vocab
+from bert.data.tokens import CLS, MASK, SEP, token_name
+from bert.data.wordpiece import PREFIX
 from bert.views.text import load_examples
 
 
-def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
-    """Example ``index`` of the arrays of a dataset file, as lines of text."""
+def format_example(arrays: dict[str, np.ndarray], index: int,
+                   token_name: Callable[[int], str] = token_name) -> str:
+    """Example ``index`` of the arrays of a dataset file, as lines of text, tokens written by
+    ``token_name``."""
     ids = arrays["input_ids"][index].astype(int)  # (T,)
     labels = arrays["mlm_labels"][index].astype(int)  # (T,)
     nsp = int(arrays["nsp_labels"][index])
@@ -37,5 +42,20 @@ def format_example(arrays: dict[str, np.ndarray], index: int) -> str:
 def show(path: str | Path, index: int) -> str:
     """Example ``index`` of the dataset file ``path`` as text, headed by where it comes from."""
     examples = load_examples(path, [index])
-    return (f"{path}, example {examples.indices[0]} of {examples.count}\n"
-            + format_example(examples.arrays, 0))
+    text = format_example(examples.arrays, 0, examples.name)
+    if load_vocab(path) is not None:  # text data: the two segments as words too
+        text += "\n" + "\n".join(segment_words(examples.arrays, 0, examples.name))
+    return f"{path}, example {examples.indices[0]} of {examples.count}\n" + text
+
+
+def segment_words(arrays: dict[str, np.ndarray], index: int,
+                  token_name: Callable[[int], str]) -> list[str]:
+    """Segments A and B of a text example as words: its WordPiece pieces joined (``##``)."""
+    ids = arrays["input_ids"][index].astype(int)  # (T,)
+    types = arrays["token_type_ids"][index]
+    inside = (arrays["attention_mask"][index] == 1) & (ids != CLS) & (ids != SEP)
+    lines = []
+    for segment, label in ((0, "A"), (1, "B")):
+        pieces = " ".join(token_name(t) for t in ids[inside & (types == segment)])
+        lines.append(f"{label}: " + pieces.replace(f" {PREFIX}", ""))
+    return lines

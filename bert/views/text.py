@@ -10,8 +10,8 @@ Shape letters: ``B`` batch, ``T`` sequence, ``L`` layers, ``NH`` heads, ``V`` vo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from bert.core.config import BertConfig
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import softmax
 from bert.core.model import predict
-from bert.data.datasets import load_dataset, load_optimum
+from bert.data.datasets import load_dataset, load_optimum, token_namer
 from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import load_weights
@@ -29,6 +29,8 @@ from bert.workflow.layout import Layout
 from bert.workflow.report import read_history
 
 TOP_K = 3  # guesses shown per masked position
+NO_OPTIMUM = ("gaps and Bayes-optimal: – (text data has no optimum: the distribution that "
+              "wrote the text is unknown)")
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -42,6 +44,7 @@ class Examples:
     indices: tuple[int, ...]  # their numbers in the file
     count: int  # examples in the file
     arrays: dict[str, np.ndarray]
+    name: Callable[[int], str] = field(default=token_name)  # how a token id is written
 
     def length(self, row: int) -> int:
         """Tokens of example ``row`` before its padding."""
@@ -49,7 +52,7 @@ class Examples:
 
     def tokens(self, row: int) -> list[str]:
         """The names of the T' input tokens of example ``row``, padding cut off."""
-        return [token_name(int(t)) for t in self.arrays["input_ids"][row, :self.length(row)]]
+        return [self.name(int(t)) for t in self.arrays["input_ids"][row, :self.length(row)]]
 
     def masked(self, row: int) -> np.ndarray:
         """The positions of example ``row`` that carry an MLM label, ascending."""
@@ -71,7 +74,8 @@ def load_examples(path: str | Path, indices: Sequence[int]) -> Examples:
             raise DataFileError(f"{path}: has {count} examples, no example {index}; "
                                 f"pick an index in 0..{count - 1}")
     rows = [index % count for index in indices]
-    return Examples(path, tuple(rows), count, {name: a[rows] for name, a in arrays.items()})
+    return Examples(path, tuple(rows), count, {name: a[rows] for name, a in arrays.items()},
+                    token_namer(path))
 
 
 def first_masked_examples(path: str | Path, number: int) -> Examples:
@@ -183,10 +187,11 @@ def masked_predictions(
         guesses = []
         for position in examples.masked(row):
             top = np.argsort(-mlm_probs[m], kind="stable")[:k]
+            name = examples.name
             guesses.append(MaskedGuess(
-                int(position), token_name(int(a["input_ids"][row, position])),
-                token_name(int(a["mlm_labels"][row, position])),
-                [(token_name(int(t)), float(mlm_probs[m, t])) for t in top]))
+                int(position), name(int(a["input_ids"][row, position])),
+                name(int(a["mlm_labels"][row, position])),
+                [(name(int(t)), float(mlm_probs[m, t])) for t in top]))
             m += 1
         results.append(ExampleGuesses(index, examples.tokens(row), int(a["nsp_labels"][row]),
                                       float(nsp_probs[row, 0]), guesses))
@@ -272,17 +277,23 @@ def format_epochs(history: Mapping, optimum: Mapping[str, float]) -> list[str]:
     Losses in nats; a gap is how much worse than the Bayes-optimal score the test score is
     (``bert.workflow.gap``).
     """
+    def cell(value: float | None) -> str:
+        return f"{'–':>10}" if value is None else f"{value:>10.4f}"
+
     left = f"{'epoch':>5} {'step':>7} {'lr':>9}"
     lines = [left + "".join(f"{header:>10}" for header, *_ in _EPOCH_COLUMNS)]
     for record in history["epochs"]:
         cells = "".join(
-            f"{record[key] if best is None else gap(key, record[key], optimum[best]):>10.4f}"
+            cell(record[key] if best is None else None if best not in optimum
+                 else gap(key, record[key], optimum[best]))
             for _, key, best in _EPOCH_COLUMNS)
         lines.append(f"{record['epoch']:>5} {record['step']:>7} {record['learning_rate']:>9.2e}"
                      + cells)
     for name, keys in _REFERENCE_ROWS:
-        cells = "".join(f"{'':>10}" if key is None else f"{optimum[key]:>10.4f}" for key in keys)
+        cells = "".join(f"{'':>10}" if key is None else cell(optimum.get(key)) for key in keys)
         lines.append((f"{name:<23}" + cells).rstrip())
+    if "bayes_mlm_loss" not in optimum:
+        lines.append(NO_OPTIMUM)
     return lines
 
 

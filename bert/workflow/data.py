@@ -13,5 +13,6 @@ if TYPE_CHECKING:  # the values are read, the module's code does not run
 
 
 def make_data(params: Params, layout: Layout = Layout()) -> tuple[Path, Path]:
-    """Write ``data/train.h5`` and ``data/test.h5``; return their paths."""
-    return make_datasets(params.data, layout.data_dir)
+    """Write ``data/train.h5`` and ``data/test.h5`` (from ``data.text_files`` under the project
+    folder for text data); return their paths."""
+    return make_datasets(params.data, layout.data_dir, layout.root)

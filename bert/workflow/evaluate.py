@@ -86,7 +86,7 @@ def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
         "train": score(weights, config, train, evaluation.batch_size,
                        evaluation.train_examples or None),
         "optimum": load_optimum(layout.test_data),
-        "model": model_id(params),
+        "model": model_id(params, layout),
     }
     write_json(layout.metrics, metrics)
     return metrics

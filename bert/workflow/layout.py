@@ -81,6 +81,12 @@ class Layout:
     def export_weights(self) -> Path:
         return self.export_dir / "model.safetensors"
 
+    def export_tokenizer(self, params: Params) -> list[Path]:
+        """The tokenizer files of the export (text data only)."""
+        if params.data.source != "text":
+            return []
+        return [self.export_dir / "tokenizer.json", self.export_dir / "tokenizer_config.json"]
+
     @property
     def plots(self) -> Path:
         """The pictures of the plots stage."""
@@ -113,6 +119,22 @@ class Layout:
         except OSError:  # unreadable, or a name too long: the init stage says so
             pass
         return [source]
+
+    def text_sources(self, params: Params) -> list[Path]:
+        """The existing files ``data.text_files`` names (none for synthetic data); a missing one
+        is reported by the data stage itself."""
+        if params.data.source != "text":
+            return []
+        from bert.data.corpus import text_paths
+        from bert.errors import ParamsError
+
+        paths: list[Path] = []
+        for pattern in params.data.text_files:
+            try:
+                paths += [p for p in text_paths([pattern], self.root) if p not in paths]
+            except ParamsError:
+                continue
+        return paths
 
     def files(self, names: tuple[str, ...], params: Params | None = None) -> list[Path]:
         """The paths of the members called ``names``: a property is one path; a method, called

@@ -42,6 +42,12 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         logging.getLogger("bert").removeHandler(self)
 
 
+def _console() -> logging.Handler:
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    return console
+
+
 def setup_logging(params: LoggingParams, layout: Layout) -> None:
     """Send the package's log records to stderr and to ``params.file`` (rotated by size)."""
     logger = logging.getLogger("bert")
@@ -49,8 +55,7 @@ def setup_logging(params: LoggingParams, layout: Layout) -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    console = logging.StreamHandler()
-    console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    console = _console()
     path = layout.output_file(params.file, "logging.file", is_our_log)
     for i in range(1, params.backup_count + 1):  # rotation renames over these
         layout.output_file(f"{params.file}.{i}", "logging.file (a rotated copy)", is_our_log)
@@ -63,4 +68,16 @@ def setup_logging(params: LoggingParams, layout: Layout) -> None:
     file.setFormatter(logging.Formatter(FORMAT))
     for handler in (console, file):
         logger.addHandler(handler)
+    logger.propagate = False
+
+
+def quiet_logging() -> None:
+    """Only warnings and errors, on stderr alone: for the MPI ranks other than rank 0, which
+    write no log file."""
+    logger = logging.getLogger("bert")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.addHandler(_console())
+    logger.setLevel(logging.WARNING)
     logger.propagate = False

@@ -33,6 +33,7 @@ from bert.storage.memory import gib, machine_bytes, weights_bytes
 from bert.workflow.layout import output_path_problem
 
 S = TypeVar("S", bound="Section")
+SYNTHETIC_MAX_VOCAB = 4096  # its transition matrices are (K, C, C)
 
 # PyYAML (YAML 1.1) reads 1e-3 as a string; a float field accepts such strings.
 _FLOAT_STRING = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -64,31 +65,57 @@ class Section:
         return iter(())
 
     def to_dict(self) -> dict[str, Any]:
-        """The section as a plain dict with sorted keys (for fingerprints and file attributes)."""
-        return {f.name: getattr(self, f.name) for f in sorted(dataclasses.fields(self),
-                                                                key=lambda f: f.name)}
+        """The section as a plain dict with sorted keys (for fingerprints and file attributes);
+        a tuple of strings becomes a list."""
+        return {f.name: _plain(getattr(self, f.name))
+                for f in sorted(dataclasses.fields(self), key=lambda f: f.name)}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)
 class DataParams(Section):
-    """The ``data:`` section: the synthetic language and the examples cut from it."""
+    """The ``data:`` section: the source of the text (the synthetic language or text files) and
+    the examples cut from it."""
 
+    source: str = param("synthetic", "where the text comes from: synthetic (the drawn language, "
+                        "with a known optimum) or text (data.text_files)",
+                        choices=("synthetic", "text"))
+    text_files: tuple[str, ...] = param((), "source text: the UTF-8 files read (a list of paths "
+                                        "or globs, relative to the project folder; only read by "
+                                        "text)")
+    sentence_per_line: bool = param(False, "text format: one sentence per line, a blank line "
+                                    "between documents (else sentences end at . ! ? and a "
+                                    "space; only read by text)")
+    test_fraction: float = param(0.1, "share of the documents held out as the test set, at "
+                                 "least one (only read by text)", low=0.0, high=1.0,
+                                 open_low=True)
+    lowercase: bool = param(True, "lowercase and strip accents before WordPiece (only read by "
+                            "text)")
+    whole_word_masking: bool = param(False, "mask all the WordPiece pieces of a word together "
+                                     "(only read by text)")
+    dupe_factor: int = param(1, "passes over the corpus, each with fresh pairs and masks (only "
+                             "read by text)", low=1)
     random_seed: int = param(
         0, "seed of every random draw of the data stage (language, train set, test set)", low=0
     )
     vocab_size: int = param(
-        64, "vocabulary size, counting the 4 special tokens [PAD] [CLS] [SEP] [MASK]",
-        low=NUM_SPECIAL + 2, high=4096,
+        64, "vocabulary size, counting the 4 special tokens [PAD] [CLS] [SEP] [MASK] (text: the "
+        "WordPiece vocabulary, counting [UNK] as a fifth)", low=NUM_SPECIAL + 2, high=65536,
     )
     sequence_length: int = param(
         32, "tokens per example, [CLS] A [SEP] B [SEP] and padding included", low=5, high=4096
     )
     batch_size: int = param(
-        32, "examples per batch; each set holds a whole number of batches", low=1
+        32, "examples per batch (synthetic: each set holds a whole number of batches)", low=1
     )
-    num_train_batches: int = param(1000, "batches in the training set (data/train.h5)", low=1)
+    num_train_batches: int = param(1000, "batches in the training set (data/train.h5; "
+                                   "synthetic only)", low=1)
     num_test_batches: int = param(
-        40, "batches in the test set (data/test.h5), on which the optimum is computed", low=1
+        40, "batches in the test set (data/test.h5), on which the optimum is computed "
+        "(synthetic only)", low=1
     )
     mask_probability: float = param(
         0.15, "probability that a content token is selected for MLM (then 80% [MASK], "
@@ -99,20 +126,21 @@ class DataParams(Section):
         low=0.0, high=1.0,
     )
     num_topics: int = param(
-        4, "topics of the language; each document has one, each topic its own Markov chain",
-        low=1, high=256,
+        4, "topics of the language; each document has one, each topic its own Markov chain "
+        "(synthetic only)", low=1, high=256,
     )
     successors: int = param(
-        3, "tokens each token can be followed by within a topic (the sparsity of the chain)",
-        low=1,
+        3, "tokens each token can be followed by within a topic (the sparsity of the chain; "
+        "synthetic only)", low=1,
     )
     concentration: float = param(
         1.0, "Dirichlet concentration of the successor probabilities: small is predictable, "
-        "large is near uniform over the successors", low=0.0, open_low=True,
+        "large is near uniform over the successors (synthetic only)", low=0.0, open_low=True,
     )
     transition_noise: float = param(
         0.02, "probability that a transition ignores the chain and draws a uniform content "
-        "token (1 gives a uniform language)", low=0.0, high=1.0, open_low=True,
+        "token (1 gives a uniform language; synthetic only)", low=0.0, high=1.0,
+        open_low=True,
     )
 
     @property
@@ -121,6 +149,14 @@ class DataParams(Section):
         return self.vocab_size - NUM_SPECIAL
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        if self.source == "text":
+            if not self.text_files:
+                yield "text_files", ("is empty but data.source is text; list the text files "
+                                     "(paths or globs relative to the project folder)")
+            return
+        if self.vocab_size > SYNTHETIC_MAX_VOCAB:
+            yield "vocab_size", (f"is {self.vocab_size}; the synthetic language has at most "
+                                 f"{SYNTHETIC_MAX_VOCAB} tokens; lower it")
         if self.successors > self.num_content:
             yield "successors", (
                 f"is {self.successors} but there are only {self.num_content} content tokens "
@@ -216,11 +252,25 @@ class TrainingParams(Section):
     random_seed: int = param(0, "seed of the example order and of dropout", low=0)
     dtype: str = param("float32", "floating-point type of weights and computation",
                        choices=("float32", "float64"))
-    threads: int = param(0, "compute threads, which run the elementwise chains and the matrix "
-                         "products (BLAS on one thread each; 0: one per CPU); the results do "
-                         "not depend on it", low=0)
+    threads: int = param(0, "compute threads per process, which run the elementwise chains "
+                         "and the matrix products (BLAS on one thread each; 0: one per CPU, "
+                         "shared among the processes of a host); the results do not depend "
+                         "on it", low=0)
+    processes: int = param(1, "MPI ranks that share each batch (data parallel; needs the mpi "
+                           "extra); above 1 the train stage runs under training.mpiexec. The "
+                           "result does not depend on it, so a run may resume under another "
+                           "count", low=1)
+    micro_batches: int = param(1, "equal parts each batch is cut into (gradient accumulation; "
+                               "the ranks share them); a multiple of processes, dividing "
+                               "data.batch_size", low=1)
+    mpiexec: str = param("mpiexec", "the MPI launcher, with its arguments (e.g. srun, or "
+                         "mpiexec -f hosts); looked up next to the Python interpreter first, "
+                         "then on PATH")
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        if self.micro_batches % self.processes:
+            yield "micro_batches", (f"is {self.micro_batches}, not a multiple of "
+                                    f"training.processes ({self.processes}); make it one")
         if self.lr_schedule == "linear" and self.decay_steps <= self.warmup_steps:
             yield "decay_steps", (f"is {self.decay_steps}, not after training.warmup_steps "
                                   f"({self.warmup_steps}); make it larger")
@@ -259,12 +309,17 @@ class Params:
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """Problems across sections: two outputs in one file, more memory than the machine."""
+        """Problems across sections: two outputs in one file, micro-batches that do not divide
+        the batch, more memory than the machine."""
         log, results = PurePosixPath(self.logging.file), PurePosixPath(self.evaluation.results_file)
         if results == log or results.name.startswith(f"{log.name}.") and (
                 results.parent == log.parent):
             yield "evaluation.results_file", (f"is {bounded(str(results))}, the log file or one "
                                               "of its rotated copies; choose another name")
+        batch_size, micro_batches = self.data.batch_size, self.training.micro_batches
+        if batch_size % micro_batches:
+            yield "data.batch_size", (f"is {batch_size}, not a multiple of "
+                                      f"training.micro_batches ({micro_batches}); make it one")
         yield from memory_problems(self)
 
     def subset(self, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -355,6 +410,12 @@ def _convert(value: Any, kind: Any) -> Any:
     elif kind in (bool, str):
         if isinstance(value, kind):
             return value
+    elif typing.get_origin(kind) is tuple:  # tuple[str, ...]: a list of strings, or one string
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise TypeError("a list of strings")
     else:
         raise NotImplementedError(f"parameter type {kind} is not supported")
     raise TypeError(_type_name(kind))

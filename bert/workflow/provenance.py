@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bert.core.config import BertConfig
+from bert.data.datasets import corpus_digest, load_dataset
 from bert.errors import DataFileError, bounded, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage import h5io
@@ -28,25 +29,41 @@ if TYPE_CHECKING:  # the values are read; the export stage runs no parameter-val
 
 # Training keys that do not change what a run computes, only how long it goes on and what it
 # keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
-NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints")
+NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
+                         "mpiexec")
 
 
-def run_params(params: Params) -> dict:
+def run_params(params: Params, layout: Layout) -> dict:
     """The parameters that define a training run (its checkpoints' fingerprint): those the
-    train stage reads but ``NON_RUN_TRAINING_KEYS``."""
-    return params.subset((*stage("train").reads,
-                          *(f"-training.{key}" for key in NON_RUN_TRAINING_KEYS)))
+    train stage reads but ``NON_RUN_TRAINING_KEYS``; for text data also the SHA-256 of the text
+    the training set was made from (``data.corpus_sha256``), since the files can change."""
+    run = params.subset((*stage("train").reads,
+                         *(f"-training.{key}" for key in NON_RUN_TRAINING_KEYS)))
+    digest = corpus_digest(layout.train_data)
+    if digest is not None:
+        run["data"]["corpus_sha256"] = digest
+    return run
 
 
-def model_id(params: Params) -> dict[str, Any]:
+def batches_per_epoch(params: Params, layout: Layout) -> int:
+    """Optimizer steps per epoch: ``data.num_train_batches`` for the synthetic language, the
+    whole batches of the training file for text (its size follows from the text)."""
+    if params.data.source == "synthetic":
+        return params.data.num_train_batches
+    return len(load_dataset(layout.train_data)["nsp_labels"]) // params.data.batch_size
+
+
+def model_id(params: Params, layout: Layout) -> dict[str, Any]:
     """The mark of the trained model of ``params``: its run's fingerprint and its final step."""
-    return {"run": ckpt.fingerprint(run_params(params)),
-            "step": params.training.epochs * params.data.num_train_batches}
+    return {"run": ckpt.fingerprint(run_params(params, layout)),
+            "step": params.training.epochs * batches_per_epoch(params, layout)}
 
 
-def check_model_id(found: Mapping[str, Any], params: Params, path: Path, stage: str) -> None:
-    """Raise DataFileError unless ``found`` (a file's mark) is ``model_id(params)``."""
-    wanted = model_id(params)
+def check_model_id(
+    found: Mapping[str, Any], params: Params, layout: Layout, path: Path, stage: str
+) -> None:
+    """Raise DataFileError unless ``found`` (a file's mark) is ``model_id(params, layout)``."""
+    wanted = model_id(params, layout)
     if dict(found) == wanted:
         return
     if found.get("run") is None:
@@ -67,7 +84,7 @@ def check_trained_model(params: Params, layout: Layout) -> None:
     header = h5io.read(path, schema=ckpt.WEIGHTS_SCHEMA, schema_version=ckpt.SCHEMA_VERSION,
                        specs={}, fix=remake_hint("train"), names=())
     check_model_id({"run": header.attrs.get("fingerprint"), "step": header.attrs.get("step")},
-                   params, path, "train")
+                   params, layout, path, "train")
 
 
 def load_trained_model(

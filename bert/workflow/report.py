@@ -25,8 +25,8 @@ RESULTS_SCHEMA = "bert-from-scratch/results"
 
 SCORES_SHAPE = {key: NUMBER for key in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy",
                                         "num_mlm_labels", "num_examples")}
-OPTIMUM_KEYS = ("bayes_mlm_loss", "bayes_nsp_loss", "bayes_nsp_accuracy", "uniform_mlm_loss",
-                "unigram_mlm_loss", "chance_nsp_loss", "chance_nsp_accuracy")
+# the baselines every test set has; the synthetic language's also has the bayes_* scores
+OPTIMUM_KEYS = ("uniform_mlm_loss", "unigram_mlm_loss", "chance_nsp_loss", "chance_nsp_accuracy")
 METRICS_SHAPE = {"test": SCORES_SHAPE, "train": SCORES_SHAPE,
                  "optimum": {key: NUMBER for key in OPTIMUM_KEYS},
                  "model": {"run": str, "step": int}}
@@ -69,12 +69,14 @@ def clean_results(path: str | Path) -> None:
 
 def results(params: Params, metrics: dict, history: dict) -> dict:
     """The results document: final losses and accuracies, the optimum and the baselines, the
-    gaps to the optimum, training time and throughput, the parameters and the version."""
+    gaps to the optimum, training time and throughput, the parameters and the version.
+    Without an optimum (text data), ``optimum`` and ``gap_to_optimum`` are left out."""
     test, train, optimum = metrics["test"], metrics["train"], metrics["optimum"]  # NaN is None
+    has_optimum = "bayes_mlm_loss" in optimum  # text data has none
     epochs = history["epochs"]
     seconds = sum(record["seconds"] for record in epochs)
     steps = len(history["steps"]["loss_total"])
-    return {
+    document = {
         "train_mlm_loss": train["mlm_loss"],
         "test_mlm_loss": test["mlm_loss"],
         "test_nsp_loss": test["nsp_loss"],
@@ -83,17 +85,12 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
         "train_mlm_accuracy": train["mlm_accuracy"],
         "train_nsp_loss": train["nsp_loss"],
         "train_nsp_accuracy": train["nsp_accuracy"],
-        "optimum": {"test_mlm_loss": optimum["bayes_mlm_loss"],
-                    "test_nsp_loss": optimum["bayes_nsp_loss"],
-                    "test_nsp_accuracy": optimum["bayes_nsp_accuracy"]},
+        "optimum": None,  # filled in below when the data has one
         "baselines": {"uniform_mlm_loss": optimum["uniform_mlm_loss"],
                       "unigram_mlm_loss": optimum["unigram_mlm_loss"],
                       "chance_nsp_loss": optimum["chance_nsp_loss"],
                       "chance_nsp_accuracy": optimum["chance_nsp_accuracy"]},
-        "gap_to_optimum": {
-            f"test_{key}": _gap(key, test[key], optimum[f"bayes_{key}"])
-            for key in ("mlm_loss", "nsp_loss", "nsp_accuracy")
-        },
+        "gap_to_optimum": None,
         "evaluated": {"test_examples": test["num_examples"],
                       "test_mlm_labels": test["num_mlm_labels"],
                       "train_examples": train["num_examples"],
@@ -104,12 +101,25 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
             "seconds": seconds,
             "tokens_per_second": steps * history["tokens_per_step"] / seconds if seconds else None,
             "final_learning_rate": history["steps"]["learning_rate"][-1] if steps else None,
+            "processes": params.training.processes,
+            "micro_batches": params.training.micro_batches,
             "per_epoch": epochs,
         },
         "params": params.subset(stage("report").reads),
         "package_version": __version__,
         "schema": RESULTS_SCHEMA,
     }
+    if not has_optimum:
+        del document["optimum"], document["gap_to_optimum"]
+        return document
+    document["optimum"] = {"test_mlm_loss": optimum["bayes_mlm_loss"],
+                           "test_nsp_loss": optimum["bayes_nsp_loss"],
+                           "test_nsp_accuracy": optimum["bayes_nsp_accuracy"]}
+    document["gap_to_optimum"] = {
+        f"test_{key}": _gap(key, test[key], optimum[f"bayes_{key}"])
+        for key in ("mlm_loss", "nsp_loss", "nsp_accuracy")
+    }
+    return document
 
 
 def write_results(params: Params, layout: Layout = Layout()) -> dict:
@@ -118,9 +128,9 @@ def write_results(params: Params, layout: Layout = Layout()) -> dict:
     target = layout.output_file(params.evaluation.results_file, "evaluation.results_file",
                                 is_results_file)
     metrics, history = read_metrics(layout.metrics), read_history(layout.history)
-    check_model_id(metrics["model"], params, layout.metrics, "evaluate")
+    check_model_id(metrics["model"], params, layout, layout.metrics, "evaluate")
     check_model_id({"run": history["run"], "step": len(history["steps"]["loss_total"])},
-                   params, layout.history, "train")
+                   params, layout, layout.history, "train")
     document = results(params, metrics, history)
     write_json(target, document)
     return document

@@ -53,26 +53,32 @@ PICTURES = (
           ("predictions_plot",)),
 )
 
+# The thread count changes how fast training runs, never a bit of what it computes: left out of
+# what train and report read, so that changing it reruns nothing.
+HOW_TRAINED = ("-training.threads",)
+
 STAGES = (
-    Stage("data", "Generate the synthetic language and the train/test sets (data/*.h5).",
-          "bert.workflow.data:make_data", (), ("train_data", "test_data"), reads=("data",)),
+    Stage("data", "Generate the synthetic language or read data.text_files, and write the "
+          "train/test sets (data/*.h5).", "bert.workflow.data:make_data", ("text_sources",),
+          ("train_data", "test_data"), reads=("data",)),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
           "bert.workflow.init:initialize", ("init_sources",), ("init_weights",),
           reads=("data.sequence_length", "data.vocab_size", "model", "training.dtype")),
     Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
           "bert.workflow.train:train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights"),
-          # the thread count changes how fast training runs, never a bit of what it computes
-          reads=("data", "model", "training", "-training.threads")),
+          reads=("data", "model", "training", *HOW_TRAINED)),
     Stage("evaluate", "Score the trained model against the optimum (artifacts/metrics.json).",
           "bert.workflow.evaluate:evaluate_model", ("train_data", "test_data", "model_weights"),
           ("metrics",), reads=("evaluation", "-evaluation.results_file"),
           show="bert.views.tables:results_table"),
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
           "bert.workflow.report:write_results", ("metrics", "history"), ("results",),
-          reads=("data", "model", "training", "-training.threads", "evaluation")),
-    Stage("export", "Export the trained model as a transformers directory (artifacts/export/).",
-          "bert.workflow.export:export", ("model_weights",), ("export_config", "export_weights"),
+          reads=("data", "model", "training", *HOW_TRAINED, "evaluation")),
+    Stage("export", "Export the trained model as a transformers directory, with the tokenizer "
+          "of text data (artifacts/export/).", "bert.workflow.export:export",
+          ("model_weights", "test_data"),
+          ("export_tokenizer", "export_config", "export_weights"),
           in_default_run=False),
     Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png; needs matplotlib).",
           "", parts=PICTURES, needs="matplotlib",

@@ -1,10 +1,14 @@
 """The train stage: epochs of AdamW steps with exact resumption.
 
 Everything random in training comes from ``training.random_seed``: the order of the examples in
-epoch ``e`` is a permutation drawn from ``(seed, e)`` alone, and dropout draws from one generator
-whose state is checkpointed. The learning rate is a function of the global step alone. So a run
-stopped anywhere (Ctrl-C, a crash, a kill, or simply fewer epochs) and resumed from a checkpoint
-ends bit-identical to a run that never stopped.
+epoch ``e`` is a permutation drawn from ``(seed, e)`` alone, and the dropout masks of micro-batch
+``i`` of step ``s`` from a stream keyed by ``(seed, s, i)``. The learning rate is a function of
+the global step alone. So a run stopped anywhere (Ctrl-C, a crash, a kill, or simply fewer
+epochs) and resumed from a checkpoint ends bit-identical to a run that never stopped.
+
+With ``training.processes`` N > 1 this runs on each of N MPI ranks (``bert.engine.mpi``): every
+rank holds the whole state and takes the same step from the same summed gradient, rank 0 alone
+scores, writes and logs. Nothing depends on the rank, so the bits do not depend on N.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +28,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from bert.core.config import BertConfig
 from bert.core.model import pack_params
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
-from bert.core.step import NonFiniteError, StepResult, training_step
+from bert.core.step import NonFiniteError, OneProcess, Reduction, StepResult, training_step
 from bert.data.datasets import load_dataset
 from bert.engine.pool import set_threads
-from bert.errors import ParamsError, TrainingDivergedError, remake_hint
+from bert.errors import DataFileError, ParamsError, TrainingDivergedError, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage.atomic import check_writable, write_json
 from bert.workflow.evaluate import SCORE_KEYS, score
 from bert.workflow.layout import Layout
+from bert.workflow.logs import quiet_logging
 from bert.workflow.params import Params, TrainingParams, bert_config
 from bert.workflow.provenance import NON_RUN_TRAINING_KEYS, run_params  # noqa: F401 (API)
 from bert.workflow.stages import stage
@@ -51,13 +56,19 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
     return np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(num_examples)
 
 
+def dropout_streams(seed: int, step: int) -> Callable[[int], np.random.Generator]:
+    """The dropout generator of each micro-batch of step ``step`` (0-based): index -> Generator.
+
+    Keyed by the step and the micro-batch alone, never by who computes it."""
+    return lambda index: np.random.default_rng([seed, DROPOUT_STREAM, step, index])
+
+
 def fresh_state(params: Params, config: BertConfig, layout: Layout) -> ckpt.TrainingState:
-    """Step 0: the initial weights, zero AdamW moments, the dropout generator seeded."""
+    """Step 0: the initial weights, zero AdamW moments, an empty history."""
     _, weights = ckpt.load_weights(layout.init_weights, INIT_FIX, config)
     weights = pack_params(config, weights, np.dtype(params.training.dtype))
     return ckpt.TrainingState(
         params=weights, optimizer=init_state(weights),
-        rng=np.random.default_rng([params.training.random_seed, DROPOUT_STREAM]),
         history={key: [] for key in ckpt.HISTORY_KEYS}, epoch_history=[])
 
 
@@ -114,12 +125,20 @@ class Run:
     state: ckpt.TrainingState
     adamw: AdamWConfig
     saved_step: int  # the step of the newest checkpoint on disk
+    reduction: Reduction  # who computes which micro-batches, and how their sums meet
     epoch_start: int = 0  # the first step of the current epoch done in this session
     epoch_seconds: float = 0.0  # time spent in steps of the current epoch, this session
 
     @property
+    def root(self) -> bool:
+        """Whether this process scores, writes and logs (rank 0)."""
+        return self.reduction.rank == 0
+
+    @property
     def batches_per_epoch(self) -> int:
-        return self.params.data.num_train_batches
+        """Whole batches of the training set (text data: the remainder waits for later epochs,
+        whose order differs)."""
+        return len(self.train_data["nsp_labels"]) // self.params.data.batch_size
 
     @property
     def total_steps(self) -> int:
@@ -130,29 +149,30 @@ class Run:
         return self.params.data.batch_size * self.params.data.sequence_length
 
 
-def open_run(params: Params, layout: Layout) -> Run:
+def open_run(params: Params, layout: Layout, reduction: Reduction | None = None) -> Run:
     """The run these parameters define, resumed from its newest valid checkpoint if any."""
     t = params.training
-    config, run = bert_config(params), run_params(params)
+    config, run = bert_config(params), run_params(params, layout)
     folder = layout.checkpoints / ckpt.fingerprint(run)
     for writable in (layout.artifacts, folder):  # before an epoch of work, not after it
         check_writable(writable)
-    total_steps = t.epochs * params.data.num_train_batches
-    state = ckpt.newest_valid_checkpoint(folder, config, run, total_steps)
-    refuse_going_back(params, folder, state)
+    train_data = load_dataset(layout.train_data, params.data)
+    batches = len(train_data["nsp_labels"]) // params.data.batch_size
+    state = ckpt.newest_valid_checkpoint(folder, config, run, t.epochs * batches)
+    refuse_going_back(params, folder, state, batches)
     if state is None:
         state = fresh_state(params, config, layout)
         log.info("training from the initial weights; checkpoints in %s", folder)
     else:
         log.info("resuming from step %d (epoch %d, batch %d) in %s", state.step,
-                 *divmod(state.step, params.data.num_train_batches), folder)
+                 *divmod(state.step, batches), folder)
         packed(state, config)
-    return Run(params, layout, config, run, folder,
-               load_dataset(layout.train_data, params.data),
+    return Run(params, layout, config, run, folder, train_data,
                load_dataset(layout.test_data, params.data), state,
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
-               saved_step=state.step, epoch_start=state.step)
+               saved_step=state.step, reduction=reduction or OneProcess(),
+               epoch_start=state.step)
 
 
 def packed(state: ckpt.TrainingState, config: BertConfig) -> None:
@@ -163,16 +183,18 @@ def packed(state: ckpt.TrainingState, config: BertConfig) -> None:
         state.optimizer[moment] = pack_params(config, state.optimizer[moment])
 
 
-def refuse_going_back(params: Params, folder: Path, state: ckpt.TrainingState | None) -> None:
+def refuse_going_back(
+    params: Params, folder: Path, state: ckpt.TrainingState | None, batches_per_epoch: int
+) -> None:
     """Lowering ``training.epochs`` below what the run has done uses its checkpoint at the end
     of that epoch; without one, refuse (training again would prune the later checkpoints)."""
-    total_steps = params.training.epochs * params.data.num_train_batches
+    total_steps = params.training.epochs * batches_per_epoch
     done = max((ckpt.step_of(p) for p in ckpt.list_checkpoints(folder)), default=0)
     if done > total_steps and state is not None and state.step == total_steps:
         log.info("this run is already at step %d; using its checkpoint at the end of epoch %d "
                  "and keeping the later ones", done, params.training.epochs)
     elif done > total_steps:
-        epochs = -(-done // params.data.num_train_batches)
+        epochs = -(-done // batches_per_epoch)
         raise ParamsError(f"training.epochs is {params.training.epochs}, but this run is already "
                           f"at step {done} (epoch {epochs}) and has no checkpoint at the end of "
                           f"epoch {params.training.epochs}; its checkpoints in {folder} are left "
@@ -197,8 +219,10 @@ def take_step(run: Run) -> StepResult:
     try:
         result = training_step(
             state.params, run.config, next_batch(run), state.optimizer, lr=lr,
-            adamw=run.adamw, max_grad_norm=t.max_grad_norm, rng=state.rng,
-            mlm_weight=t.mlm_loss_weight, nsp_weight=t.nsp_loss_weight)
+            adamw=run.adamw, max_grad_norm=t.max_grad_norm,
+            rng=dropout_streams(t.random_seed, state.step),
+            mlm_weight=t.mlm_loss_weight, nsp_weight=t.nsp_loss_weight,
+            micro_batches=t.micro_batches, reduction=run.reduction)
     except NonFiniteError as error:
         _diverged(state.step + 1, error.what, error.value, run.params, run.saved_step)
     losses = result.losses
@@ -210,13 +234,15 @@ def take_step(run: Run) -> StepResult:
 
 
 def save_checkpoint(run: Run) -> None:
-    """Checkpoint the state, unless a parameter is no longer finite (then training diverged)."""
+    """Checkpoint the state (rank 0 writes), unless a parameter is no longer finite (then
+    training diverged, on every rank alike)."""
     state = run.state
     for name, value in state.params.items():
         if not np.isfinite(value).all():
             _diverged(state.step, f"parameter {name}", float("nan"), run.params, run.saved_step)
-    ckpt.save_checkpoint(run.folder, run.config, state, run.run_params, run.batches_per_epoch,
-                         run.params.training.keep_checkpoints)
+    if run.root:
+        ckpt.save_checkpoint(run.folder, run.config, state, run.run_params,
+                             run.batches_per_epoch, run.params.training.keep_checkpoints)
     run.saved_step = state.step
 
 
@@ -224,10 +250,11 @@ def after_step(run: Run) -> None:
     """At the end of an epoch, score and checkpoint; in between, checkpoint when due."""
     step, every = run.state.step, run.params.training.checkpoint_every_steps
     if step % run.batches_per_epoch == 0:
-        record = end_of_epoch(run)
-        log.info("epoch %(epoch)d: train MLM %(train_mlm_loss).4f NSP %(train_nsp_loss).4f | "
-                 "test MLM %(test_mlm_loss).4f NSP %(test_nsp_loss).4f acc "
-                 "%(test_nsp_accuracy).3f | %(tokens_per_second).0f tokens/s", record)
+        if run.root:  # the epoch's record goes into the checkpoint, which rank 0 writes
+            log.info("epoch %(epoch)d: train MLM %(train_mlm_loss).4f NSP %(train_nsp_loss).4f "
+                     "| test MLM %(test_mlm_loss).4f NSP %(test_nsp_loss).4f acc "
+                     "%(test_nsp_accuracy).3f | %(tokens_per_second).0f tokens/s",
+                     end_of_epoch(run))
         save_checkpoint(run)
         run.epoch_start, run.epoch_seconds = step, 0.0
     elif every and step % every == 0:
@@ -253,13 +280,71 @@ def train(
 ) -> ckpt.TrainingState:
     """The train stage: resume the newest valid checkpoint of this run (or start), train to
     ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``.
-    ``progress`` (default: ``logging.progress_bar``) shows a progress bar. The compute runs on
-    ``training.threads`` threads."""
+
+    ``progress`` (default: ``logging.progress_bar``) shows a progress bar. With
+    ``training.processes`` > 1 this is one rank of an MPI job of that many processes. The
+    compute runs on ``training.threads`` threads per process (0: the process's share of its
+    host's CPUs)."""
     if progress is None:
         progress = params.logging.progress_bar
-    threads = set_threads(params.training.threads)
-    log.info("%d compute threads", threads)
-    run = open_run(params, layout)
+    if params.training.processes == 1:
+        log.info("%d compute threads", set_threads(params.training.threads))
+        return train_loop(open_run(params, layout), progress)
+    from bert.engine.mpi import MpiReduction, cores_per_rank, fail_fast
+
+    reduction = MpiReduction(join_ranks(params))
+    if reduction.rank:
+        quiet_logging()
+    threads = set_threads(params.training.threads or cores_per_rank(reduction.comm))
+    log.info("rank 0 of %d; %d compute thread(s) per rank", reduction.size, threads)
+    try:
+        with fail_fast(reduction.comm, _on_every_rank):
+            run = open_run(params, layout, reduction)
+            _same_start(run)
+            return train_loop(run, progress and run.root)
+    except (TrainingInterrupted, TrainingDivergedError) as stop:
+        if reduction.rank:  # rank 0 says it, once
+            raise SystemExit(130 if isinstance(stop, KeyboardInterrupt) else 2) from None
+        raise
+
+
+def _on_every_rank(error: BaseException) -> bool:
+    """Whether every rank stops with this error at the same step: a divergence (the losses and
+    weights are the same on all), a Ctrl-C they agreed on. A second Ctrl-C stops a rank
+    wherever it is, so the job is stopped at once."""
+    return isinstance(error, TrainingDivergedError) or (
+        isinstance(error, TrainingInterrupted) and error.saved)
+
+
+def join_ranks(params: Params):
+    """This process's place in the MPI job of ``training.processes`` ranks (the communicator);
+    ParamsError when the job has another size (e.g. started without the launcher)."""
+    from bert.engine.mpi import MPI_MISSING, mpi_available, world
+
+    processes = params.training.processes
+    if not mpi_available():
+        raise ParamsError(f"training.processes is {processes}, but {MPI_MISSING}")
+    comm = world()
+    if comm.Get_size() != processes:
+        raise ParamsError(
+            f"training.processes is {processes}, but this job has {comm.Get_size()} "
+            f"process(es): run `doit train`, or `mpiexec -n {processes} python -m bert train "
+            "--params FILE`")
+    return comm
+
+
+def _same_start(run: Run) -> None:
+    """Every rank must resume from the same step (e.g. a copy of a checkpoint on one host can
+    be damaged); DataFileError on every rank otherwise."""
+    steps = run.reduction.comm.allgather(run.state.step)
+    if len(set(steps)) > 1:
+        raise DataFileError(f"the ranks found different newest checkpoints in {run.folder} "
+                            f"(steps {steps}); give every host the same checkpoint files")
+
+
+def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
+    """Train ``run`` to ``training.epochs``; stop after a step on SIGINT/SIGTERM (received by
+    any rank: they all stop after the same step) with a checkpoint."""
     with deferred_interrupts() as signals, logging_redirect_tqdm(), tqdm(
         total=run.total_steps, initial=run.state.step, disable=not progress, unit="step",
         dynamic_ncols=True, mininterval=0.5,
@@ -268,10 +353,12 @@ def train(
             while run.state.step < run.total_steps:
                 losses = take_step(run).losses
                 bar.update(1)
+                rate = ((run.state.step - run.epoch_start) * run.tokens_per_step
+                        / max(run.epoch_seconds, 1e-9))
                 bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
-                                refresh=False)
+                                tok_s=f"{rate:,.0f}", refresh=False)
                 after_step(run)
-                if signals:
+                if run.reduction.any(bool(signals)):
                     if run.saved_step != run.state.step:
                         save_checkpoint(run)
                     raise TrainingInterrupted(run.state.step)
@@ -279,7 +366,8 @@ def train(
             if isinstance(stop, TrainingInterrupted):
                 raise
             raise TrainingInterrupted(run.saved_step, saved=False) from None
-    finish(run)
+    if run.root:
+        finish(run)
     return run.state
 
 

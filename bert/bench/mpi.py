@@ -1,0 +1,306 @@
+"""Benchmark of data-parallel training: ``python -m bert.bench --processes N [--size mini]``.
+
+Times the training step (``bert.core.step.training_step``, the batch cut into N micro-batches,
+dropout on, float32) three ways, each in worker processes of its own with the BLAS thread count
+fixed before NumPy is imported:
+
+- 1 process x 1 thread (the baseline);
+- N MPI ranks x 1 thread each, under ``mpiexec -n N`` (each rank computes one micro-batch);
+- 1 process x N threads.
+
+The parallel efficiency of the ranks is ``t(1 x 1) / (N t(N x 1))``. Under MPI it also times,
+on the gradient's size, the fixed-order reduction the step uses (``bert.engine.mpi``) against a
+plain ``MPI_Allreduce``, and a plain Allreduce against the message size, from which the README's
+scaling model takes its inputs. The workers start once and wait, asleep, for their turn: the
+three take turns in a few rounds, so that a change of the machine's load hits all of them alike.
+Times are medians of the repetitions; a step on the ranks is timed on rank 0 between two
+barriers, so it includes waiting for the slowest rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bert.bench.step import ROUNDS, SIZES, Size, make_batch, make_config, settle
+
+MESSAGE_MIB = (0.25, 1, 4, 16, 64)
+# The scaling model (see ``projection``): ranks, link speeds, and the per-hop latency assumed
+# for a network (it cannot be measured on one machine).
+PROJECTED_RANKS = (2, 4, 8, 16, 32, 64)
+LINKS_GBIT = (10, 100)
+HOP_LATENCY_S = 20e-6
+
+
+def _threads_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    return env
+
+
+def _times(func, repeats: int, barrier=None) -> list[float]:
+    """Seconds of ``repeats`` calls of ``func``, each between two barriers when given."""
+    times = []
+    for _ in range(repeats):
+        if barrier:
+            barrier()
+        start = time.perf_counter()
+        func()
+        if barrier:
+            barrier()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _next_command(comm) -> str:
+    """The next line of stdin (read by rank 0, passed on to the others, which wait for it
+    asleep rather than spinning in MPI: they would take a CPU from the side being timed)."""
+    reader = comm is None or comm.Get_rank() == 0
+    line = (sys.stdin.readline().strip() or "quit") if reader else None
+    if comm is None:
+        return line
+    arrived = comm.Ibarrier()  # rank 0 enters once it has the line
+    while not arrived.Test():
+        time.sleep(0.002)
+    return comm.bcast(line)
+
+
+def serve(size: Size, micro_batches: int, warmup: int) -> None:
+    """A worker: build the model and batch, warm up, say ``ready``, then answer the commands
+    read from stdin (``steps K``, ``update K``, ``reductions K``, ``quit``) with one JSON line
+    each on stdout (rank 0's). It runs the step under MPI when started by a launcher."""
+    import numpy as np
+
+    from bert.core.model import init_params, is_decayed
+    from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
+    from bert.core.step import OneProcess, Partial, training_step
+
+    config = make_config(size)
+    params = init_params(config, np.random.default_rng(0))
+    optimizer, batch = init_state(params), make_batch(size)
+    comm, reduction, barrier = None, OneProcess(), None
+    if os.environ.get("PMI_SIZE", "1") != "1" or os.environ.get("OMPI_COMM_WORLD_SIZE"):
+        from bert.engine.mpi import MpiReduction, world
+
+        comm = world()
+        reduction, barrier = MpiReduction(comm), comm.Barrier
+
+    def step() -> None:
+        training_step(params, config, batch, optimizer, lr=1e-4, adamw=AdamWConfig(),
+                      max_grad_norm=1.0, rng=lambda i: np.random.default_rng([0, i]),
+                      micro_batches=micro_batches, reduction=reduction)
+
+    grads = {name: np.full_like(value, 1e-3) for name, value in params.items()}
+
+    def update() -> None:  # what every rank repeats on the whole model after the reduction
+        clip_grad_norm(grads, 1.0)
+        adamw_step(params, grads, optimizer, 1e-4, AdamWConfig(), is_decayed)
+
+    def answer(result: dict) -> None:
+        if comm is None or comm.Get_rank() == 0:
+            print(json.dumps(result), flush=True)
+
+    for _ in range(warmup):
+        step()
+    answer({"ready": True, "parameters": int(sum(p.size for p in params.values()))})
+    while (command := _next_command(comm).split())[0] != "quit":
+        what, repeats = command[0], int(command[1])
+        if what == "steps":
+            answer({"step_s": _times(step, repeats, barrier)})
+        elif what == "update":
+            answer({"update_s": _times(update, repeats)})
+        else:
+            answer(reductions(comm, reduction, params, micro_batches, repeats, Partial))
+
+
+def _median(func, repeats: int, barrier=None) -> float:
+    return statistics.median(_times(func, repeats, barrier))
+
+
+def reductions(comm, reduction, params, micro_batches: int, repeats: int, partial) -> dict:
+    """The step's fixed-order reduction and a plain Allreduce of the same gradient; a plain
+    Allreduce of float32 messages of ``MESSAGE_MIB`` sizes."""
+    import numpy as np
+    from mpi4py import MPI
+
+    from bert.core.summation import pieces
+
+    nodes = pieces(reduction.block(micro_batches), micro_batches)
+
+    sums = [partial(params, 0.0, 0.0) for _ in nodes]  # the reduction reads, never writes them
+
+    flat = np.concatenate([v.reshape(-1) for v in params.values()])
+    out = np.empty_like(flat)
+    result = {
+        "fixed_order_reduction_s": _median(
+            lambda: reduction.total(nodes, sums, micro_batches), repeats, comm.Barrier),
+        "allreduce_s": _median(lambda: comm.Allreduce(flat, out, MPI.SUM), repeats,
+                                 comm.Barrier),
+        "gradient_mib": flat.nbytes / 2**20,
+        "allreduce_by_size": {},
+    }
+    for mib in MESSAGE_MIB:
+        message = np.ones(int(mib * 2**18), np.float32)
+        received = np.empty_like(message)
+        result["allreduce_by_size"][str(mib)] = _median(
+            lambda m=message, r=received: comm.Allreduce(m, r, MPI.SUM), repeats, comm.Barrier)
+    return result
+
+
+class Worker:
+    """A worker process (or MPI job) of ``serve``, driven line by line."""
+
+    def __init__(self, command: list[str], threads: int) -> None:
+        self.process = subprocess.Popen(command, env=_threads_env(threads), text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.command = command
+
+    def read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker failed: {' '.join(self.command)}")
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+        except BrokenPipeError:  # it ended already (and said why on stderr)
+            pass
+        self.process.wait(timeout=60)
+
+
+def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str) -> dict:
+    """The three configurations, their steps timed in alternating rounds (so that a change of
+    the machine's load hits all three alike), and the derived efficiencies."""
+    from bert.workflow.launch import find_launcher
+
+    serve_command = [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
+                     "--micro-batches", str(processes), "--warmup", str(warmup)]
+    size = SIZES[size_name]
+    tokens = size.batch_size * size.seq_len
+    load = os.getloadavg()[0]
+    workers = {
+        "one_process_one_thread": Worker(serve_command, 1),
+        "ranks_one_thread_each": Worker(
+            [*find_launcher(mpiexec), "-n", str(processes), *serve_command], 1),
+        "one_process_threads": Worker(serve_command, processes),
+    }
+    try:
+        for worker in workers.values():
+            ready = worker.read()
+        samples: dict[str, list[float]] = {name: [] for name in workers}
+        rounds = min(repeats, ROUNDS)
+        for r in range(rounds):
+            for name, worker in workers.items():
+                settle()
+                samples[name] += worker.ask(
+                    f"steps {repeats // rounds + (r < repeats % rounds)}")["step_s"]
+        settle()
+        update = statistics.median(
+            workers["one_process_one_thread"].ask(f"update {repeats}")["update_s"])
+        comm = workers["ranks_one_thread_each"].ask(f"reductions {repeats}")
+    finally:
+        for worker in workers.values():
+            worker.close()
+    step = {name: statistics.median(times) for name, times in samples.items()}
+    one = step["one_process_one_thread"]
+    return {
+        "size": size_name, "processes": processes, "tokens_per_step": tokens,
+        "parameters": ready["parameters"], "load_average_at_start": load,
+        **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name]}
+           for name, seconds in step.items()},
+        "rank_efficiency": one / (processes * step["ranks_one_thread_each"]),
+        "thread_efficiency": one / (processes * step["one_process_threads"]),
+        "update_s": update,
+        "compute_per_micro_batch_s": (one - update) / processes,
+        "gradient_mib": comm["gradient_mib"],
+        "fixed_order_reduction_s": comm["fixed_order_reduction_s"],
+        "allreduce_s": comm["allreduce_s"],
+        "allreduce_by_size_s": comm["allreduce_by_size"],
+    }
+
+
+def ring_allreduce_s(ranks: int, nbytes: float, gbit: float) -> float:
+    """A ring allreduce of ``nbytes`` over ``ranks`` on links of ``gbit`` Gb/s: each rank sends
+    and receives 2 (N-1)/N of the message, in 2 (N-1) hops of ``HOP_LATENCY_S`` each."""
+    return 2 * (ranks - 1) / ranks * nbytes * 8 / (gbit * 1e9) + 2 * (ranks - 1) * HOP_LATENCY_S
+
+
+def projection(report: dict) -> dict[int, dict[int, float]]:
+    """Parallel efficiency of N ranks, each computing one micro-batch of the measured size,
+    against one process computing all N: ``(N c + u) / (N (c + u + r))``, with c the compute
+    per micro-batch and u the update (clipping, AdamW) measured here, r the ring allreduce at
+    each link speed plus the local overhead of the fixed-order reduction measured here."""
+    c, u = report["compute_per_micro_batch_s"], report["update_s"]
+    overhead = max(report["fixed_order_reduction_s"] - report["allreduce_s"], 0.0)
+    nbytes = report["gradient_mib"] * 2**20
+    return {gbit: {n: (n * c + u) / (n * (c + u + ring_allreduce_s(n, nbytes, gbit) + overhead))
+                   for n in PROJECTED_RANKS} for gbit in LINKS_GBIT}
+
+
+def table(report: dict) -> str:
+    n = report["processes"]
+    rows = [
+        ("1 process x 1 thread", report["one_process_one_thread"], ""),
+        (f"{n} ranks x 1 thread", report["ranks_one_thread_each"],
+         f"{report['rank_efficiency']:.0%}"),
+        (f"1 process x {n} threads", report["one_process_threads"],
+         f"{report['thread_efficiency']:.0%}"),
+    ]
+    lines = [f"{report['size']}: {report['tokens_per_step']} tokens per step, {n} micro-batches; "
+             f"load average {report['load_average_at_start']:.1f} at the start",
+             f"{'':24} {'step ms':>9} {'tokens/s':>10} {'efficiency':>11}"]
+    lines += [f"{name:24} {1000 * r['step_s']:9.1f} {r['tokens_per_s']:10,.0f} {eff:>11}"
+              for name, r, eff in rows]
+    lines.append(f"gradient {report['gradient_mib']:.1f} MiB: fixed-order reduction "
+                 f"{1000 * report['fixed_order_reduction_s']:.1f} ms, plain Allreduce "
+                 f"{1000 * report['allreduce_s']:.1f} ms")
+    lines.append("Allreduce by message size: " + ", ".join(
+        f"{mib} MiB {1000 * s:.2f} ms" for mib, s in report["allreduce_by_size_s"].items()))
+    lines.append(f"compute per micro-batch {1000 * report['compute_per_micro_batch_s']:.1f} ms, "
+                 f"update {1000 * report['update_s']:.1f} ms; projected efficiency over a "
+                 f"network ({HOP_LATENCY_S * 1e6:.0f} us per hop):")
+    lines.append("ranks     " + "".join(f"{n:>7}" for n in PROJECTED_RANKS))
+    lines += [f"{gbit:>3} Gb/s  " + "".join(f"{e:7.0%}" for e in row.values())
+              for gbit, row in report["projection"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bert.bench --processes N",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processes", type=int, default=2, help="MPI ranks (default 2)")
+    parser.add_argument("--size", choices=tuple(SIZES), default="mini",
+                        help="the model and batch size (default mini)")
+    parser.add_argument("--repeats", type=int, default=6,
+                        help="timed steps of each configuration (default 6)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--mpiexec", default="mpiexec", help="the launcher (default mpiexec)")
+    parser.add_argument("--json", action="store_true", help="print everything as JSON")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--micro-batches", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        serve(SIZES[args.size], args.micro_batches, args.warmup)
+        return
+    if args.processes < 2 or SIZES[args.size].batch_size % args.processes:
+        parser.error("--processes must be 2 or more and divide the batch size")
+    report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec)
+    report["projection"] = projection(report)
+    print(json.dumps(report, indent=2) if args.json else table(report))
+
+
+if __name__ == "__main__":
+    main()

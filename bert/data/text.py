@@ -1,0 +1,149 @@
+"""The data stage on text files: corpus, WordPiece vocabulary, masked pairs, baselines.
+
+The documents are split into a training and a test set (by document); the WordPiece vocabulary
+is learnt on the training documents alone; each set's pairs are cut ``dupe_factor`` times over
+(fresh draws each pass), shuffled, masked and written in the layout of the synthetic sets, with
+the vocabulary under ``vocab/``. The test file holds the baselines (there is no optimum: the
+distribution that wrote the text is unknown).
+
+Random draws: the split, the training pairs and the test pairs each have their own generator
+spawned from ``data.random_seed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bert.data.corpus import Document, read_corpus, split_train_test, text_paths
+from bert.data.examples import MASK_FRACTION, RANDOM_FRACTION
+from bert.data.pairs import TokenDocument, document_pairs, examples_from_pairs
+from bert.data.tokenizer import TextTokenizer, count_words
+from bert.data.tokens import NUM_TEXT_SPECIAL, TEXT_SPECIAL_TOKENS
+from bert.data.wordpiece import PREFIX, alphabet, learn
+from bert.errors import DataFileError, ParamsError
+
+if TYPE_CHECKING:
+    from bert.data.pairs import Pair
+    from bert.workflow.params import DataParams
+
+
+def learn_tokenizer(documents: list[Document], vocab_size: int, lowercase: bool) -> TextTokenizer:
+    """The WordPiece tokenizer learnt from ``documents``. Raises ParamsError when
+    ``vocab_size`` cannot hold the specials and the alphabet, or exceeds what the text gives."""
+    words = count_words((" ".join(d) for d in documents), lowercase)
+    least = NUM_TEXT_SPECIAL + len(alphabet(words))
+    if vocab_size < least:
+        raise ParamsError(f"data.vocab_size is {vocab_size}, too small for the "
+                          f"{NUM_TEXT_SPECIAL} special tokens and the {least - NUM_TEXT_SPECIAL} "
+                          f"characters of the training text; set it to at least {least}")
+    vocab = learn(words, vocab_size, TEXT_SPECIAL_TOKENS)
+    if len(vocab) < vocab_size:
+        raise ParamsError(f"data.vocab_size is {vocab_size}, but the training text gives only "
+                          f"{len(vocab)} pieces (every word is whole); set it to {len(vocab)} "
+                          "or add text")
+    return TextTokenizer(vocab, lowercase)
+
+
+def tokenize(tokenizer: TextTokenizer, documents: list[Document]) -> list[TokenDocument]:
+    """Each document as lists of WordPiece ids; sentences without a token are dropped."""
+    ids = iter(tokenizer.encode_batch([s for d in documents for s in d]))
+    tokenized = [[s for s in (next(ids) for _ in d) if s] for d in documents]
+    return [d for d in tokenized if d]
+
+
+def all_pairs(rng: np.random.Generator, documents: list[TokenDocument],
+              fallback: list[TokenDocument], sequence_length: int, short: float,
+              dupe_factor: int) -> list[Pair]:
+    """Every pair of ``dupe_factor`` passes over the documents, shuffled. A random B comes from
+    another document of the same set, or from ``fallback`` when the set has one document."""
+    pairs = []
+    for _ in range(dupe_factor):
+        for i in range(len(documents)):
+            others = [*documents[:i], *documents[i + 1:]] or fallback
+            pairs += document_pairs(rng, documents, i, sequence_length, short, others)
+    return [pairs[i] for i in rng.permutation(len(pairs))]
+
+
+def context_free_loss(frequencies: np.ndarray, seen: np.ndarray, target: np.ndarray) -> float:
+    """Mean -log P(target | the token seen at the position, the position was selected) with
+    tokens assumed i.i.d. with ``frequencies`` (C,); seen, target (M,) content indices, seen -1
+    for [MASK]. The closed form of ``bert.data.language.context_free_posterior``."""
+    c, keep = len(frequencies), 1.0 - MASK_FRACTION - RANDOM_FRACTION
+    shown = seen >= 0
+    y = np.where(shown, seen, 0)
+    likelihood = np.where(shown, RANDOM_FRACTION / c + keep * (target == y), 1.0)
+    evidence = np.where(shown, RANDOM_FRACTION / c + keep * frequencies[y], 1.0)
+    return float(-np.mean(np.log(frequencies[target] * likelihood / evidence)))
+
+
+def baselines(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
+              vocab_size: int) -> dict[str, float]:
+    """The unigram (training-set token frequencies, add-one smoothed) and uniform MLM losses
+    of the test labels, and chance NSP."""
+    first = NUM_TEXT_SPECIAL
+    labels = train["mlm_labels"].astype(np.int64)
+    original = np.where(labels >= 0, labels, train["input_ids"])
+    counts = np.bincount(original[original >= first] - first, minlength=vocab_size - first)
+    labelled = test["mlm_labels"] >= 0
+    target = test["mlm_labels"][labelled].astype(np.int64) - first
+    seen = test["input_ids"][labelled].astype(np.int64)
+    seen = np.where(seen >= first, seen - first, -1)
+    c = vocab_size - first
+    return {"unigram_mlm_loss": context_free_loss((counts + 1) / (counts.sum() + c), seen, target),
+            "uniform_mlm_loss": context_free_loss(np.full(c, 1.0 / c), seen, target),
+            "chance_nsp_loss": math.log(2.0), "chance_nsp_accuracy": 0.5,
+            "num_mlm_labels": int(target.shape[0]), "num_examples": int(len(test["nsp_labels"]))}
+
+
+def corpus_digest(paths: list[Path]) -> str:
+    """The SHA-256 of the files' contents, in order (a run trained on other text is another
+    run)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        data = path.read_bytes()
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+def build_text_sets(params: DataParams, root: Path) -> tuple[TextTokenizer, dict, dict, str]:
+    """The tokenizer, the train and test example arrays, and the corpus digest."""
+    paths = text_paths(params.text_files, root)
+    documents = read_corpus(paths, params.sentence_per_line)
+    split, train_rng, test_rng = (np.random.default_rng(s) for s in
+                                  np.random.SeedSequence(params.random_seed).spawn(3))
+    train_docs, test_docs = split_train_test(documents, params.test_fraction, split)
+    tokenizer = learn_tokenizer(train_docs, params.vocab_size, params.lowercase)
+    train_tokens, test_tokens = tokenize(tokenizer, train_docs), tokenize(tokenizer, test_docs)
+    if not train_tokens or not test_tokens or len(train_tokens) + len(test_tokens) < 2:
+        raise DataFileError(f"{', '.join(params.text_files)}: too few documents with a token "
+                            "left after normalisation; add text")
+    continuation = None
+    if params.whole_word_masking:
+        continuation = np.array([p.startswith(PREFIX) for p in tokenizer.vocab])
+    sets = []
+    for rng, docs, fallback in ((train_rng, train_tokens, test_tokens),
+                                (test_rng, test_tokens, train_tokens)):
+        pairs = all_pairs(rng, docs, fallback, params.sequence_length,
+                          params.short_sequence_probability, params.dupe_factor)
+        sets.append(examples_from_pairs(rng, pairs, params.sequence_length, NUM_TEXT_SPECIAL,
+                                        params.vocab_size, continuation, params.mask_probability))
+    if len(sets[0]["nsp_labels"]) < params.batch_size:
+        raise DataFileError(f"{', '.join(params.text_files)}: only {len(sets[0]['nsp_labels'])} "
+                            f"training examples, fewer than data.batch_size "
+                            f"({params.batch_size}); lower data.batch_size or add text")
+    return tokenizer, sets[0], sets[1], corpus_digest(paths)
+
+
+def vocab_array(vocab: list[str]) -> np.ndarray:
+    """The vocabulary as UTF-8 bytes, one piece per line (a piece holds no whitespace)."""
+    return np.frombuffer("\n".join(vocab).encode("utf-8"), dtype=np.uint8)
+
+
+def vocab_from_array(array: np.ndarray) -> list[str]:
+    """The vocabulary stored by ``vocab_array``."""
+    return array.tobytes().decode("utf-8").split("\n")

@@ -1,0 +1,39 @@
+"""``python -m bert.bench --processes N``: a smoke run at a toy size, and the scaling model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bert.bench.mpi import PROJECTED_RANKS, projection, ring_allreduce_s
+from bert.engine.mpi import mpi_available
+
+
+@pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
+def test_the_benchmark_reports_every_configuration():
+    done = subprocess.run([sys.executable, "-m", "bert.bench", "--processes", "2", "--size",
+                           "micro", "--repeats", "2", "--json"], capture_output=True, text=True,
+                          timeout=300, check=True)
+    report = json.loads(done.stdout)
+    for name in ("one_process_one_thread", "ranks_one_thread_each", "one_process_threads"):
+        assert len(report[name]["samples"]) == 2
+        assert report[name]["tokens_per_s"] == pytest.approx(
+            report["tokens_per_step"] / report[name]["step_s"])
+    assert report["rank_efficiency"] == pytest.approx(
+        report["one_process_one_thread"]["step_s"]
+        / (2 * report["ranks_one_thread_each"]["step_s"]))
+    assert set(report["projection"]) == {"10", "100"}  # JSON keys
+
+
+def test_the_ring_model_by_hand():
+    # 2 ranks, 1 GB/s of payload (8 Gb/s): each rank moves the whole message once, in 2 hops
+    assert ring_allreduce_s(2, 1e9, 8) == pytest.approx(1.0 + 2 * 20e-6)
+    report = {"compute_per_micro_batch_s": 1.0, "update_s": 0.0, "fixed_order_reduction_s": 0.0,
+              "allreduce_s": 0.0, "gradient_mib": 0.0}
+    efficiency = projection(report)
+    assert list(efficiency[10]) == list(PROJECTED_RANKS)
+    # nothing to send: only the latency of the hops is lost
+    assert efficiency[10][2] == pytest.approx(1 / (1 + 2 * 20e-6))

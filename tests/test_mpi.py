@@ -1,0 +1,235 @@
+"""Data-parallel training over MPI, end to end through ``doit`` in a temporary folder: 2 ranks
+end bit-identical to 1 process, runs switch process counts between epochs, survive a kill of
+the whole job and a Ctrl-C, and a rank that raises takes the job down at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bert.engine.mpi import mpi_available
+from bert.workflow.launch import find_launcher
+from tests.test_workflow import doit, make_project, wait_for_mid_epoch_checkpoint, weights
+from tests.workflow import tiny, write_params
+
+pytestmark = pytest.mark.skipif(not mpi_available(),
+                                reason='needs the mpi extra: pip install -e ".[mpi]"')
+
+# Dropout on, so that the dropout streams matter; 4 micro-batches of 2 examples.
+DROPOUT = {"hidden_dropout": 0.1, "attention_dropout": 0.1}
+SHORT = tiny(model=DROPOUT, training={"micro_batches": 4})
+LONG = tiny(model=DROPOUT, data={"num_train_batches": 60},
+            training={"micro_batches": 4, "checkpoint_every_steps": 20, "keep_checkpoints": 3})
+COUNTS = ("processes", "mpiexec")  # how a run was executed, not what it computed
+TIMING = ("seconds", "tokens_per_second")
+
+
+def on(processes: int, mapping: dict, **training) -> dict:
+    """``mapping`` run on ``processes`` processes, with other training keys if given."""
+    return {**mapping, "training": {**mapping["training"], "processes": processes, **training}}
+
+
+def results(folder: Path) -> dict:
+    """results.json without wall-clock timings and without the process count."""
+    document = json.loads((folder / "artifacts/results.json").read_text())
+    for key in (*TIMING, *COUNTS):
+        document["training"].pop(key, None)
+        document["params"]["training"].pop(key, None)
+    for record in document["training"]["per_epoch"]:
+        for key in TIMING:
+            record.pop(key)
+    return document
+
+
+def assert_same_bits(a: Path, b: Path) -> None:
+    wa, wb = weights(a / "artifacts/model.h5"), weights(b / "artifacts/model.h5")
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
+    assert results(a) == results(b)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> Path:
+    """SHORT on one process: the reference."""
+    folder = make_project(tmp_path_factory.mktemp("one"), on(1, SHORT))
+    doit(folder, "report")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def one_process_long(tmp_path_factory) -> Path:
+    folder = make_project(tmp_path_factory.mktemp("one-long"), on(1, LONG))
+    doit(folder, "report")
+    return folder
+
+
+def test_two_ranks_end_bit_identical_to_one_process(tmp_path, one_process):
+    folder = make_project(tmp_path / "project", on(2, SHORT))
+    result = doit(folder, "report")
+    assert_same_bits(folder, one_process)
+    training = json.loads((folder / "artifacts/results.json").read_text())["training"]
+    assert (training["processes"], training["micro_batches"]) == (2, 4)
+    for text in (result.stderr, (folder / "artifacts/logs/bert.log").read_text()):
+        assert text.count("training from the initial weights") == 1  # rank 0 alone logs
+        assert text.count("rank 0 of 2; 1 BLAS thread(s) per rank") == 1
+
+
+def test_two_processes_then_one_ends_as_one_straight(tmp_path, one_process):
+    folder = make_project(tmp_path / "project", on(2, SHORT, epochs=1))
+    doit(folder, "train")
+    write_params(folder, on(1, SHORT, epochs=2))
+    result = doit(folder, "report")
+    assert "resuming from step 6" in result.stderr
+    assert_same_bits(folder, one_process)
+
+
+def processes_in(folder: Path) -> list[int]:
+    """The processes whose working folder is ``folder`` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cwd").resolve() == folder.resolve():
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def assert_no_rank_left(folder: Path) -> None:
+    deadline = time.monotonic() + 10
+    while processes_in(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes_in(folder), "a rank outlived its job"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, stop):
+    folder = make_project(tmp_path / "project", on(2, LONG))
+    doit(folder, "data", "init")
+    process = subprocess.Popen([sys.executable, "-m", "doit", "train"], cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    wait_for_mid_epoch_checkpoint(folder, process)
+    os.killpg(process.pid, stop)  # doit, mpiexec and both ranks
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert_no_rank_left(folder)
+    assert not (folder / "artifacts/model.h5").exists()
+    if stop == signal.SIGINT:
+        assert not list(folder.glob("artifacts/checkpoints/*/.*.tmp"))
+        assert stderr.count("checkpoint saved; run `doit train` to resume") == 1
+        assert "Traceback" not in stderr
+    result = doit(folder, "report")
+    assert "resuming from step" in result.stderr
+    assert "skipping checkpoint" not in result.stderr  # none was half-written
+    assert_same_bits(folder, one_process_long)
+
+
+def test_mpiexec_forwards_ctrl_c_and_the_job_exits_130(tmp_path):
+    folder = make_project(tmp_path / "project", on(2, LONG))
+    doit(folder, "data", "init")
+    command = [*find_launcher("mpiexec"), "-n", "2", sys.executable, "-m", "bert", "train",
+               "--params", "params.yaml"]
+    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_mid_epoch_checkpoint(folder, process)
+    process.send_signal(signal.SIGINT)  # to mpiexec alone, which passes it on to the ranks
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.count("checkpoint saved; run `doit train` to resume") == 1
+    step = int(stderr.split("interrupted at step ")[1].split(";")[0])
+    assert list(folder.glob(f"artifacts/checkpoints/*/step-{step:09d}.h5"))
+    assert_no_rank_left(folder)
+
+
+# Makes rank 1 raise, from outside the package: Python imports a ``sitecustomize`` module found
+# on PYTHONPATH at startup. In its sixth step (after the checkpoint of step 4), or while it sets
+# up its logging, before training (the job must stop too: a rank that merely exited would leave
+# the other waiting forever).
+RAISE_ON_RANK_1 = {
+    "in a step": """
+import os
+
+if os.environ.get("PMI_RANK") == "1":
+    import bert.workflow.train as train
+
+    original, calls = train.take_step, []
+
+    def take_step(run):
+        calls.append(run.state.step)
+        if len(calls) == 6:
+            raise RuntimeError("injected failure")
+        return original(run)
+
+    train.take_step = take_step
+""",
+    "before training": """
+import os
+
+if os.environ.get("PMI_RANK") == "1":
+    import bert.workflow.logs as logs
+
+    def setup_logging(params, layout):
+        raise RuntimeError("injected failure")
+
+    logs.setup_logging = setup_logging
+""",
+}
+
+
+@pytest.mark.parametrize("where", list(RAISE_ON_RANK_1))
+def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process, where):
+    folder = make_project(tmp_path / "project", on(2, SHORT))
+    doit(folder, "data", "init")
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(RAISE_ON_RANK_1[where])
+    started = time.monotonic()
+    failed = subprocess.run([sys.executable, "-m", "doit", "train"], cwd=folder,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(inject)})
+    assert time.monotonic() - started < 60
+    assert failed.returncode != 0
+    assert_no_rank_left(folder)
+    assert "error: rank 1 of 2 failed: RuntimeError: injected failure" in failed.stderr
+    assert not (folder / "artifacts/model.h5").exists()
+    result = doit(folder, "report")
+    if where == "in a step":
+        assert "resuming from step 4" in result.stderr
+    assert "skipping checkpoint" not in result.stderr  # none was half-written
+    assert_same_bits(folder, one_process)
+
+
+@pytest.mark.parametrize(("training", "message"), [
+    ({"processes": 2, "micro_batches": 2, "mpiexec": "no-such-launcher -v"},
+     "params.yaml: training.mpiexec is 'no-such-launcher -v': no-such-launcher is not found"),
+    ({"processes": 2, "micro_batches": 3}, "training.micro_batches is 3, not a multiple of "
+     "training.processes (2)"),
+    ({"processes": 0}, "training.processes is 0, outside [1, inf]"),
+    ({"micro_batches": 3}, "data.batch_size is 8, not a multiple of training.micro_batches (3)"),
+])
+def test_bad_launch_parameters_give_one_line_and_write_nothing(tmp_path, training, message):
+    folder = make_project(tmp_path / "project", tiny(training=training))
+    result = doit(folder, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (folder / "data").exists() and not (folder / "artifacts").exists()
+
+
+def test_a_rank_program_outside_a_job_of_that_size_says_how_to_launch(tmp_path):
+    folder = make_project(tmp_path / "project", tiny(training={"processes": 2, "micro_batches": 2}))
+    result = subprocess.run([sys.executable, "-m", "bert", "train"], cwd=folder,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "training.processes is 2, but this job has 1 process(es): run `doit train`" in (
+        result.stderr)

@@ -1,0 +1,122 @@
+"""Sentence pairs from documents (google-research/bert's construction) and their masking."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bert.core.labels import IGNORE_INDEX as IGNORE
+from bert.data.pairs import (
+    Pair,
+    document_pairs,
+    examples_from_pairs,
+    mask_text,
+    pack,
+    truncate_pair,
+)
+from bert.data.tokens import CLS, MASK, PAD, SEP
+
+FIRST, V = 5, 1000  # the first WordPiece id after the specials, the vocabulary size
+
+
+def documents(num_docs: int = 8, sentences: int = 20) -> list[list[list[int]]]:
+    """Documents whose tokens say where they come from: document d, sentence s, token k is
+    ``FIRST + 100 d + s`` (one id per sentence, so any cut can be traced back)."""
+    rng = np.random.default_rng(1)
+    return [[[FIRST + 100 * d + s] * int(rng.integers(2, 9)) for s in range(sentences)]
+            for d in range(num_docs)]
+
+
+def all_pairs(docs, sequence_length=32, short=0.1, seed=0) -> list[Pair]:
+    rng = np.random.default_rng(seed)
+    return [p for i in range(len(docs))
+            for p in document_pairs(rng, docs, i, sequence_length, short,
+                                    [*docs[:i], *docs[i + 1:]])]
+
+
+def origin(token: int) -> tuple[int, int]:
+    return divmod(token - FIRST, 100)  # (document, sentence)
+
+
+def test_a_follows_b_within_a_document_or_b_comes_from_another():
+    docs = documents()
+    pairs = all_pairs(docs)
+    for a, b, is_random in pairs:
+        (doc_a, last_a), (doc_b, first_b) = origin(a[-1]), origin(b[0])
+        if is_random:
+            assert doc_b != doc_a
+        else:
+            assert doc_b == doc_a and first_b >= last_a  # B continues after A (maybe truncated)
+            assert {origin(t)[0] for t in a + b} == {doc_a}
+        sentences_a = [origin(t)[1] for t in a]
+        assert sentences_a == sorted(sentences_a)  # A is whole sentences in order
+
+
+def test_labels_are_balanced_and_pairs_fit():
+    pairs = all_pairs(documents(num_docs=40, sentences=40), seed=3)
+    share = np.mean([p.is_random for p in pairs])
+    assert len(pairs) > 300 and 0.45 < share < 0.62  # 1/2, plus the one-sentence chunks
+    assert all(1 <= len(p.a) and 1 <= len(p.b) and len(p.a) + len(p.b) <= 29 for p in pairs)
+    lengths = np.array([len(p.a) + len(p.b) for p in pairs])
+    assert (lengths == 29).mean() > 0.5  # most are full; the short ones are rarer
+
+
+def test_truncation_cuts_the_longer_segment_from_either_end():
+    rng = np.random.default_rng(0)
+    a, b = list(range(20)), list(range(100, 104))
+    ta, tb = truncate_pair(rng, a, b, 10)
+    assert tb == b and len(ta) == 6
+    assert ta == a[a.index(ta[0]):a.index(ta[0]) + 6]  # a contiguous piece
+    cuts = {truncate_pair(np.random.default_rng(s), a, b, 10)[0][0] for s in range(20)}
+    assert len(cuts) > 2  # from the front sometimes, the back other times
+    ta, tb = truncate_pair(rng, list(range(8)), list(range(100, 108)), 10)
+    assert len(ta) == len(tb) == 5
+
+
+def test_packing_and_segment_ids():
+    arrays = pack([Pair([7, 8], [9], False), Pair([7], [8, 9, 10], True)], 8, V)
+    np.testing.assert_array_equal(arrays["input_ids"][0], [CLS, 7, 8, SEP, 9, SEP, PAD, PAD])
+    np.testing.assert_array_equal(arrays["token_type_ids"][0], [0, 0, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(arrays["attention_mask"][1], [1, 1, 1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(arrays["token_type_ids"][1], [0, 0, 0, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(arrays["nsp_labels"], [0, 1])
+
+
+def test_masking_rates_and_never_a_special_token():
+    rng = np.random.default_rng(0)
+    pairs = [Pair(list(rng.integers(FIRST, V, size=10)), list(rng.integers(FIRST, V, size=12)),
+                  bool(i % 2)) for i in range(4000)]
+    ex = examples_from_pairs(rng, pairs, 32, FIRST, V, None, 0.15)
+    ids, labels = ex["input_ids"].astype(int), ex["mlm_labels"].astype(int)
+    original = pack(pairs, 32, V)["input_ids"]
+    content = original >= FIRST
+    selected = labels != IGNORE
+    assert not (selected & ~content).any()
+    np.testing.assert_array_equal(labels[selected], original[selected])
+    np.testing.assert_array_equal(ids[~selected], original[~selected])
+    assert abs(selected.sum() / content.sum() - 0.15) < 0.005
+    masked = (ids[selected] == MASK).mean()
+    kept = (ids[selected] == labels[selected]).mean()
+    assert abs(masked - 0.8) < 0.01 and abs(kept - 0.1 - 0.1 / (V - FIRST)) < 0.01
+    assert ids[selected & (ids != MASK)].min() >= FIRST  # random tokens are WordPiece tokens
+
+
+def test_whole_word_masking_selects_all_pieces_of_a_word():
+    continuation = np.zeros(V, dtype=bool)
+    continuation[500:] = True  # ids 500.. are ## pieces
+    rng = np.random.default_rng(0)
+    words = [[int(rng.integers(FIRST, 500)), *rng.integers(500, V, size=int(rng.integers(0, 3)))]
+             for _ in range(40000)]
+    tokens = [t for w in words for t in w]
+    ids = np.array([[CLS, *tokens[i:i + 30], SEP] for i in range(0, len(tokens) - 30, 30)])
+    _, labels = mask_text(rng, ids, FIRST, V, continuation, 0.15)
+    selected = labels != IGNORE
+    follows = continuation[ids] & (ids >= FIRST)
+    follows[:, 0] = False
+    prev_content = np.zeros_like(follows)
+    prev_content[:, 1:] = ids[:, :-1] >= FIRST
+    inner = follows & prev_content  # a ## piece after a piece of its word
+    np.testing.assert_array_equal(selected[:, 1:][inner[:, 1:]],
+                                  selected[:, :-1][inner[:, 1:]])
+    heads = (ids >= FIRST) & ~inner
+    assert abs(selected[heads].mean() - 0.15) < 0.01
+    assert not selected[:, 0].any() and not selected[:, -1].any()

@@ -1,0 +1,87 @@
+"""The training step over micro-batches: their losses and gradients add up to the batch's."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from bert.core.layers import cross_entropy_backward, cross_entropy_forward
+from bert.core.model import backward, forward
+from bert.core.optim import AdamWConfig, init_state
+from bert.core.step import training_step
+from tests.test_model import TINY, make_batch, perturbed_model
+
+
+def batch_of(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``rows`` examples: make_batch's three rows, repeated from fresh draws."""
+    rng = np.random.default_rng(seed)
+    parts = [make_batch(rng, TINY) for _ in range(-(-rows // 3))]
+    return {k: np.concatenate([p[k] for p in parts])[:rows] for k in parts[0]}
+
+
+def test_a_normaliser_divides_the_summed_loss_and_its_gradient():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(6, 5)), np.array([1, -100, 3, 0, -100, 4])
+    mean, cache = cross_entropy_forward(logits, labels)
+    part, part_cache = cross_entropy_forward(logits, labels, normalizer=10)
+    assert part == pytest.approx(mean * 4 / 10, rel=1e-14)
+    dout = 0.7
+    np.testing.assert_allclose(cross_entropy_backward(dout, part_cache),
+                               cross_entropy_backward(dout, cache) * 4 / 10, rtol=1e-14)
+
+
+@pytest.mark.parametrize("micro_batches", [2, 3, 6])
+def test_micro_batch_gradients_add_up_to_the_batch_gradient(micro_batches):
+    model = perturbed_model(TINY)
+    batch = batch_of(6)
+    losses, cache = forward(model.params, TINY, batch, None, 1.0, 0.5)
+    grads = backward(model.params, TINY, cache)
+    counts = (int((batch["mlm_labels"] != -100).sum()), 6)
+    size = 6 // micro_batches
+    total = {"mlm": 0.0, "nsp": 0.0}
+    summed = {name: np.zeros_like(g) for name, g in grads.items()}
+    for i in range(micro_batches):
+        micro = {k: v[i * size:(i + 1) * size] for k, v in batch.items()}
+        part, part_cache = forward(model.params, TINY, micro, None, 1.0, 0.5, counts)
+        for name, grad in backward(model.params, TINY, part_cache).items():
+            summed[name] += grad
+        total["mlm"] += part["mlm"]
+        total["nsp"] += part["nsp"]
+    assert total["mlm"] == pytest.approx(losses["mlm"], rel=1e-13)
+    assert total["nsp"] == pytest.approx(losses["nsp"], rel=1e-13)
+    for name in grads:
+        np.testing.assert_allclose(summed[name], grads[name], rtol=1e-10, atol=1e-14,
+                                   err_msg=name)
+
+
+def step(micro_batches: int, rng) -> tuple[dict, dict]:
+    model = perturbed_model(TINY)
+    params, optimizer = copy.deepcopy(model.params), init_state(model.params)
+    result = training_step(params, TINY, batch_of(6), optimizer, lr=1e-2, adamw=AdamWConfig(),
+                           max_grad_norm=1.0, rng=rng, micro_batches=micro_batches)
+    return params, result.losses
+
+
+def test_a_step_over_micro_batches_is_the_step_over_the_batch():
+    whole, whole_losses = step(1, None)
+    parts, part_losses = step(3, None)
+    assert part_losses == pytest.approx(whole_losses, rel=1e-13)
+    for name in whole:
+        np.testing.assert_allclose(parts[name], whole[name], rtol=1e-9, atol=1e-12)
+
+
+def test_each_micro_batch_draws_dropout_from_its_own_stream():
+    config = TINY.__class__(**{**TINY.__dict__, "hidden_dropout_prob": 0.2})
+    asked = []
+
+    def streams(index):
+        asked.append(index)
+        return np.random.default_rng([7, index])
+
+    model = perturbed_model(config)
+    params, optimizer = copy.deepcopy(model.params), init_state(model.params)
+    training_step(params, config, batch_of(6), optimizer, lr=1e-2, adamw=AdamWConfig(),
+                  max_grad_norm=0.0, rng=streams, micro_batches=3)
+    assert asked == [0, 1, 2]
