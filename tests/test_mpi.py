@@ -80,7 +80,7 @@ def test_two_ranks_end_bit_identical_to_one_process(tmp_path, one_process):
     assert (training["processes"], training["micro_batches"]) == (2, 4)
     for text in (result.stderr, (folder / "artifacts/logs/bert.log").read_text()):
         assert text.count("training from the initial weights") == 1  # rank 0 alone logs
-        assert text.count("rank 0 of 2; 1 BLAS thread(s) per rank") == 1
+        assert text.count("rank 0 of 2; 1 compute thread(s) per rank") == 1
 
 
 def test_two_processes_then_one_ends_as_one_straight(tmp_path, one_process):

@@ -60,6 +60,16 @@ class FlatParams(dict):
             out[name] = value
         return out
 
+    @classmethod
+    def like(cls, arrays: Mapping[str, np.ndarray], layout: FlatParams | None = None) -> FlatParams:
+        """``arrays`` in the flat layout of ``layout`` (default: their own if they have one,
+        else their names' order), without a copy when they already have it."""
+        if layout is None:
+            return arrays if isinstance(arrays, FlatParams) else cls.of(arrays)
+        if layout.same_layout(arrays):
+            return arrays
+        return cls.of(arrays, layout.flat.dtype, layout.order)
+
     def zeros_like(self) -> FlatParams:
         """Zeros in the same layout (same keys, shapes, buffer order and dtype)."""
         return FlatParams({name: value.shape for name, value in self.items()}, self.flat.dtype,

@@ -88,10 +88,9 @@ def adamw_step(
 
 
 def global_norm(grads: Mapping[str, np.ndarray]) -> float:
-    """The 2-norm of all gradients taken as one vector (one product over a flat buffer)."""
-    flat = flat_buffers(grads)
-    tensors = flat or grads.values()
-    return math.sqrt(sum(float(np.vdot(g, g)) for g in tensors))
+    """The 2-norm of all gradients taken as one vector: a product per tensor, in name order,
+    so that its bits do not depend on how the arrays are stored (one buffer or several)."""
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:

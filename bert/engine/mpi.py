@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bert.core.flat import FlatParams
 from bert.core.summation import Node, pieces, sum_pieces
 
 if TYPE_CHECKING:
@@ -112,24 +113,14 @@ class MpiReduction:
     def total(self, nodes: Sequence[Node], sums: Sequence[Partial], count: int) -> Partial:
         from bert.core.step import Partial
 
-        names = list(sums[0].grads)
-        shapes = [sums[0].grads[name].shape for name in names]
-        sizes = [int(np.prod(shape)) for shape in shapes]
-        dtype = sums[0].grads[names[0]].dtype
-        stack = np.empty((len(sums), sum(sizes)), dtype)  # (pieces, P): each piece flattened
-        offset = 0
-        for name, n in zip(names, sizes, strict=True):
-            for row, partial in enumerate(sums):
-                stack[row, offset:offset + n] = partial.grads[name].reshape(-1)
-            offset += n
+        # every piece in one flat layout (the parameters' own, when they have one), so that the
+        # summed gradient comes back in the layout a single process would have
+        layout = FlatParams.like(sums[0].grads)
+        stack = np.stack([FlatParams.like(s.grads, layout).flat for s in sums])  # (pieces, P)
         chunk = self._reduce_scatter(stack, count)
-        flat = np.empty(stack.shape[1], dtype)
-        bounds = chunk_bounds(len(flat), self.size)
-        self.comm.Allgatherv(chunk, [flat, np.diff(bounds).tolist()])
-        grads, offset = {}, 0
-        for name, shape, n in zip(names, shapes, sizes, strict=True):
-            grads[name] = flat[offset:offset + n].reshape(shape)
-            offset += n
+        grads = layout.zeros_like()
+        self.comm.Allgatherv(chunk, [grads.flat, np.diff(chunk_bounds(len(grads.flat),
+                                                                      self.size)).tolist()])
         every = [loss for ranks in self.comm.allgather([(s.mlm, s.nsp) for s in sums])
                  for loss in ranks]
         mlm, nsp = sum_pieces(self._all_pieces(count), every, count, _add_losses)
