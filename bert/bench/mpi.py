@@ -71,11 +71,16 @@ def _next_command(comm) -> str:
     return comm.bcast(line)
 
 
-def serve(size: Size, micro_batches: int, warmup: int) -> None:
+def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     """A worker: build the model and batch, warm up, say ``ready``, then answer the commands
     read from stdin (``steps K``, ``update K``, ``reductions K``, ``quit``) with one JSON line
-    each on stdout (rank 0's). It runs the step under MPI when started by a launcher."""
+    each on stdout (rank 0's). It runs the step under MPI when started by a launcher, on
+    ``threads`` compute threads per process, as the train stage does."""
     import numpy as np
+
+    from bert.engine.pool import set_threads
+
+    set_threads(threads)
 
     from bert.core.model import init_params, is_decayed
     from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
@@ -192,10 +197,12 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
     tokens = size.batch_size * size.seq_len
     load = os.getloadavg()[0]
     workers = {
-        "one_process_one_thread": Worker(serve_command, 1),
+        "one_process_one_thread": Worker([*serve_command, "--threads", "1"], 1),
         "ranks_one_thread_each": Worker(
-            [*find_launcher(mpiexec), "-n", str(processes), *serve_command], 1),
-        "one_process_threads": Worker(serve_command, processes),
+            [*find_launcher(mpiexec), "-n", str(processes), *serve_command, "--threads", "1"],
+            1),
+        "one_process_threads": Worker([*serve_command, "--threads", str(processes)],
+                                      processes),
     }
     try:
         for worker in workers.values():
@@ -291,9 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--micro-batches", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        serve(SIZES[args.size], args.micro_batches, args.warmup)
+        serve(SIZES[args.size], args.micro_batches, args.warmup, args.threads)
         return
     if args.processes < 2 or SIZES[args.size].batch_size % args.processes:
         parser.error("--processes must be 2 or more and divide the batch size")
