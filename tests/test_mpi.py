@@ -17,7 +17,7 @@ import pytest
 
 from bert.engine.mpi import mpi_available
 from bert.workflow.launch import find_launcher
-from tests.test_workflow import doit, make_project, wait_for_mid_epoch_checkpoint, weights
+from tests.test_workflow import assert_same_run, doit, make_project, wait_for_mid_epoch_checkpoint
 from tests.workflow import tiny, write_params
 
 pytestmark = pytest.mark.skipif(not mpi_available(),
@@ -29,32 +29,11 @@ SHORT = tiny(model=DROPOUT, training={"micro_batches": 4})
 LONG = tiny(model=DROPOUT, data={"num_train_batches": 60},
             training={"micro_batches": 4, "checkpoint_every_steps": 20, "keep_checkpoints": 3})
 COUNTS = ("processes", "mpiexec")  # how a run was executed, not what it computed
-TIMING = ("seconds", "tokens_per_second")
 
 
 def on(processes: int, mapping: dict, **training) -> dict:
     """``mapping`` run on ``processes`` processes, with other training keys if given."""
     return {**mapping, "training": {**mapping["training"], "processes": processes, **training}}
-
-
-def results(folder: Path) -> dict:
-    """results.json without wall-clock timings and without the process count."""
-    document = json.loads((folder / "artifacts/results.json").read_text())
-    for key in (*TIMING, *COUNTS):
-        document["training"].pop(key, None)
-        document["params"]["training"].pop(key, None)
-    for record in document["training"]["per_epoch"]:
-        for key in TIMING:
-            record.pop(key)
-    return document
-
-
-def assert_same_bits(a: Path, b: Path) -> None:
-    wa, wb = weights(a / "artifacts/model.h5"), weights(b / "artifacts/model.h5")
-    assert wa.keys() == wb.keys()
-    for name in wa:
-        np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
-    assert results(a) == results(b)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +54,7 @@ def one_process_long(tmp_path_factory) -> Path:
 def test_two_ranks_end_bit_identical_to_one_process(tmp_path, one_process):
     folder = make_project(tmp_path / "project", on(2, SHORT))
     result = doit(folder, "report")
-    assert_same_bits(folder, one_process)
+    assert_same_run(folder, one_process, COUNTS)
     training = json.loads((folder / "artifacts/results.json").read_text())["training"]
     assert (training["processes"], training["micro_batches"]) == (2, 4)
     for text in (result.stderr, (folder / "artifacts/logs/bert.log").read_text()):
@@ -89,7 +68,7 @@ def test_two_processes_then_one_ends_as_one_straight(tmp_path, one_process):
     write_params(folder, on(1, SHORT, epochs=2))
     result = doit(folder, "report")
     assert "resuming from step 6" in result.stderr
-    assert_same_bits(folder, one_process)
+    assert_same_run(folder, one_process, COUNTS)
 
 
 def processes_in(folder: Path) -> list[int]:
@@ -131,7 +110,7 @@ def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, 
     result = doit(folder, "report")
     assert "resuming from step" in result.stderr
     assert "skipping checkpoint" not in result.stderr  # none was half-written
-    assert_same_bits(folder, one_process_long)
+    assert_same_run(folder, one_process_long, COUNTS)
 
 
 def test_mpiexec_forwards_ctrl_c_and_the_job_exits_130(tmp_path):
@@ -206,7 +185,7 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process, where):
     if where == "in a step":
         assert "resuming from step 4" in result.stderr
     assert "skipping checkpoint" not in result.stderr  # none was half-written
-    assert_same_bits(folder, one_process)
+    assert_same_run(folder, one_process, COUNTS)
 
 
 @pytest.mark.parametrize(("training", "message"), [

@@ -52,24 +52,28 @@ def weights(path: Path) -> dict[str, np.ndarray]:
         return {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
 
 
-def results_without_timing(folder: Path) -> dict:
+def results_without(folder: Path, counts: tuple[str, ...] = ()) -> dict:
+    """results.json without wall-clock timings, and without the training keys ``counts`` (how
+    a run was executed, not what it computed)."""
     results = json.loads((folder / "artifacts/results.json").read_text())
     training = results["training"]
-    for key in TIMING:
-        training.pop(key)
+    for key in (*TIMING, *counts):
+        training.pop(key, None)
+        results["params"]["training"].pop(key, None)
     for record in training["per_epoch"]:
         for key in TIMING:
             record.pop(key)
     return results
 
 
-def assert_same_run(a: Path, b: Path) -> None:
-    """Bit-identical final weights, and results identical but for wall-clock timings."""
+def assert_same_run(a: Path, b: Path, counts: tuple[str, ...] = ()) -> None:
+    """Bit-identical final weights, and results identical but for wall-clock timings (and the
+    training keys ``counts``)."""
     wa, wb = weights(a / "artifacts/model.h5"), weights(b / "artifacts/model.h5")
     assert wa.keys() == wb.keys()
     for name in wa:
         np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
-    assert results_without_timing(a) == results_without_timing(b)
+    assert results_without(a, counts) == results_without(b, counts)
 
 
 LONG = tiny(data={"num_train_batches": 150},
