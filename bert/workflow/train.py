@@ -13,6 +13,7 @@ scores, writes and logs. Nothing depends on the rank, so the bits do not depend 
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
@@ -51,9 +52,12 @@ def learning_rate(step: int, training: TrainingParams) -> float:
         step, training.lr_schedule, training.warmup_steps, training.decay_steps)
 
 
+@functools.lru_cache(maxsize=1)  # drawn once per epoch, not once per step
 def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
-    """The order (N,) in which epoch ``epoch`` visits the examples."""
-    return np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(num_examples)
+    """The order (N,) in which epoch ``epoch`` visits the examples (read-only)."""
+    order = np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(num_examples)
+    order.flags.writeable = False
+    return order
 
 
 def dropout_streams(seed: int, step: int) -> Callable[[int], np.random.Generator]:
