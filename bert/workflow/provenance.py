@@ -45,12 +45,18 @@ def run_params(params: Params, layout: Layout) -> dict:
     return run
 
 
+def whole_batches(train_data: Mapping[str, np.ndarray], batch_size: int) -> int:
+    """Optimizer steps per epoch over ``train_data``: its whole batches (a remainder of text
+    data waits for later epochs, whose order differs)."""
+    return len(train_data["nsp_labels"]) // batch_size
+
+
 def batches_per_epoch(params: Params, layout: Layout) -> int:
     """Optimizer steps per epoch: ``data.num_train_batches`` for the synthetic language, the
     whole batches of the training file for text (its size follows from the text)."""
     if params.data.source == "synthetic":
         return params.data.num_train_batches
-    return len(load_dataset(layout.train_data)["nsp_labels"]) // params.data.batch_size
+    return whole_batches(load_dataset(layout.train_data), params.data.batch_size)
 
 
 def model_id(params: Params, layout: Layout) -> dict[str, Any]:

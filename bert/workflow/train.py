@@ -39,7 +39,11 @@ from bert.workflow.evaluate import SCORE_KEYS, score
 from bert.workflow.layout import Layout
 from bert.workflow.logs import quiet_logging
 from bert.workflow.params import Params, TrainingParams, bert_config
-from bert.workflow.provenance import NON_RUN_TRAINING_KEYS, run_params  # noqa: F401 (API)
+from bert.workflow.provenance import (  # noqa: F401 (NON_RUN_TRAINING_KEYS, run_params: API)
+    NON_RUN_TRAINING_KEYS,
+    run_params,
+    whole_batches,
+)
 from bert.workflow.stages import stage
 
 log = logging.getLogger(__name__)
@@ -142,7 +146,7 @@ class Run:
     def batches_per_epoch(self) -> int:
         """Whole batches of the training set (text data: the remainder waits for later epochs,
         whose order differs)."""
-        return len(self.train_data["nsp_labels"]) // self.params.data.batch_size
+        return whole_batches(self.train_data, self.params.data.batch_size)
 
     @property
     def total_steps(self) -> int:
@@ -161,7 +165,7 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
     for writable in (layout.artifacts, folder):  # before an epoch of work, not after it
         check_writable(writable)
     train_data = load_dataset(layout.train_data, params.data)
-    batches = len(train_data["nsp_labels"]) // params.data.batch_size
+    batches = whole_batches(train_data, params.data.batch_size)
     state = ckpt.newest_valid_checkpoint(folder, config, run, t.epochs * batches)
     refuse_going_back(params, folder, state, batches)
     if state is None:
