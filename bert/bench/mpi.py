@@ -134,11 +134,14 @@ def reductions(comm, reduction, params, micro_batches: int, repeats: int, partia
     import numpy as np
     from mpi4py import MPI
 
+    from bert.core.flat import FlatParams
     from bert.core.summation import pieces
 
     nodes = pieces(reduction.block(micro_batches), micro_batches)
 
-    sums = [partial(params, 0.0, 0.0) for _ in nodes]  # the reduction reads, never writes them
+    # gradients shaped like the step's (the parameters' flat layout); the reduction may write
+    # the total into the first piece's arrays, which changes the values it sums, not its time
+    sums = [partial(FlatParams.of(params, order=params.order), 0.0, 0.0) for _ in nodes]
 
     flat = np.concatenate([v.reshape(-1) for v in params.values()])
     out = np.empty_like(flat)

@@ -77,7 +77,8 @@ class Reduction(Protocol):
 
     def total(self, nodes: Sequence[Node], sums: Sequence[Partial], count: int) -> Partial:
         """The sum over all ``count`` micro-batches, the same on every process, from this
-        process's pieces ``nodes`` (see ``bert.core.summation``) and their ``sums``."""
+        process's pieces ``nodes`` (see ``bert.core.summation``) and their ``sums`` (whose
+        arrays it may reuse for the result)."""
 
 
 class OneProcess:

@@ -106,19 +106,21 @@ class MpiReduction:
     def __init__(self, comm: Any) -> None:
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._received: np.ndarray | None = None  # reused from step to step (no page faults)
 
     def block(self, count: int) -> Node:
         return block(self.rank, self.size, count)
 
     def total(self, nodes: Sequence[Node], sums: Sequence[Partial], count: int) -> Partial:
+        """The sum, written into the first piece's gradient buffer (as the one-process sum
+        accumulates into its first piece) once every piece has been sent."""
         from bert.core.step import Partial
 
         # every piece in one flat layout (the parameters' own, when they have one), so that the
         # summed gradient comes back in the layout a single process would have
-        layout = FlatParams.like(sums[0].grads)
-        stack = np.stack([FlatParams.like(s.grads, layout).flat for s in sums])  # (pieces, P)
-        chunk = self._reduce_scatter(stack, count)
-        grads = layout.zeros_like()
+        grads = FlatParams.like(sums[0].grads)
+        flats = [FlatParams.like(s.grads, grads).flat for s in sums]
+        chunk = self._reduce_scatter(flats, count)
         self.comm.Allgatherv(chunk, [grads.flat, np.diff(chunk_bounds(len(grads.flat),
                                                                       self.size)).tolist()])
         every = [loss for ranks in self.comm.allgather([(s.mlm, s.nsp) for s in sums])
@@ -131,20 +133,24 @@ class MpiReduction:
         return [node for r in range(self.size) for node in pieces(block(r, self.size, count),
                                                                    count)]
 
-    def _reduce_scatter(self, stack: np.ndarray, count: int) -> np.ndarray:
-        """This rank's chunk of the total, from every rank's pieces (``stack``: this rank's)."""
-        bounds = chunk_bounds(stack.shape[1], self.size)
+    def _reduce_scatter(self, flats: list[np.ndarray], count: int) -> np.ndarray:
+        """This rank's chunk of the total, from every rank's pieces (``flats``: this rank's,
+        each (P,))."""
+        bounds = chunk_bounds(len(flats[0]), self.size)
         widths = np.diff(bounds).tolist()
-        if len(stack) == 1:  # one piece: its chunks already lie in the order of the ranks
-            send = stack.reshape(-1)
+        if len(flats) == 1:  # one piece: its chunks already lie in the order of the ranks
+            send = flats[0]
         else:
-            send = np.concatenate([stack[:, bounds[c]:bounds[c + 1]].reshape(-1)
-                                   for c in range(self.size)])
+            send = np.concatenate([flat[bounds[c]:bounds[c + 1]]
+                                   for c in range(self.size) for flat in flats])
         per_rank = [len(pieces(block(r, self.size, count), count)) for r in range(self.size)]
-        mine = widths[self.rank]
-        received = np.empty((sum(per_rank), mine), stack.dtype)  # (all pieces, chunk)
-        self.comm.Alltoallv([send, [len(stack) * w for w in widths]],
-                            [received, [n * mine for n in per_rank]])
+        shape = (sum(per_rank), widths[self.rank])  # (all pieces, this rank's chunk)
+        if self._received is None or self._received.shape != shape \
+                or self._received.dtype != send.dtype:
+            self._received = np.empty(shape, send.dtype)
+        received = self._received
+        self.comm.Alltoallv([send, [len(flats) * w for w in widths]],
+                            [received, [n * shape[1] for n in per_rank]])
         return sum_pieces(self._all_pieces(count), list(received), count, _add_in_place)
 
     def any(self, flag: bool) -> bool:
