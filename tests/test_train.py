@@ -123,6 +123,19 @@ def test_a_nan_loss_stops_training_and_writes_no_nan(layout):
     assert not layout.model_weights.exists()
 
 
+def test_steps_past_the_end_of_a_linear_schedule_are_announced(layout, caplog):
+    past = tiny_params(training={"lr_schedule": "linear", "decay_steps": 8})  # 12 steps
+    with caplog.at_level("WARNING"):
+        train(past, layout, progress=False)
+    assert ("asks for 12 steps, but the linear schedule's learning rate is 0 from step 8 "
+            "(training.decay_steps) on") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        train(tiny_params(training={"lr_schedule": "linear", "decay_steps": 12}), layout,
+              progress=False)
+    assert "linear schedule" not in caplog.text
+
+
 def test_schedules_depend_on_the_step_alone():
     params = tiny_params(training={"warmup_steps": 4, "decay_steps": 12, "lr_schedule": "linear"})
     t = params.training

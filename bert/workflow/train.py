@@ -166,6 +166,7 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
         check_writable(writable)
     train_data = load_dataset(layout.train_data, params.data)
     batches = whole_batches(train_data, params.data.batch_size)
+    warn_past_schedule(t, t.epochs * batches)
     state = ckpt.newest_valid_checkpoint(folder, config, run, t.epochs * batches)
     refuse_going_back(params, folder, state, batches)
     if state is None:
@@ -181,6 +182,16 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
                            weight_decay=t.weight_decay),
                saved_step=state.step, reduction=reduction or OneProcess(),
                epoch_start=state.step)
+
+
+def warn_past_schedule(training: TrainingParams, total_steps: int) -> None:
+    """Say so when the run goes on past the end of a linear schedule, where the learning rate
+    is 0 and the steps change nothing."""
+    if training.lr_schedule == "linear" and total_steps > training.decay_steps:
+        log.warning("training.epochs asks for %d steps, but the linear schedule's learning rate "
+                    "is 0 from step %d (training.decay_steps) on, so the steps past it change "
+                    "nothing: raise training.decay_steps to train longer (it starts a new run)",
+                    total_steps, training.decay_steps)
 
 
 def packed(state: ckpt.TrainingState, config: BertConfig) -> None:
