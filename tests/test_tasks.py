@@ -62,7 +62,8 @@ def test_run_calls_the_function_and_prints_what_the_record_shows(monkeypatch, tm
                    show="tests.test_tasks:fake_show")
     monkeypatch.setattr(tasks, "stage", lambda name: record)
     tasks.run("fake", Params(), Layout(tmp_path))
-    assert capsys.readouterr().out == f"shown: {{'root': '{tmp_path}', 'epochs': 3}}\n"
+    epochs = Params().training.epochs
+    assert capsys.readouterr().out == f"shown: {{'root': '{tmp_path}', 'epochs': {epochs}}}\n"
 
 
 def test_a_stage_without_its_package_says_so(monkeypatch, capsys):

@@ -62,7 +62,7 @@ class Size:
 
 
 SIZES = {
-    "default": Size(64, 64, 2, 4, 256, 32, 32, 30, "params.yaml's default model and batch"),
+    "default": Size(64, 64, 2, 4, 128, 32, 32, 30, "params.yaml's default model and batch"),
     "small": Size(64, 32, 2, 2, 128, 8, 32, 50, "hidden 32, 2 layers, batch 8 x 32"),
     "tiny": Size(8192, 128, 2, 2, 512, 32, 128, 10, "BERT-Tiny 2/128/2, vocab 8192"),
     "mini": Size(8192, 256, 4, 4, 1024, 32, 128, 5, "BERT-Mini 4/256/4, vocab 8192"),

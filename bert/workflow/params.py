@@ -201,15 +201,16 @@ class ModelParams(Section):
 
     dim_model: int = param(64, as_config("hidden_size"), low=1)
     num_heads: int = param(4, as_config("num_attention_heads"), low=1)
-    dim_ff: int = param(256, as_config("intermediate_size"), low=1)
+    dim_ff: int = param(128, as_config("intermediate_size"), low=1)
     num_layers: int = param(2, as_config("num_hidden_layers"), low=1)
     hidden_dropout: float = param(0.0, as_config("hidden_dropout_prob", "; BERT used 0.1, the "
                                                  "demo learns faster without"),
                                   low=0.0, high=0.99)
     attention_dropout: float = param(0.0, as_config("attention_probs_dropout_prob",
                                                     "; BERT used 0.1"), low=0.0, high=0.99)
-    initializer_range: float = param(0.02, as_config("initializer_range"), low=0.0,
-                                     open_low=True)
+    initializer_range: float = param(0.05, as_config("initializer_range", "; BERT used 0.02, "
+                                                     "the demo learns faster from 0.05"),
+                                     low=0.0, open_low=True)
     layer_norm_eps: float = param(1e-12, as_config("layer_norm_eps"), low=0.0, open_low=True)
     random_seed: int = param(0, "seed of the weight initialization", low=0)
     init_from: str = param("", "start from these weights instead of a random initialization: a "
@@ -227,16 +228,18 @@ class ModelParams(Section):
 class TrainingParams(Section):
     """The ``training:`` section: optimization, checkpoints and the training randomness."""
 
-    epochs: int = param(3, "passes over the training set; raising it continues the same run",
-                        low=1)
-    learning_rate: float = param(3e-3, "peak learning rate of AdamW", low=0.0, open_low=True)
-    lr_schedule: str = param("inverse_sqrt", "shape of the rate after warmup: inverse_sqrt "
-                             "(learning_rate * sqrt(warmup_steps / step), so more epochs go on "
-                             "smoothly), linear (to 0 at decay_steps) or constant",
+    epochs: int = param(4, "passes over the training set; raising it continues the same run "
+                        "(past training.decay_steps at the linear schedule's rate of 0)", low=1)
+    learning_rate: float = param(4e-3, "peak learning rate of AdamW", low=0.0, open_low=True)
+    lr_schedule: str = param("linear", "shape of the rate after warmup: linear (to 0 at "
+                             "decay_steps, then 0), inverse_sqrt (learning_rate * "
+                             "sqrt(warmup_steps / step), so more epochs go on smoothly) or "
+                             "constant",
                              choices=("linear", "constant", "inverse_sqrt"))
     warmup_steps: int = param(300, "steps over which the rate rises linearly from 0", low=0)
-    decay_steps: int = param(6000, "step at which the linear schedule reaches 0 (a step "
-                             "count, not tied to epochs; only read by linear)", low=1)
+    decay_steps: int = param(4000, "step at which the linear schedule reaches 0 (a step "
+                             "count, not tied to epochs: the default is the default run's "
+                             "last step; only read by linear)", low=1)
     mlm_loss_weight: float = param(1.0, "weight of the MLM loss in the total loss", low=0.0)
     nsp_loss_weight: float = param(1.0, "weight of the NSP loss in the total loss", low=0.0)
     weight_decay: float = param(0.01, "decoupled weight decay (not on biases and LayerNorm)",
