@@ -168,6 +168,8 @@ def test_default_parameters_leave_much_to_learn():
     result = optimum(language, build_split(params, language, "test"), params.mask_probability)
     assert result["bayes_mlm_loss"] < 0.5 * result["unigram_mlm_loss"]
     assert result["bayes_nsp_accuracy"] > 0.9
+    # the topics alone give much of NSP, and the transition across [SEP] the rest
+    assert 0.7 < result["topic_only_nsp_accuracy"] < result["bayes_nsp_accuracy"] - 0.05
 
 
 def test_optimum_averages_the_exact_posteriors():

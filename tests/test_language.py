@@ -15,6 +15,7 @@ from bert.data.language import (
     posterior,
     sample_pairs,
     stationary,
+    topic_only_nsp,
 )
 
 
@@ -34,11 +35,12 @@ def mechanisms(x: int, num_content: int, p: float):
     yield p * 0.1, x, True  # unchanged
 
 
-def brute_force(language: Language, symbols, len_a: int, p: float):
+def brute_force(language: Language, symbols, len_a: int, p: float, across_sep: bool = True):
     """Posteriors of one example by enumerating every original sequence, label and topic.
 
     symbols: observed content symbols of A+B (C = [MASK]). Returns (mlm (n, C), P(label 1),
-    log P(observations)).
+    log P(observations)). With ``across_sep`` False, label 0 does not link A's last token to B's
+    first: B is a chain of its own, of A's topic.
     """
     num_topics, c = language.start.shape
     n = len(symbols)
@@ -57,7 +59,9 @@ def brute_force(language: Language, symbols, len_a: int, p: float):
     joint = np.zeros((n, c))  # P(x_j = v, observations, j selected) summed over all else
     evidence = random_mass = 0.0
     for x in itertools.product(range(c), repeat=n):
-        follows = sum(rho[z] * chain(x, z) for z in range(num_topics))
+        follows = sum(rho[z] * (chain(x, z) if across_sep else
+                                chain(x[:len_a], z) * chain(x[len_a:], z))
+                      for z in range(num_topics))
         random = (sum(rho[z] * chain(x[:len_a], z) for z in range(num_topics))
                   * sum(rho[z] * chain(x[len_a:], z) for z in range(num_topics)))
         prior = 0.5 * follows + 0.5 * random
@@ -88,6 +92,23 @@ def test_posterior_equals_brute_force(symbols, len_a):
     np.testing.assert_allclose(mlm[0, :len(symbols)], want_mlm, rtol=1e-10)
     np.testing.assert_allclose(np.exp(nsp[0]), [1 - want_random, want_random], rtol=1e-10)
     np.testing.assert_allclose(log_evidence[0], want_log_evidence, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("symbols", "len_a"), [((0, 2, 1, 3, 1), 2), ((2, 0, 3, 3, 1), 4),
+                                               ((1, 1), 1)])
+def test_topic_only_nsp_equals_brute_force_without_the_transition_across_sep(symbols, len_a):
+    language, p, num_slots = tiny_language(num_topics=3), 0.4, 6
+    c = language.num_content
+    padded = np.full((2, num_slots), c)
+    padded[:, :len(symbols)] = symbols
+    padded[1, len(symbols):] = 0  # slots past the end are ignored, whatever they hold
+    emission, _ = observation_model(p, c)
+    nsp = topic_only_nsp(language, padded, np.array([len_a] * 2),
+                         np.array([len(symbols)] * 2), emission)
+    _, want_random, _ = brute_force(language, symbols, len_a, p, across_sep=False)
+    np.testing.assert_allclose(np.exp(nsp), [[1 - want_random, want_random]] * 2, rtol=1e-10)
+    _, with_transition, _ = brute_force(language, symbols, len_a, p)
+    assert abs(with_transition - want_random) > 1e-3  # the transition carries evidence here
 
 
 def test_posterior_is_vectorized_over_examples():

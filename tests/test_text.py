@@ -207,8 +207,10 @@ def test_curves_prints_every_epoch_against_the_optimum(run, capsys):
     assert [float(c) for c in bayes[1:]] == pytest.approx(
         [optimum[k] for k in ("bayes_mlm_loss", "bayes_nsp_loss", "bayes_nsp_accuracy")],
         abs=1e-4)
-    assert lines[5].split() == ["unigram", f"{optimum['unigram_mlm_loss']:.4f}"]
-    assert len(lines) == 7
+    assert lines[5].split() == ["topics", "only", "(NSP)",
+                                f"{optimum['topic_only_nsp_accuracy']:.4f}"]
+    assert lines[6].split() == ["unigram", f"{optimum['unigram_mlm_loss']:.4f}"]
+    assert len(lines) == 8
 
 
 def test_epoch_table_without_epochs_has_only_the_references():

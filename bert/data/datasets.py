@@ -185,9 +185,10 @@ def token_namer(path: str | Path) -> Callable[[int], str]:
 def load_optimum(path: str | Path) -> dict[str, float]:
     """The Bayes-optimal scores and the baselines stored in a test file.
 
-    Keys: bayes_mlm_loss, bayes_nsp_loss, bayes_nsp_accuracy, uniform_mlm_loss,
-    unigram_mlm_loss, chance_nsp_loss, chance_nsp_accuracy, num_mlm_labels, num_examples.
-    A text test set has no optimum: its dict lacks the three ``bayes_`` keys.
+    Keys: bayes_mlm_loss, bayes_nsp_loss, bayes_nsp_accuracy, topic_only_nsp_accuracy,
+    uniform_mlm_loss, unigram_mlm_loss, chance_nsp_loss, chance_nsp_accuracy, num_mlm_labels,
+    num_examples. A text test set has no optimum: its dict lacks the ``bayes_`` and
+    ``topic_only_`` keys.
     """
     contents = _read(path, (), None)
     for group in ("optimum", "baselines"):

@@ -26,6 +26,7 @@ from bert.data.language import (
     context_free_posterior,
     posterior,
     sample_pairs,
+    topic_only_nsp,
 )
 from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
 
@@ -158,6 +159,8 @@ def optimum(
     other position; NSP loss and accuracy use P(label | all observed tokens). Baselines predict
     from the token observed at the position alone, with tokens assumed i.i.d. uniform or with
     the language's unigram frequencies (at a [MASK]: log C, and the unigram cross-entropy).
+    ``topic_only_nsp_accuracy`` is the NSP accuracy of the exact rule that ignores the
+    transition from A to B (``bert.data.language.topic_only_nsp``): what the topics alone give.
     Examples are processed in chunks whose messages fit in about ``max_bytes``.
     """
     c = language.num_content
@@ -168,7 +171,7 @@ def optimum(
 
     n, num_slots = symbols.shape
     chunk = max(1, int(max_bytes // (2 * num_slots * language.num_topics * c * 8)))
-    mlm_nll, nsp_log = [], []
+    mlm_nll, nsp_log, topic_log = [], [], []
     for lo in range(0, n, chunk):
         part = slice(lo, lo + chunk)
         mlm, nsp, _ = posterior(language, symbols[part], view["len_a"][part],
@@ -176,7 +179,10 @@ def optimum(
         sel = labels[part] >= 0  # (n, L)
         mlm_nll.append(-np.log(mlm[sel, labels[part][sel]]))  # (M_chunk,)
         nsp_log.append(nsp)
+        topic_log.append(topic_only_nsp(language, symbols[part], view["len_a"][part],
+                                        view["length"][part], emission))
     mlm_nll, nsp_log = np.concatenate(mlm_nll), np.concatenate(nsp_log)  # (M,), (N, 2)
+    topic_log = np.concatenate(topic_log)  # (N, 2)
 
     sel = labels >= 0
     target, seen = labels[sel], symbols[sel]  # (M,)
@@ -187,6 +193,8 @@ def optimum(
         "bayes_mlm_loss": float(mlm_nll.mean()),
         "bayes_nsp_loss": float(-nsp_log[np.arange(n), nsp_labels].mean()),
         "bayes_nsp_accuracy": float(((nsp_log[:, 1] > nsp_log[:, 0]) == nsp_labels).mean()),
+        "topic_only_nsp_accuracy": float(((topic_log[:, 1] > topic_log[:, 0])
+                                          == nsp_labels).mean()),
         "uniform_mlm_loss": float(-np.log(uniform[picked, target]).mean()),
         "unigram_mlm_loss": float(-np.log(unigram[picked, target]).mean()),
         "chance_nsp_loss": math.log(2.0),

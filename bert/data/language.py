@@ -218,6 +218,54 @@ def posterior(
     return mlm, nsp, np.log(0.5) + log_total
 
 
+def segment_log_likelihoods(
+    language: Language, emit: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """log P(observations in slots [lo, hi) | topic k), each segment a chain of its own started
+    from ``start[k]``: (N, K).
+
+    emit: (N, L, C) P(observed symbol at slot j | original token); lo, hi: (N,) slot bounds.
+    """
+    n, num_slots, _ = emit.shape
+    message = np.repeat(language.start[:, None, :], n, axis=1)  # (K, N, C), one chain per topic
+    log_likelihood = np.zeros((language.num_topics, n))
+    for j in range(num_slots):
+        inside = (lo <= j) & (j < hi)  # (N,)
+        seen = message * emit[None, :, j]  # (K, N, C)
+        total = seen.sum(axis=2)  # (K, N)
+        total = np.where(total > 0, total, 1.0)
+        log_likelihood += np.where(inside, np.log(total), 0.0)
+        stepped = (seen / total[..., None]) @ language.transition
+        message = np.where(inside[None, :, None], stepped, message)  # waits at start until lo
+    return log_likelihood.T
+
+
+def topic_only_nsp(
+    language: Language,
+    observed: np.ndarray,
+    len_a: np.ndarray,
+    length: np.ndarray,
+    emission: np.ndarray,
+) -> np.ndarray:
+    """log P(NSP label | all observations) for a rule blind to the transition from A to B: (N, 2).
+
+    The hypotheses of ``posterior``, except that under label 0 (B follows A) B is scored as a
+    chain of its own from its topic's start distribution: A and B must share the topic, but the
+    first token of B need not follow the last of A. What this rule gets right is what the topics
+    alone tell; what ``posterior`` gets right beyond it comes from the transition across [SEP].
+    Arguments as for ``posterior``.
+    """
+    emit = emission[observed]  # (N, L, C)
+    log_a = segment_log_likelihoods(language, emit, np.zeros_like(len_a), len_a)  # (N, K)
+    log_b = segment_log_likelihoods(language, emit, len_a, length)
+    log_prior = np.log(language.topic_prior)
+    log_follows = np.logaddexp.reduce(log_prior + log_a + log_b, axis=1)
+    log_random = (np.logaddexp.reduce(log_prior + log_a, axis=1)
+                  + np.logaddexp.reduce(log_prior + log_b, axis=1))
+    log_total = np.logaddexp(log_follows, log_random)
+    return np.stack([log_follows - log_total, log_random - log_total], axis=1)
+
+
 def context_free_posterior(
     frequencies: np.ndarray, observed: np.ndarray, emission_selected: np.ndarray
 ) -> np.ndarray:

@@ -265,6 +265,8 @@ _EPOCH_COLUMNS = (
 _REFERENCE_ROWS = (
     ("Bayes-optimal", (None, "bayes_mlm_loss", None, None, "bayes_nsp_loss", None, None,
                        "bayes_nsp_accuracy", None)),
+    ("topics only (NSP)", (None, None, None, None, None, None, None, "topic_only_nsp_accuracy",
+                           None)),
     ("unigram", (None, "unigram_mlm_loss", None, None, None, None, None, None, None)),
     ("uniform/chance", (None, "uniform_mlm_loss", None, None, "chance_nsp_loss", None, None,
                         "chance_nsp_accuracy", None)),
@@ -290,6 +292,8 @@ def format_epochs(history: Mapping, optimum: Mapping[str, float]) -> list[str]:
         lines.append(f"{record['epoch']:>5} {record['step']:>7} {record['learning_rate']:>9.2e}"
                      + cells)
     for name, keys in _REFERENCE_ROWS:
+        if not any(key in optimum for key in keys):  # e.g. no optimum for text data
+            continue
         cells = "".join(f"{'':>10}" if key is None else cell(optimum.get(key)) for key in keys)
         lines.append((f"{name:<23}" + cells).rstrip())
     if "bayes_mlm_loss" not in optimum:
