@@ -68,7 +68,8 @@ CELL = 8  # characters per input token in predictions.png
 TRAIN, TEST, SMOOTH, RAW = "tab:blue", "tab:orange", "tab:blue", "0.8"
 RIGHT, WRONG, MASKED = "tab:green", "0.15", "tab:red"
 REFERENCES = {"Bayes-optimal": ("tab:green", "--"), "unigram": ("tab:purple", ":"),
-              "uniform": ("0.35", "-."), "chance": ("0.35", "-.")}
+              "uniform": ("0.35", "-."), "chance": ("0.35", "-."),
+              "topics only": ("tab:olive", ":")}
 
 
 # --- common ------------------------------------------------------------------------------------
@@ -143,6 +144,7 @@ def draw_curves(history_path: str | Path, test_path: str | Path, out: str | Path
     accuracy.plot(epoch_steps, [r["test_mlm_accuracy"] for r in epochs], "^-",
                   color="tab:brown", label="MLM, test set")
     _reference(accuracy, "Bayes-optimal", optimum.get("bayes_nsp_accuracy"), "NSP")
+    _reference(accuracy, "topics only", optimum.get("topic_only_nsp_accuracy"), "NSP")
     _reference(accuracy, "chance", optimum["chance_nsp_accuracy"], "NSP")
     accuracy.set_ylim(0, 1.02)
     accuracy.set_title("Test accuracy at the end of each epoch")
