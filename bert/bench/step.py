@@ -448,10 +448,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:  # inside a worker process: the environment already fixes the threads
         from threadpoolctl import threadpool_limits
 
+        from bert.engine.allocation import keep_freed_memory
         from bert.engine.pool import set_threads
 
         threadpool_limits(args.threads)  # torch's OpenMP too
         set_threads(args.threads)  # our pool; BLAS on one thread
+        keep_freed_memory()  # as training does; for both models, which share the process
         size = SIZES[args.size]
         if args.worker == "time":
             out = time_worker(size, args.threads, args.repeats, args.warmup, args.reference)

@@ -31,6 +31,7 @@ from bert.core.model import pack_params
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
 from bert.core.step import NonFiniteError, OneProcess, Reduction, StepResult, training_step
 from bert.data.datasets import load_dataset
+from bert.engine.allocation import keep_freed_memory
 from bert.engine.pool import set_threads
 from bert.errors import DataFileError, ParamsError, TrainingDivergedError, remake_hint
 from bert.storage import checkpoint as ckpt
@@ -306,6 +307,7 @@ def train(
     host's CPUs)."""
     if progress is None:
         progress = params.logging.progress_bar
+    keep_freed_memory()  # every step allocates alike: reuse the memory instead of faulting it in
     if params.training.processes == 1:
         log.info("%d compute threads", set_threads(params.training.threads))
         return train_loop(open_run(params, layout), progress)
