@@ -453,9 +453,11 @@ def main(argv: list[str] | None = None) -> None:
 
         threadpool_limits(args.threads)  # torch's OpenMP too
         set_threads(args.threads)  # our pool; BLAS on one thread
-        keep_freed_memory()  # as training does; for both models, which share the process
         size = SIZES[args.size]
         if args.worker == "time":
+            # as training does, for both models (they share the process); not in the memory
+            # workers, where freed memory kept resident would hide what a step needs
+            keep_freed_memory()
             out = time_worker(size, args.threads, args.repeats, args.warmup, args.reference)
         else:
             out = memory_worker(size, args.threads, args.side)
