@@ -26,7 +26,7 @@ def keep_freed_memory() -> bool:
     """Set both thresholds for this process; whether the C library took them."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # no C library symbols to look up, or no mallopt
+    except (OSError, TypeError, AttributeError):  # no symbols to look up (Windows), no mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
