@@ -11,7 +11,7 @@ import pytest
 from bert.engine.allocation import keep_freed_memory
 
 # Two 16 MiB arrays allocated and freed together, as a step's activations are: by default glibc
-# trims the 32 MiB left free at the top of its heap, and the next round faults every page in.
+# gives such blocks back to the kernel, and the next round faults their pages in again.
 ROUNDS = """
 import json, resource, sys
 import numpy as np
