@@ -172,6 +172,17 @@ def test_default_parameters_leave_much_to_learn():
     assert 0.7 < result["topic_only_nsp_accuracy"] < result["bayes_nsp_accuracy"] - 0.05
 
 
+def test_a_random_b_of_the_same_topic_leaves_only_the_transition():
+    """random_next_topic: same reaches the sampler and the optimum: the topics alone are then
+    at chance, and the transition across [SEP] still tells the labels apart."""
+    params = DataParams(num_test_batches=8, random_next_topic="same")
+    language = build_language(params)
+    assert language.same_topic_random_next
+    result = optimum(language, build_split(params, language, "test"), params.mask_probability)
+    assert abs(result["topic_only_nsp_accuracy"] - 0.5) < 0.05
+    assert result["bayes_nsp_accuracy"] > 0.85
+
+
 def test_optimum_averages_the_exact_posteriors():
     """optimum() on a tiny dataset equals the mean of brute-force posteriors at the labels."""
     from tests.test_language import brute_force

@@ -12,6 +12,7 @@ from bert.data.examples import content_view, make_examples, observation_model
 from bert.data.language import (
     Language,
     draw_language,
+    one_topic,
     posterior,
     sample_pairs,
     stationary,
@@ -19,11 +20,12 @@ from bert.data.language import (
 )
 
 
-def tiny_language(seed: int = 0, num_content: int = 3, num_topics: int = 2) -> Language:
+def tiny_language(seed: int = 0, num_content: int = 3, num_topics: int = 2,
+                  same_topic: bool = False) -> Language:
     """A sharp language (few successors, low concentration) so that mistakes show."""
     rng = np.random.default_rng(seed)
     return draw_language(rng, num_content, num_topics, successors=2, concentration=0.5,
-                         transition_noise=0.1)
+                         transition_noise=0.1, same_topic_random_next=same_topic)
 
 
 def mechanisms(x: int, num_content: int, p: float):
@@ -40,7 +42,8 @@ def brute_force(language: Language, symbols, len_a: int, p: float, across_sep: b
 
     symbols: observed content symbols of A+B (C = [MASK]). Returns (mlm (n, C), P(label 1),
     log P(observations)). With ``across_sep`` False, label 0 does not link A's last token to B's
-    first: B is a chain of its own, of A's topic.
+    first: B is a chain of its own, of A's topic. A random B has A's topic if the language says
+    so (``same_topic_random_next``).
     """
     num_topics, c = language.start.shape
     n = len(symbols)
@@ -62,8 +65,12 @@ def brute_force(language: Language, symbols, len_a: int, p: float, across_sep: b
         follows = sum(rho[z] * (chain(x, z) if across_sep else
                                 chain(x[:len_a], z) * chain(x[len_a:], z))
                       for z in range(num_topics))
-        random = (sum(rho[z] * chain(x[:len_a], z) for z in range(num_topics))
-                  * sum(rho[z] * chain(x[len_a:], z) for z in range(num_topics)))
+        if language.same_topic_random_next:
+            random = sum(rho[z] * chain(x[:len_a], z) * chain(x[len_a:], z)
+                         for z in range(num_topics))
+        else:
+            random = (sum(rho[z] * chain(x[:len_a], z) for z in range(num_topics))
+                      * sum(rho[z] * chain(x[len_a:], z) for z in range(num_topics)))
         prior = 0.5 * follows + 0.5 * random
         liks = [likelihood(symbols[u], x[u], False) for u in range(n)]
         evidence += prior * math.prod(liks)
@@ -74,14 +81,15 @@ def brute_force(language: Language, symbols, len_a: int, p: float, across_sep: b
     return joint / joint.sum(axis=1, keepdims=True), random_mass / evidence, math.log(evidence)
 
 
+@pytest.mark.parametrize("same_topic", [False, True], ids=["any-topic", "same-topic"])
 @pytest.mark.parametrize(("symbols", "len_a"), [
     ((0, 2, 1, 3, 1), 2),  # a [MASK] (3) in B
     ((3, 3, 0, 1), 1),  # A entirely masked
     ((2, 0, 3, 3, 1), 4),  # B of length 1, masks in A
     ((1, 1), 1),  # shortest pair
 ])
-def test_posterior_equals_brute_force(symbols, len_a):
-    language, p, num_slots = tiny_language(), 0.4, 6
+def test_posterior_equals_brute_force(symbols, len_a, same_topic):
+    language, p, num_slots = tiny_language(num_topics=3, same_topic=same_topic), 0.4, 6
     c = language.num_content
     padded = np.full((1, num_slots), c)  # slots past the end observe nothing
     padded[0, :len(symbols)] = symbols
@@ -92,6 +100,32 @@ def test_posterior_equals_brute_force(symbols, len_a):
     np.testing.assert_allclose(mlm[0, :len(symbols)], want_mlm, rtol=1e-10)
     np.testing.assert_allclose(np.exp(nsp[0]), [1 - want_random, want_random], rtol=1e-10)
     np.testing.assert_allclose(log_evidence[0], want_log_evidence, rtol=1e-12)
+
+
+def test_random_b_of_the_same_topic_changes_the_posterior():
+    """The two processes differ, so the brute-force check above tells them apart."""
+    symbols, len_a = np.array([[0, 2, 1, 3, 1, 3]]), np.array([2])
+    emission, emission_selected = observation_model(0.4, 3)
+    results = [posterior(tiny_language(num_topics=3, same_topic=same), symbols, len_a,
+                         np.array([5]), emission, emission_selected) for same in (False, True)]
+    assert abs(results[0][1][0, 1] - results[1][1][0, 1]) > 1e-3
+    assert np.abs(results[0][0] - results[1][0]).max() > 1e-3
+
+
+def test_topics_tell_nothing_when_a_random_b_keeps_the_topic():
+    language = tiny_language(num_topics=3, same_topic=True)
+    emission, _ = observation_model(0.4, 3)
+    nsp = topic_only_nsp(language, np.array([[0, 2, 1, 3, 1, 3]]), np.array([2]), np.array([5]),
+                         emission)
+    np.testing.assert_allclose(np.exp(nsp), [[0.5, 0.5]], rtol=1e-12)
+
+
+def test_one_topic_is_the_language_given_that_topic():
+    language = tiny_language(num_topics=3)
+    given = one_topic(language, 1)
+    np.testing.assert_array_equal(given.topic_prior, [1.0])
+    np.testing.assert_array_equal(given.start[0], language.start[1])
+    np.testing.assert_array_equal(given.transition[0], language.transition[1])
 
 
 @pytest.mark.parametrize(("symbols", "len_a"), [((0, 2, 1, 3, 1), 2), ((2, 0, 3, 3, 1), 4),
@@ -111,9 +145,10 @@ def test_topic_only_nsp_equals_brute_force_without_the_transition_across_sep(sym
     assert abs(with_transition - want_random) > 1e-3  # the transition carries evidence here
 
 
-def test_posterior_is_vectorized_over_examples():
+@pytest.mark.parametrize("same_topic", [False, True], ids=["any-topic", "same-topic"])
+def test_posterior_is_vectorized_over_examples(same_topic):
     """A batch gives, row by row, what each example gives alone."""
-    language = tiny_language(seed=3, num_content=4, num_topics=3)
+    language = tiny_language(seed=3, num_content=4, num_topics=3, same_topic=same_topic)
     rng = np.random.default_rng(0)
     symbols = rng.integers(0, 5, size=(6, 7))
     len_a, length = np.array([1, 2, 3, 5, 1, 6]), np.array([2, 7, 5, 7, 3, 7])
@@ -126,10 +161,11 @@ def test_posterior_is_vectorized_over_examples():
             np.testing.assert_allclose(got[i], want[0], rtol=1e-12)
 
 
-def test_sampler_draws_the_process_the_inference_assumes():
+@pytest.mark.parametrize("same_topic", [False, True], ids=["any-topic", "same-topic"])
+def test_sampler_draws_the_process_the_inference_assumes(same_topic):
     """Counts of (len_a, observed symbols, NSP label) over many sampled examples match the exact
     probabilities the inference assigns (a chi-square bound)."""
-    language, p, seq = tiny_language(seed=1, num_content=2), 0.5, 6  # 3 content slots
+    language, p, seq = tiny_language(seed=1, num_content=2, same_topic=same_topic), 0.5, 6
     examples = make_examples(np.random.default_rng(2), language, 40_000, seq, p, 0.0)
     view = content_view(examples["input_ids"], examples["mlm_labels"], 2)
     observed = np.concatenate([view["len_a"][:, None], view["symbols"],
@@ -151,16 +187,18 @@ def test_sampler_draws_the_process_the_inference_assumes():
     assert chi2 < dof + 6 * math.sqrt(2 * dof), chi2
 
 
-def test_sample_pairs_random_next_switches_topics():
+@pytest.mark.parametrize("same_topic", [False, True], ids=["any-topic", "same-topic"])
+def test_sample_pairs_random_next_switches_topics(same_topic):
     """With disjoint topic chains, a continuation stays in A's topic and a random B does not
-    depend on A: B's first token is in A's topic only as often as the topic prior says."""
+    depend on A: B's first token is in A's topic only as often as the topic prior says, or
+    always if a random B keeps the topic."""
     c = 4
     transition = np.zeros((2, c, c))
     transition[0, :2, :2] = 0.5  # topic 0 lives on tokens 0, 1
     transition[1, 2:, 2:] = 0.5  # topic 1 on tokens 2, 3
     transition[0, 2:, :2] = transition[1, :2, 2:] = 0.5  # unreachable rows, kept stochastic
     start = np.array([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
-    language = Language(np.array([0.5, 0.5]), start, transition)
+    language = Language(np.array([0.5, 0.5]), start, transition, same_topic)
     rng = np.random.default_rng(0)
     n = 4000
     len_a = rng.integers(1, 6, size=n)
@@ -170,7 +208,10 @@ def test_sample_pairs_random_next_switches_topics():
     same = topic == topic[:, :1]
     assert same[~random_next].all()
     first_b_same = np.take_along_axis(same, len_a[:, None], axis=1)[random_next, 0]
-    assert abs(first_b_same.mean() - 0.5) < 5 * math.sqrt(0.25 / first_b_same.size)
+    if same_topic:
+        assert same[random_next].all()
+    else:
+        assert abs(first_b_same.mean() - 0.5) < 5 * math.sqrt(0.25 / first_b_same.size)
 
 
 def test_draw_language_is_a_valid_sparse_chain():

@@ -55,7 +55,7 @@ def build_language(params: DataParams) -> Language:
     """The language drawn from ``params.random_seed``."""
     return draw_language(generators(params.random_seed)["language"], params.num_content,
                          params.num_topics, params.successors, params.concentration,
-                         params.transition_noise)
+                         params.transition_noise, params.random_next_topic == "same")
 
 
 def build_split(params: DataParams, language: Language, split: str) -> dict[str, np.ndarray]:

@@ -10,7 +10,8 @@ a chain started from ``start[k]``. A sentence pair (A, B) is then:
 
     z ~ rho;  A = x_1..x_a  ~ chain of topic z from start[z]
     label 0 (B follows A):    B = x_{a+1}..x_{a+b} continues the same chain (first step A[z][x_a])
-    label 1 (B is random):    z' ~ rho independently (another document, same topic or not);
+    label 1 (B is random):    z' ~ rho independently (another document, same topic or not),
+                              or z' = z if the language's random B keeps the topic;
                               B ~ a fresh chain of topic z' from start[z']
 
 with the lengths ``a, b`` and the label drawn independently of the tokens. The observation model
@@ -38,11 +39,14 @@ class Language:
     topic_prior: (K,) probability of each topic.
     start: (K, C) distribution of the first token of a segment (stationary for ``transition``).
     transition: (K, C, C) ``transition[k, x, y] = P(next = y | token x, topic k)``.
+    same_topic_random_next: a random B is cut from another document of A's topic (else of a
+        topic drawn independently), so that only the transition across [SEP] tells the labels.
     """
 
     topic_prior: np.ndarray
     start: np.ndarray
     transition: np.ndarray
+    same_topic_random_next: bool = False
 
     @property
     def num_topics(self) -> int:
@@ -79,6 +83,7 @@ def draw_language(
     successors: int,
     concentration: float,
     transition_noise: float,
+    same_topic_random_next: bool = False,
 ) -> Language:
     """Draw the topic chains: per row, ``successors`` distinct tokens with Dirichlet weights."""
     shape = (num_topics, num_content)
@@ -89,7 +94,13 @@ def draw_language(
     np.put_along_axis(sparse, chosen, weights, axis=-1)
     transition = (1.0 - transition_noise) * sparse + transition_noise / num_content  # (K, C, C)
     topic_prior = np.full(num_topics, 1.0 / num_topics)
-    return Language(topic_prior, stationary(transition), transition)
+    return Language(topic_prior, stationary(transition), transition, same_topic_random_next)
+
+
+def one_topic(language: Language, topic: int) -> Language:
+    """The language restricted to ``topic`` (prior 1): the process given that topic."""
+    return Language(np.ones(1), language.start[topic:topic + 1],
+                    language.transition[topic:topic + 1])
 
 
 def _sample_rows(rng: np.random.Generator, cdf: np.ndarray) -> np.ndarray:
@@ -116,6 +127,8 @@ def sample_pairs(
     transition_cdf = np.cumsum(language.transition, axis=-1)  # (K, C, C)
     topic_a = rng.choice(language.num_topics, size=n, p=language.topic_prior)  # (N,)
     topic_b = rng.choice(language.num_topics, size=n, p=language.topic_prior)  # (N,)
+    if language.same_topic_random_next:
+        topic_b = topic_a
     tokens = np.empty((n, num_slots), dtype=np.int64)
     for j in range(num_slots):
         in_random_b = random_next & (j >= len_a)
@@ -159,6 +172,36 @@ def posterior(
         nsp: (N, 2) log P(label | all observations), label 0 = B follows A, 1 = B is random.
         log_evidence: (N,) log P(all observations | lengths).
     """
+    if not language.same_topic_random_next or language.num_topics == 1:
+        return _posterior_given_topics(language, observed, len_a, length, emission,
+                                       emission_selected)[:3]
+    # Given the topic, both hypotheses are those of the one-topic language: mix its posteriors,
+    # each weighted by P(topic | what it is conditioned on).
+    parts = [_posterior_given_topics(one_topic(language, k), observed, len_a, length, emission,
+                                     emission_selected) for k in range(language.num_topics)]
+    mlm_k, nsp_k, log_evidence_k, log_selected_k = (
+        np.stack(arrays) for arrays in zip(*parts, strict=True))  # each with a leading K axis
+    log_prior = np.log(language.topic_prior)  # (K,)
+    log_joint = log_prior[:, None] + log_evidence_k  # (K, N)
+    log_evidence = np.logaddexp.reduce(log_joint, axis=0)  # (N,)
+    nsp = np.logaddexp.reduce((log_joint - log_evidence)[..., None] + nsp_k, axis=0)  # (N, 2)
+    log_joint_selected = log_prior[:, None, None] + log_selected_k  # (K, N, L)
+    slot_weight = np.exp(log_joint_selected - np.logaddexp.reduce(log_joint_selected, axis=0))
+    mlm = (slot_weight[..., None] * mlm_k).sum(axis=0)  # (N, L, C)
+    return mlm, nsp, log_evidence
+
+
+def _posterior_given_topics(
+    language: Language,
+    observed: np.ndarray,
+    len_a: np.ndarray,
+    length: np.ndarray,
+    emission: np.ndarray,
+    emission_selected: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``posterior`` when the topic of a random B is drawn independently of A's, and
+    log_selected: (N, L) log P(all observations), slot j's observation taken as that of a
+    selected slot (``emission_selected``)."""
     num_topics, num_content = language.start.shape
     n, num_slots = observed.shape
     matrices = language.transition  # (K, C, C) forward: next = prev @ A
@@ -192,6 +235,7 @@ def posterior(
     # Backward. b[j] = P(obs after j | x_j, z) on the whole chain (also B alone, for j >= len_a);
     # b_cut[j] = the same with the chain cut after A (label 1, for j < len_a).
     mlm = np.empty((n, num_slots, num_content))
+    log_selected = np.empty((n, num_slots))
     b = np.ones((num_topics, n, num_content))
     b_cut = np.ones((num_topics, n, num_content))
     c_b, c_cut = np.zeros(n), np.zeros(n)
@@ -210,12 +254,14 @@ def posterior(
         top = np.maximum(w_joint, w_split)
         p = np.exp(w_joint - top)[:, None] * joint + np.exp(w_split - top)[:, None] * split
         p *= emission_selected[observed[:, j]]  # this slot was selected
-        mlm[:, j] = p / p.sum(axis=1, keepdims=True)
+        mass = p.sum(axis=1)  # (N,)
+        mlm[:, j] = p / mass[:, None]
+        log_selected[:, j] = np.log(0.5) + top + np.log(mass)
 
     log_random = log_a + log_b
     log_total = np.logaddexp(log_ab, log_random)
     nsp = np.stack([log_ab - log_total, log_random - log_total], axis=1)  # (N, 2)
-    return mlm, nsp, np.log(0.5) + log_total
+    return mlm, nsp, np.log(0.5) + log_total, log_selected
 
 
 def segment_log_likelihoods(
@@ -260,8 +306,11 @@ def topic_only_nsp(
     log_b = segment_log_likelihoods(language, emit, len_a, length)
     log_prior = np.log(language.topic_prior)
     log_follows = np.logaddexp.reduce(log_prior + log_a + log_b, axis=1)
-    log_random = (np.logaddexp.reduce(log_prior + log_a, axis=1)
-                  + np.logaddexp.reduce(log_prior + log_b, axis=1))
+    if language.same_topic_random_next:  # the same hypotheses: the topics tell nothing
+        log_random = log_follows
+    else:
+        log_random = (np.logaddexp.reduce(log_prior + log_a, axis=1)
+                      + np.logaddexp.reduce(log_prior + log_b, axis=1))
     log_total = np.logaddexp(log_follows, log_random)
     return np.stack([log_follows - log_total, log_random - log_total], axis=1)
 

@@ -142,6 +142,11 @@ class DataParams(Section):
         "token (1 gives a uniform language; synthetic only)", low=0.0, high=1.0,
         open_low=True,
     )
+    random_next_topic: str = param(
+        "any", "topic of the document a random B (NSP label 1) is cut from: any (drawn "
+        "independently, as BERT's random documents) or same (A's topic, so that only the "
+        "transition across [SEP] tells the labels apart; synthetic only)", choices=("any", "same"),
+    )
 
     @property
     def num_content(self) -> int:
