@@ -16,6 +16,7 @@ Shape letters: ``B`` batch, ``T`` sequence, ``H`` hidden, ``NH`` heads, ``D`` he
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -119,9 +120,25 @@ def linear_backward(
 # --- layer norm --------------------------------------------------------------------------------
 
 
+@functools.cache
+def _ones_column(size: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones((size, 1), dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def row_sum(x: np.ndarray) -> np.ndarray:
+    """The sum over the last axis of x (..., n), kept as an axis: (..., 1).
+
+    A product with a column of ones: BLAS sums short rows several times faster than NumPy's
+    reduction, which pays a loop set-up per row (at n = 32 to 64: 4 to 6 times).
+    """
+    return np.matmul(x, _ones_column(x.shape[-1], x.dtype))
+
+
 def _row_mean(x: np.ndarray) -> np.ndarray:
     """The mean over the last axis, kept as an axis: what ``x.mean(-1, keepdims=True)`` gives."""
-    total = x.sum(axis=-1, keepdims=True)
+    total = row_sum(x)
     total /= x.shape[-1]
     return total
 
@@ -298,7 +315,7 @@ def _softmax_in_place(x: np.ndarray) -> np.ndarray:
     """Overwrite x with its softmax over the last axis, shifted by the row maximum."""
     x -= x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
+    x /= row_sum(x)
     return x
 
 
@@ -311,7 +328,7 @@ def softmax_backward(dprobs: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Gradient of the softmax input from that of its output (last axis):
     probs * (dprobs - sum(dprobs * probs))."""
     dx = dprobs * probs
-    dx -= probs * dx.sum(axis=-1, keepdims=True)
+    dx -= probs * row_sum(dx)
     return dx
 
 
@@ -413,7 +430,7 @@ def self_attention_backward(
         np.matmul(dropped.transpose(0, 1, 3, 2), dcontext[r], out=dv[r])
         dscores = np.matmul(dcontext[r], v[r].transpose(0, 1, 3, 2))  # ddropped (b, NH, T, T)
         dscores *= dropped
-        row_sums = dscores.sum(axis=-1, keepdims=True)
+        row_sums = row_sum(dscores)
         dscores -= np.multiply(probs[r], row_sums, out=None if dropout is None else dropped)
         np.matmul(dscores, k[r], out=dq[r])
         dq[r] *= cache.scale  # the queries were scaled
@@ -454,9 +471,9 @@ def cross_entropy_forward(
         shifted = np.subtract(logits[r], logits[r].max(axis=-1, keepdims=True), out=probs[r])
         picked = np.take_along_axis(shifted, safe_labels[r, None], axis=-1)[:, 0]
         np.exp(shifted, out=shifted)
-        norm = shifted.sum(axis=-1)
-        np.subtract(np.log(norm), picked, out=nll[r])
-        shifted /= norm[:, None]
+        norm = row_sum(shifted)  # (n, 1)
+        np.subtract(np.log(norm[:, 0]), picked, out=nll[r])
+        shifted /= norm
 
     for_rows(len(logits), logits.shape[-1], rows, passes=8)
     loss = float(np.where(valid, nll, 0).sum() / count) if count else 0.0
