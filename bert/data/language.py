@@ -191,17 +191,12 @@ def posterior(
     return mlm, nsp, log_evidence
 
 
-def _posterior_given_topics(
-    language: Language,
-    observed: np.ndarray,
-    len_a: np.ndarray,
-    length: np.ndarray,
-    emission: np.ndarray,
-    emission_selected: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``posterior`` when the topic of a random B is drawn independently of A's, and
-    log_selected: (N, L) log P(all observations), slot j's observation taken as that of a
-    selected slot (``emission_selected``)."""
+def _posterior_given_topics(language: Language, observed: np.ndarray, len_a: np.ndarray,
+                            length: np.ndarray, emission: np.ndarray,
+                            emission_selected: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``posterior`` (mlm, nsp, log_evidence) when the topic of a random B is drawn
+    independently of A's, and log_selected: (N, L) log P(all observations), slot j's
+    observation taken as that of a selected slot (``emission_selected``)."""
     num_topics, num_content = language.start.shape
     n, num_slots = observed.shape
     matrices = language.transition  # (K, C, C) forward: next = prev @ A
