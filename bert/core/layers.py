@@ -120,6 +120,9 @@ def linear_backward(
 # --- layer norm --------------------------------------------------------------------------------
 
 
+SHORT_ROW = 32  # rows up to this length are reduced through a transposed copy (``_row_max``)
+
+
 @functools.cache
 def _ones_column(size: int, dtype: np.dtype) -> np.ndarray:
     ones = np.ones((size, 1), dtype=dtype)
@@ -311,9 +314,22 @@ def dropout_backward(dout: np.ndarray, cache: DropoutCache | None) -> np.ndarray
 # --- softmax -----------------------------------------------------------------------------------
 
 
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """The maximum over the last axis of x (..., n), kept as an axis: (..., 1).
+
+    NumPy's reduction over short contiguous rows pays a loop set-up per row; rows of at most
+    ``SHORT_ROW`` elements are transposed first (one copy), so that the maximum runs along whole
+    rows of memory (measured on (16, 4, 32, 32): 118 against 244 microseconds; at n = 128 the
+    copy no longer pays).
+    """
+    if x.ndim >= 2 and x.shape[-1] <= SHORT_ROW:
+        return np.ascontiguousarray(x.swapaxes(-1, -2)).max(axis=-2)[..., None]
+    return x.max(axis=-1, keepdims=True)
+
+
 def _softmax_in_place(x: np.ndarray) -> np.ndarray:
     """Overwrite x with its softmax over the last axis, shifted by the row maximum."""
-    x -= x.max(axis=-1, keepdims=True)
+    x -= _row_max(x)
     np.exp(x, out=x)
     x /= row_sum(x)
     return x
