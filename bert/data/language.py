@@ -18,7 +18,9 @@ with the lengths ``a, b`` and the label drawn independently of the tokens. The o
 (what masking does to a token, see ``bert.data.examples.observation_model``) is per position and
 independent, so exact inference is forward-backward over ``(topic, token)`` states, run on the
 continuation hypothesis (one chain over A+B) and on the random-next hypothesis (two independent
-chains), and mixed with their likelihoods: :func:`posterior`.
+chains), and mixed with their likelihoods: :func:`posterior`. When a random B keeps A's topic,
+that inference runs once per topic (given the topic, the two processes are the same) and the
+results are mixed by the posterior of the topic.
 
 Shapes: ``K`` topics, ``C`` content tokens, ``N`` examples, ``L`` content slots per example.
 Content tokens are indexed ``0..C-1`` here; their vocabulary ids are ``NUM_SPECIAL + index``
@@ -40,7 +42,8 @@ class Language:
     start: (K, C) distribution of the first token of a segment (stationary for ``transition``).
     transition: (K, C, C) ``transition[k, x, y] = P(next = y | token x, topic k)``.
     same_topic_random_next: a random B is cut from another document of A's topic (else of a
-        topic drawn independently), so that only the transition across [SEP] tells the labels.
+        topic drawn independently), so that only the transition across [SEP] tells the labels
+        apart.
     """
 
     topic_prior: np.ndarray
