@@ -299,16 +299,15 @@ def topic_only_nsp(
     alone tell; what ``posterior`` gets right beyond it comes from the transition across [SEP].
     Arguments as for ``posterior``.
     """
+    if language.same_topic_random_next:  # both labels then mean the same for the topics
+        return np.full((len(observed), 2), np.log(0.5))
     emit = emission[observed]  # (N, L, C)
     log_a = segment_log_likelihoods(language, emit, np.zeros_like(len_a), len_a)  # (N, K)
     log_b = segment_log_likelihoods(language, emit, len_a, length)
     log_prior = np.log(language.topic_prior)
     log_follows = np.logaddexp.reduce(log_prior + log_a + log_b, axis=1)
-    if language.same_topic_random_next:  # the same hypotheses: the topics tell nothing
-        log_random = log_follows
-    else:
-        log_random = (np.logaddexp.reduce(log_prior + log_a, axis=1)
-                      + np.logaddexp.reduce(log_prior + log_b, axis=1))
+    log_random = (np.logaddexp.reduce(log_prior + log_a, axis=1)
+                  + np.logaddexp.reduce(log_prior + log_b, axis=1))
     log_total = np.logaddexp(log_follows, log_random)
     return np.stack([log_follows - log_total, log_random - log_total], axis=1)
 
