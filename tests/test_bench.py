@@ -71,3 +71,36 @@ def test_the_default_size_is_what_params_yaml_trains():
         params.data.vocab_size, params.model.dim_model, params.model.num_layers,
         params.model.num_heads, params.model.dim_ff, params.data.batch_size,
         params.data.sequence_length)
+
+
+def test_the_profile_counts_every_layer_call_and_its_elements():
+    from bert.bench.passes import PRODUCTS, profile
+
+    size = bench.SIZES["micro"]  # 1 layer, hidden 16, 2 heads, intermediate 32, batch 2 x 8
+    result = profile(size, threads=1, steps=2, warmup=1)
+    rows = result["rows"]
+    tokens, H, F = size.batch_size * size.seq_len, size.hidden_size, size.intermediate_size
+    # per step: LayerNorm after the embeddings, twice in the layer, once in the MLM head
+    assert rows["LayerNorm forward"].calls == 4 and rows["LayerNorm backward"].calls == 4
+    # GELU in the layer (tokens x F) and in the MLM head (its scored positions x H)
+    gelu = rows["GELU forward with its derivative (erf)"]
+    assert gelu.calls == 2 and (gelu.elements - tokens * F) % H == 0
+    assert gelu.element_passes == 30 * gelu.elements  # the chain's declared passes
+    # query/key/value, attention output, two feed-forward, MLM transform and decoder, pooler and
+    # NSP classifier: 8 forward products, each with two in the backward
+    assert rows[PRODUCTS].calls == 8 + 2 * 8
+    assert rows[PRODUCTS].multiply_adds > 3 * tokens * H * (4 * H + 2 * F)
+    wrapped = result["wrapped_step_s"]
+    assert all(row.seconds >= 0 for name, row in rows.items() if not name.startswith("other"))
+    assert abs(sum(row.seconds for row in rows.values()) - wrapped) < 1e-9
+
+
+def test_the_profile_table_lists_the_largest_work_first(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    bench.main([*FAST, "--profile"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("BLAS: ")
+    assert lines[2].startswith("micro: step ") and "1 threads" in lines[2]
+    assert lines[4].startswith("| work | ms per step |")
+    times = [float(line.split("|")[2]) for line in lines[6:]]
+    assert len(times) >= 15 and times == sorted(times, reverse=True)

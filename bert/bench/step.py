@@ -439,7 +439,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-reference", action="store_true",
                         help="do not time transformers even when it is installed")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
-    parser.add_argument("--worker", choices=("time", "memory"), help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the comparison, where our step's time goes: each "
+                             "layer's milliseconds, elements and passes (bert.bench.passes)")
+    parser.add_argument("--worker", choices=("time", "memory", "profile"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=tuple(SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=("ours", "transformers"), help=argparse.SUPPRESS)
     parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
@@ -459,6 +463,12 @@ def main(argv: list[str] | None = None) -> None:
             # workers, where freed memory kept resident would hide what a step needs
             keep_freed_memory()
             out = time_worker(size, args.threads, args.repeats, args.warmup, args.reference)
+        elif args.worker == "profile":
+            from bert.bench.passes import profile
+
+            keep_freed_memory()
+            result = profile(size, args.threads, args.repeats or size.repeats)
+            out = {**result, "rows": {name: vars(row) for name, row in result["rows"].items()}}
         else:
             out = memory_worker(size, args.threads, args.side)
         print(json.dumps(out))
@@ -468,6 +478,17 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [name for name in names if name not in SIZES]
     if unknown:
         parser.error(f"unknown size(s) {unknown}: choose among {', '.join(SIZES)}")
+    if args.profile:
+        from bert.bench import passes
+
+        print(header({"threads": args.threads, "machine": machine()}))
+        for name in names:
+            result = run_worker(["--worker", "profile", "--size", name]
+                                + (["--repeats", str(args.repeats)] if args.repeats else []),
+                                args.threads)
+            result["rows"] = {work: passes.Row(**row) for work, row in result["rows"].items()}
+            print(f"\n{passes.table(name, result)}")
+        return
     reference = not args.no_reference and reference_available()
     report = {"threads": args.threads, "reference": reference,
               "reference_note": None if reference else (

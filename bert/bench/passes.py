@@ -1,0 +1,188 @@
+"""Where a training step's time goes, pass by pass: ``python -m bert.bench --profile``.
+
+Every layer function the model calls (``bert.core.model``'s imports from ``bert.core.layers``),
+the matrix products of the linear layers (``bert.engine.pool.matmul``), clipping and AdamW are
+wrapped with a wall clock for the timed steps. Each function's time is *exclusive*: a wrapped
+function called inside another (the query/key/value product inside attention) counts for
+itself, not for its caller. What no wrapper covers (the heads' glue, the loss sums, the
+micro-batch tree) is the row *other*.
+
+The elementwise work is measured as the pool sees it: every chain a layer hands to
+``for_rows`` declares how many passes it makes over its elements, so each row can say how many
+elements it touches and at what cost per element-pass. A product's work is its multiply-adds.
+
+The wrappers cost about a microsecond per call (a few dozen calls a step), so the total is a few
+percent above the bench's step time; the shares are what this module is for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+# Nothing that imports NumPy at module level: ``bert.bench.step`` fixes the threads first.
+
+# name in bert.core.model -> the row it counts for
+LAYER_WORK = {
+    "embedding_forward": "embedding lookup",
+    "embedding_backward": "embedding backward (sorted row sums)",
+    "linear_forward": "linear forward (besides the product)",
+    "linear_backward": "linear backward (bias sums)",
+    "layernorm_forward": "LayerNorm forward",
+    "layernorm_backward": "LayerNorm backward",
+    "gelu_forward": "GELU forward with its derivative (erf)",
+    "gelu_backward": "GELU backward",
+    "dropout_forward": "dropout forward",
+    "dropout_backward": "dropout backward",
+    "self_attention_forward": "attention forward (scores, softmax, dropout, context)",
+    "self_attention_backward": "attention backward",
+    "cross_entropy_forward": "cross-entropy forward",
+    "cross_entropy_backward": "cross-entropy backward",
+    "tanh_forward": "pooler tanh",
+    "tanh_backward": "pooler tanh backward",
+}
+STEP_WORK = {"clip_grad_norm": "gradient norm and clipping", "global_norm":
+             "gradient norm and clipping", "adamw_step": "AdamW (flat buffer)"}
+PRODUCTS = "matrix products of the linear layers"
+
+
+@dataclass
+class Row:
+    """What one row of the table adds up over the timed steps."""
+
+    seconds: float = 0.0
+    calls: int = 0
+    element_passes: float = 0.0  # elements of its chains times their declared passes
+    elements: float = 0.0
+    multiply_adds: float = 0.0
+
+
+@dataclass
+class Recorder:
+    rows: dict[str, Row] = field(default_factory=lambda: defaultdict(Row))
+    stack: list[list] = field(default_factory=list)  # [row name, child seconds]
+
+    def wrap(self, name: str, function):
+        def timed(*args, **kwargs):
+            frame = [name, 0.0]
+            self.stack.append(frame)
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                self.stack.pop()
+                row = self.rows[name]
+                row.seconds += elapsed - frame[1]
+                row.calls += 1
+                if self.stack:
+                    self.stack[-1][1] += elapsed
+        return timed
+
+    def chain(self, rows: int, row_size: int, passes: int) -> None:
+        """A chain handed to the pool by the innermost wrapped function."""
+        if self.stack:
+            row = self.rows[self.stack[-1][0]]
+            row.elements += rows * row_size
+            row.element_passes += rows * row_size * passes
+
+
+@contextmanager
+def recording(recorder: Recorder):
+    """Install the wrappers for the duration; every module is restored afterwards."""
+    import bert.core.layers as layers
+    import bert.core.model as model
+    import bert.core.step as step
+    import bert.engine.pool as pool
+
+    saved = []
+
+    def patch(module, attribute, replacement):
+        saved.append((module, attribute, getattr(module, attribute)))
+        setattr(module, attribute, replacement)
+
+    for attribute, name in LAYER_WORK.items():
+        patch(model, attribute, recorder.wrap(name, getattr(model, attribute)))
+    for attribute, name in STEP_WORK.items():
+        patch(step, attribute, recorder.wrap(name, getattr(step, attribute)))
+
+    original_matmul = layers.matmul
+
+    def matmul(a, b, bias=None):
+        recorder.rows[PRODUCTS].multiply_adds += a.shape[0] * a.shape[1] * b.shape[1]
+        return original_matmul(a, b, bias)
+
+    patch(layers, "matmul", recorder.wrap(PRODUCTS, matmul))
+
+    def counted(original):
+        def for_rows(rows, row_size, chain, passes=1):
+            recorder.chain(rows, row_size, passes)
+            return original(rows, row_size, chain, passes)
+        return for_rows
+
+    # the pool's own for_elements and elementwise call pool.for_rows; the layers hold their
+    # own reference to it
+    for_rows = counted(pool.for_rows)
+    if layers.for_rows is pool.for_rows:
+        patch(layers, "for_rows", for_rows)
+    patch(pool, "for_rows", for_rows)
+    try:
+        yield recorder
+    finally:
+        for module, attribute, original in reversed(saved):
+            setattr(module, attribute, original)
+
+
+def profile(size, threads: int, steps: int, warmup: int = 3) -> dict:
+    """Time ``steps`` training steps of ``size`` (``bert.bench.step.Size``) plainly, then again
+    with the wrappers; returns the plain median step time and, per row, the time per step."""
+    import statistics
+
+    from bert.bench.step import ours, timed
+
+    step, _, _ = ours(size)
+    for _ in range(warmup):
+        step()
+    plain = statistics.median(timed(step) for _ in range(steps))
+    recorder = Recorder()
+    with recording(recorder):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wrapped = (time.perf_counter() - start) / steps
+    rows = {name: Row(row.seconds / steps, row.calls / steps, row.element_passes / steps,
+                      row.elements / steps, row.multiply_adds / steps)
+            for name, row in recorder.rows.items()}
+    rows["other (glue, loss sums, heads' small products)"] = Row(
+        wrapped - sum(row.seconds for row in rows.values()))
+    return {"threads": threads, "steps": steps, "plain_step_s": plain, "wrapped_step_s": wrapped,
+            "rows": rows}
+
+
+def table(name: str, result: dict) -> str:
+    """A markdown table of ``profile``'s result, largest row first."""
+    plain, wrapped = result["plain_step_s"], result["wrapped_step_s"]
+    lines = [f"{name}: step {plain * 1e3:.1f} ms (median of {result['steps']}, "
+             f"{result['threads']} threads); {wrapped * 1e3:.1f} ms with the wrappers",
+             "",
+             "| work | ms per step | share | calls | elements per step | passes per element "
+             "| ns per element-pass |",
+             "|---|---|---|---|---|---|---|"]
+    for work, row in sorted(result["rows"].items(), key=lambda item: -item[1].seconds):
+        if row.multiply_adds:
+            elements = f"{row.multiply_adds / 1e6:.1f} M multiply-adds"
+            passes = f"{2 * row.multiply_adds / row.seconds / 1e9:.0f} GFLOP/s" if row.seconds \
+                else "-"
+            cost = "-"
+        elif row.elements:
+            elements = f"{row.elements / 1e3:.0f} K"
+            passes = f"{row.element_passes / row.elements:.1f}"
+            cost = f"{row.seconds / row.element_passes * 1e9:.2f}"
+        else:
+            elements = passes = cost = "-"
+        calls = f"{row.calls:g}" if row.calls else "-"
+        lines.append(f"| {work} | {row.seconds * 1e3:.2f} | {row.seconds / wrapped:.0%} | {calls} "
+                     f"| {elements} | {passes} | {cost} |")
+    return "\n".join(lines)
