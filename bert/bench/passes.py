@@ -43,8 +43,12 @@ LAYER_WORK = {
     "tanh_forward": "pooler tanh",
     "tanh_backward": "pooler tanh backward",
 }
-STEP_WORK = {"clip_grad_norm": "gradient norm and clipping", "global_norm":
-             "gradient norm and clipping", "adamw_step": "AdamW (flat buffer)"}
+# name in bert.core.step -> the row it counts for (global_norm alone when nothing is clipped)
+STEP_WORK = {
+    "clip_grad_norm": "gradient norm and clipping",
+    "global_norm": "gradient norm and clipping",
+    "adamw_step": "AdamW (flat buffer)",
+}
 PRODUCTS = "matrix products of the linear layers"
 
 
@@ -61,6 +65,9 @@ class Row:
 
 @dataclass
 class Recorder:
+    """The rows, and the stack of wrapped calls in progress (each with the time its wrapped
+    callees took, to subtract from its own)."""
+
     rows: dict[str, Row] = field(default_factory=lambda: defaultdict(Row))
     stack: list[list] = field(default_factory=list)  # [row name, child seconds]
 
@@ -137,7 +144,10 @@ def recording(recorder: Recorder):
 
 def profile(size, threads: int, steps: int, warmup: int = 3) -> dict:
     """Time ``steps`` training steps of ``size`` (``bert.bench.step.Size``) plainly, then again
-    with the wrappers; returns the plain median step time and, per row, the time per step."""
+    with the wrappers; returns the plain median step time and, per row, its totals per step.
+
+    The compute threads are whatever the process has set (``threads`` is only reported).
+    """
     import statistics
 
     from bert.bench.step import ours, timed
@@ -167,22 +177,19 @@ def table(name: str, result: dict) -> str:
     lines = [f"{name}: step {plain * 1e3:.1f} ms (median of {result['steps']}, "
              f"{result['threads']} threads); {wrapped * 1e3:.1f} ms with the wrappers",
              "",
-             "| work | ms per step | share | calls | elements per step | passes per element "
-             "| ns per element-pass |",
+             "| work | ms per step | share | calls | work per step | passes per element | cost |",
              "|---|---|---|---|---|---|---|"]
     for work, row in sorted(result["rows"].items(), key=lambda item: -item[1].seconds):
+        amount = passes = cost = "-"
         if row.multiply_adds:
-            elements = f"{row.multiply_adds / 1e6:.1f} M multiply-adds"
-            passes = f"{2 * row.multiply_adds / row.seconds / 1e9:.0f} GFLOP/s" if row.seconds \
-                else "-"
-            cost = "-"
+            amount = f"{row.multiply_adds / 1e6:.1f} M multiply-adds"
+            if row.seconds:
+                cost = f"{2 * row.multiply_adds / row.seconds / 1e9:.0f} GFLOP/s"
         elif row.elements:
-            elements = f"{row.elements / 1e3:.0f} K"
+            amount = f"{row.elements / 1e3:.0f} K elements"
             passes = f"{row.element_passes / row.elements:.1f}"
-            cost = f"{row.seconds / row.element_passes * 1e9:.2f}"
-        else:
-            elements = passes = cost = "-"
+            cost = f"{row.seconds / row.element_passes * 1e9:.2f} ns per element-pass"
         calls = f"{row.calls:g}" if row.calls else "-"
         lines.append(f"| {work} | {row.seconds * 1e3:.2f} | {row.seconds / wrapped:.0%} | {calls} "
-                     f"| {elements} | {passes} | {cost} |")
+                     f"| {amount} | {passes} | {cost} |")
     return "\n".join(lines)
