@@ -77,7 +77,7 @@ def test_the_profile_counts_every_layer_call_and_its_elements():
     from bert.bench.passes import PRODUCTS, profile
 
     size = bench.SIZES["micro"]  # 1 layer, hidden 16, 2 heads, intermediate 32, batch 2 x 8
-    result = profile(size, threads=1, steps=2, warmup=1)
+    result = profile(bench.ours(size)[0], threads=1, steps=2, warmup=1)
     rows = result["rows"]
     tokens, H, F = size.batch_size * size.seq_len, size.hidden_size, size.intermediate_size
     # per step: LayerNorm after the embeddings, twice in the layer, once in the MLM head

@@ -17,8 +17,10 @@ percent above the bench's step time; the shares are what this module is for.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -142,20 +144,15 @@ def recording(recorder: Recorder):
             setattr(module, attribute, original)
 
 
-def profile(size, threads: int, steps: int, warmup: int = 3) -> dict:
-    """Time ``steps`` training steps of ``size`` (``bert.bench.step.Size``) plainly, then again
-    with the wrappers; returns the plain median step time and, per row, its totals per step.
+def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3) -> dict:
+    """Time ``steps`` calls of ``step`` (one training step) plainly, then again with the
+    wrappers; returns the plain median step time and, per row, its totals per step.
 
     The compute threads are whatever the process has set (``threads`` is only reported).
     """
-    import statistics
-
-    from bert.bench.step import ours, timed
-
-    step, _, _ = ours(size)
     for _ in range(warmup):
         step()
-    plain = statistics.median(timed(step) for _ in range(steps))
+    plain = statistics.median(_seconds(step) for _ in range(steps))
     recorder = Recorder()
     with recording(recorder):
         start = time.perf_counter()
@@ -169,6 +166,12 @@ def profile(size, threads: int, steps: int, warmup: int = 3) -> dict:
         wrapped - sum(row.seconds for row in rows.values()))
     return {"threads": threads, "steps": steps, "plain_step_s": plain, "wrapped_step_s": wrapped,
             "rows": rows}
+
+
+def _seconds(func: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
 
 
 def table(name: str, result: dict) -> str:

@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
             from bert.bench.passes import profile
 
             keep_freed_memory()
-            result = profile(size, args.threads, args.repeats or size.repeats)
+            result = profile(ours(size)[0], args.threads, args.repeats or size.repeats)
             out = {**result, "rows": {name: vars(row) for name, row in result["rows"].items()}}
         else:
             out = memory_worker(size, args.threads, args.side)
