@@ -45,7 +45,7 @@ def test_table_has_a_row_per_size_and_says_how_to_compare(monkeypatch, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith("BLAS: ") and "kernel" in lines[0]
-    assert "1 compute threads" in lines[0]
+    assert lines[0].endswith("; 1 compute thread")
     assert lines[2].startswith("| size | ours step ms | ours tok/s | ours fwd ms |")
     assert lines[4].startswith("| micro |")
     assert lines[2].count("|") == lines[4].count("|")
@@ -100,7 +100,7 @@ def test_the_profile_table_lists_the_largest_work_first(monkeypatch, capsys):
     bench.main([*FAST, "--profile"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("BLAS: ")
-    assert lines[2].startswith("micro: step ") and "1 threads" in lines[2]
+    assert lines[2].startswith("micro: step ") and "1 thread)" in lines[2]
     assert lines[4].startswith("| work | ms per step |")
     times = [float(line.split("|")[2]) for line in lines[6:]]
     assert len(times) >= 15 and times == sorted(times, reverse=True)

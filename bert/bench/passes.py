@@ -178,7 +178,8 @@ def table(name: str, result: dict) -> str:
     """A markdown table of ``profile``'s result, largest row first."""
     plain, wrapped = result["plain_step_s"], result["wrapped_step_s"]
     lines = [f"{name}: step {plain * 1e3:.1f} ms (median of {result['steps']}, "
-             f"{result['threads']} threads); {wrapped * 1e3:.1f} ms with the wrappers",
+             f"{result['threads']} thread{'s' if result['threads'] != 1 else ''}); "
+             f"{wrapped * 1e3:.1f} ms with the wrappers",
              "",
              "| work | ms per step | share | calls | work per step | passes per element | cost |",
              "|---|---|---|---|---|---|---|"]

@@ -375,7 +375,7 @@ def header(report: dict) -> str:
     kernels = ", ".join(f"{b['internal_api']} {b['version']} kernel {b['architecture']}"
                         for b in m.get("blas", [])) or "no BLAS found by threadpoolctl"
     return (f"BLAS: {kernels}; OPENBLAS_CORETYPE={m.get('OPENBLAS_CORETYPE') or 'unset'}; "
-            f"{report['threads']} compute threads")
+            f"{report['threads']} compute thread{'s' if report['threads'] != 1 else ''}")
 
 
 def table(report: dict) -> str:
