@@ -24,6 +24,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from bert.bench.clock import timed
+
 # Nothing that imports NumPy at module level: ``bert.bench.step`` fixes the threads first.
 
 # name in bert.core.model -> the row it counts for
@@ -152,7 +154,7 @@ def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3)
     """
     for _ in range(warmup):
         step()
-    plain = statistics.median(_seconds(step) for _ in range(steps))
+    plain = statistics.median(timed(step) for _ in range(steps))
     recorder = Recorder()
     with recording(recorder):
         start = time.perf_counter()
@@ -166,12 +168,6 @@ def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3)
         wrapped - sum(row.seconds for row in rows.values()))
     return {"threads": threads, "steps": steps, "plain_step_s": plain, "wrapped_step_s": wrapped,
             "rows": rows}
-
-
-def _seconds(func: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
 
 
 def table(name: str, result: dict) -> str:

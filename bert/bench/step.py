@@ -41,6 +41,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from bert.bench.clock import timed
 from bert.core.labels import IGNORE_INDEX
 
 # Nothing that imports NumPy at module level: a worker fixes its thread count first.
@@ -210,12 +211,6 @@ def settle(seconds: float = SETTLE_S) -> None:
     CPU measured here) before they sleep, torch's OpenMP threads for a few milliseconds.
     """
     time.sleep(seconds)
-
-
-def timed(func) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
 
 
 def summary(seconds: list[float]) -> dict:
