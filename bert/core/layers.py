@@ -488,7 +488,7 @@ def cross_entropy_forward(
     nll = np.empty(len(logits), dtype=logits.dtype)  # (N,) -log softmax at the label
 
     def rows(r: slice) -> None:
-        shifted = np.subtract(logits[r], logits[r].max(axis=-1, keepdims=True), out=probs[r])
+        shifted = np.subtract(logits[r], _row_max(logits[r]), out=probs[r])
         picked = np.take_along_axis(shifted, safe_labels[r, None], axis=-1)[:, 0]
         np.exp(shifted, out=shifted)
         norm = row_sum(shifted)  # (n, 1)
