@@ -27,15 +27,37 @@ def regenerated() -> dict:
     return generate()
 
 
-def test_regenerating_gives_the_committed_fixture_bit_for_bit(committed, regenerated) -> None:
+def _family(key: str) -> str:
+    """The kind of a reference tensor (``grads``, ``adam/exp_avg``, ``final``, ...): tensors
+    of one kind share a scale."""
+    return key.rsplit("/", 1)[0] if "/" in key else key
+
+
+def test_regenerating_gives_the_committed_fixture(committed, regenerated) -> None:
+    """Our own part of the fixture (config, weights, batch) is drawn with NumPy's generators and
+    comes back bit for bit. transformers' outputs come back to float64 round-off: torch picks
+    its float64 kernels by CPU, so another CPU model rounds some sums differently (seen: 1 ulp
+    here and there between two x86 CPUs). The bound is 1e-12 of the largest value of the same
+    kind of tensor, so that a pure round-off tensor (the key bias's gradient and moments, 0 in
+    exact arithmetic) is held to the scale of its siblings, not to its own noise."""
     assert committed["config"] == regenerated["config"]
     assert committed["optim"] == regenerated["optim"]
     for group in ("params", "batch", "reference"):
         assert set(committed[group]) == set(regenerated[group]), group
+    for group in ("params", "batch"):
         for key, value in regenerated[group].items():
             stored = committed[group][key]
             assert stored.dtype == value.dtype and stored.shape == value.shape, f"{group}/{key}"
             assert np.array_equal(stored, value), f"{group}/{key} differs from a fresh run"
+    reference = committed["reference"]
+    scale: dict[str, float] = {}
+    for key, value in reference.items():
+        scale[_family(key)] = max(scale.get(_family(key), 0.0), float(np.max(np.abs(value))))
+    for key, value in regenerated["reference"].items():
+        stored = reference[key]
+        assert stored.dtype == value.dtype and stored.shape == value.shape, f"reference/{key}"
+        worst = float(np.max(np.abs(stored - value)))
+        assert worst <= 1e-12 * scale[_family(key)], f"reference/{key} differs by {worst:.3g}"
 
 
 def test_fixture_meets_its_design(committed) -> None:
