@@ -51,7 +51,7 @@ def _part_of(names: list[str]) -> Callable[[str], str]:
 
 
 def _stage(args: argparse.Namespace) -> None:
-    from bert.engine.mpi import launcher_rank, rank_guard
+    from bert.parallel.mpi import launcher_rank, rank_guard
     from bert.workflow.layout import Layout
     from bert.workflow.lock import hold_project_lock
     from bert.workflow.logs import setup_logging

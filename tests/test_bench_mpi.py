@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bert.bench.mpi import PROJECTED_RANKS, projection, ring_allreduce_s
-from bert.engine.mpi import mpi_available
+from bert.parallel.mpi import mpi_available
 
 
 @pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')

@@ -73,7 +73,7 @@ def test_editing_how_the_results_table_looks_reruns_only_the_stage_that_prints_i
 def test_editing_comments_and_docstrings_reruns_nothing(project):
     project.edit("core/model.py", '"""Add one gradient contribution',
                  '"""Add one more gradient contribution')
-    project.edit("core/layers.py", "# (N, out): one 2-D product for BLAS",
+    project.edit("core/kernels.py", "# (N, out): one 2-D product for BLAS",
                  "# (N, out): one 2-D product, as BLAS wants")
     project.edit("workflow/train.py", '"""The train stage: epochs',
                  '"""The train stage, edited: epochs')
@@ -84,7 +84,7 @@ def test_editing_the_model_math_reruns_init_and_train(project):
     # the same numbers written another way: every stage that runs the model reruns (evaluate
     # and the pictures too), the weights and the metrics come out bit-identical, so the report
     # finds its inputs unchanged
-    project.edit("core/layers.py", "        cdf *= 0.5  # Phi(x)", "        cdf /= 2.0  # Phi(x)")
+    project.edit("core/kernels.py", "        cdf *= 0.5  # Phi(x)", "        cdf /= 2.0  # Phi(x)")
     ran, _ = project.doit()
     assert ran == ["init", "train", "evaluate", *PICTURES]
 

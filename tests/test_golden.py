@@ -22,10 +22,11 @@ def assert_within(differences: dict[str, float], tolerance: float) -> None:
     assert differences[worst] <= tolerance
 
 
+@pytest.mark.parametrize("layers", ["fast", "reference"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_matches_the_committed_transformers_fixture(dtype):
+def test_matches_the_committed_transformers_fixture(dtype, layers):
     hf_config, optim, params, batch, reference = load_fixture()
-    ours = run_ours(hf_config, optim, params, batch, dtype)
+    ours = run_ours(hf_config, optim, params, batch, dtype, layers)
     for key, value in ours.items():
         if not key.startswith(("steps/", "loss_")):  # those hold Python floats
             assert value.dtype.kind != "f" or value.dtype == dtype, key  # no silent float64
@@ -39,8 +40,9 @@ def test_fixture_exercises_what_matters():
     assert set(params) == set(BertForPreTraining(BertConfig.from_hf(hf_config)).params)
 
 
+@pytest.mark.parametrize("layers", ["fast", "reference"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_matches_transformers_live(dtype):
+def test_matches_transformers_live(dtype, layers):
     pytest.importorskip("torch", reason="needs torch: pip install -e '.[test,reference]'")
     pytest.importorskip("transformers", reason="the live comparison needs transformers")
     from tests.reference import run_reference
@@ -62,5 +64,5 @@ def test_matches_transformers_live(dtype):
                               eps=optim["eps"], max_grad_norm=optim["max_grad_norm"],
                               warmup_steps=optim["warmup_steps"],
                               total_steps=optim["total_steps"])
-    ours = run_ours(config.to_hf(), optim, params, batch, dtype)
+    ours = run_ours(config.to_hf(), optim, params, batch, dtype, layers)
     assert_within(compare(f"live {np.dtype(dtype).name}", ours, reference), TOLERANCE[dtype])

@@ -25,8 +25,7 @@ import pytest
 import yaml
 
 from bert.__main__ import interrupted_message, main
-from bert.core.config import BertConfig
-from bert.core.model import param_shapes
+from bert.core.config import BertConfig, param_shapes
 from bert.data.datasets import make_datasets
 from bert.errors import DataFileError, OutputError
 from bert.storage import atomic

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bert.engine.mpi import mpi_available
+from bert.parallel.mpi import mpi_available
 from bert.workflow.launch import find_launcher
 from tests.test_workflow import assert_same_run, doit, make_project, wait_for_mid_epoch_checkpoint
 from tests.workflow import tiny, write_params

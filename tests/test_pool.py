@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bert.bench.step import SIZES, make_batch, make_config
-from bert.core.model import init_params
 from bert.core.optim import AdamWConfig, init_state
+from bert.core.parameters import init_params
 from bert.core.step import training_step
 from bert.engine import pool
 

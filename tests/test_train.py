@@ -145,3 +145,24 @@ def test_schedules_depend_on_the_step_alone():
     assert [learning_rate(s, constant) for s in (2, 4, 100)] == pytest.approx([0.005, 0.01, 0.01])
     inverse = dataclasses.replace(t, lr_schedule="inverse_sqrt")
     assert [learning_rate(s, inverse) for s in (2, 4, 16)] == pytest.approx([0.005, 0.01, 0.005])
+
+
+def test_the_reference_layers_train_to_the_same_model_within_round_off(layout):
+    """training.layers: reference runs every layer as its formula (bert.core.layers): another
+    run (its own checkpoints), the same model to float64 round-off, not to the bit."""
+    float64 = {"dtype": "float64", "epochs": 1}
+    initialize(tiny_params(training={"dtype": "float64"}), layout)
+    fast = train(tiny_params(training=float64), layout, progress=False)
+    reference = train(tiny_params(training={**float64, "layers": "reference"}), layout,
+                      progress=False)
+    assert run_folder(layout, tiny_params(training=float64)) != run_folder(
+        layout, tiny_params(training={**float64, "layers": "reference"}))
+    assert fast.step == reference.step > 0
+    np.testing.assert_allclose(reference.history["loss_total"], fast.history["loss_total"],
+                               rtol=1e-11)
+    differs = False
+    for name, value in fast.params.items():
+        np.testing.assert_allclose(reference.params[name], value, rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+        differs |= not np.array_equal(reference.params[name], value)
+    assert differs  # two implementations: equal to round-off, not the same bits

@@ -9,7 +9,7 @@ fixed before NumPy is imported:
 - 1 process x N threads.
 
 The parallel efficiency of the ranks is ``t(1 x 1) / (N t(N x 1))``. Under MPI it also times,
-on the gradient's size, the fixed-order reduction the step uses (``bert.engine.mpi``) against a
+on the gradient's size, the fixed-order reduction the step uses (``bert.parallel.mpi``) against a
 plain ``MPI_Allreduce``, and a plain Allreduce against the message size, from which the README's
 scaling model takes its inputs. The workers start once and wait, asleep, for their turn: the
 three take turns in a few rounds, so that a change of the machine's load hits all of them alike.
@@ -84,8 +84,8 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     set_threads(threads)
     keep_freed_memory()  # as training does
 
-    from bert.core.model import init_params, is_decayed
     from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
+    from bert.core.parameters import init_params, is_decayed
     from bert.core.step import OneProcess, Partial, training_step
 
     config = make_config(size)
@@ -93,7 +93,7 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     optimizer, batch = init_state(params), make_batch(size)
     comm, reduction, barrier = None, OneProcess(), None
     if os.environ.get("PMI_SIZE", "1") != "1" or os.environ.get("OMPI_COMM_WORLD_SIZE"):
-        from bert.engine.mpi import MpiReduction, world
+        from bert.parallel.mpi import MpiReduction, world
 
         comm = world()
         reduction, barrier = MpiReduction(comm), comm.Barrier
@@ -103,7 +103,8 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
                       max_grad_norm=1.0, rng=lambda i: np.random.default_rng([0, i]),
                       micro_batches=micro_batches, reduction=reduction)
 
-    grads = {name: np.full_like(value, 1e-3) for name, value in params.items()}
+    grads = params.zeros_like()
+    grads.flat[:] = 1e-3
 
     def update() -> None:  # what every rank repeats on the whole model after the reduction
         clip_grad_norm(grads, 1.0)

@@ -21,9 +21,11 @@ from typing import Protocol
 import numpy as np
 
 from bert.core.config import BertConfig
+from bert.core.flat import FlatParams
 from bert.core.labels import IGNORE_INDEX
-from bert.core.model import backward, forward, is_decayed
+from bert.core.model import backward, forward
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
+from bert.core.parameters import is_decayed
 from bert.core.summation import Node, pieces, sum_pieces, tree_sum
 
 DropoutStreams = Callable[[int], "np.random.Generator | None"]  # micro-batch index -> generator
@@ -47,18 +49,17 @@ class StepResult:
 
 @dataclass
 class Partial:
-    """The sum over some micro-batches: gradients keyed like the parameters, and the MLM and
-    NSP losses (each already divided by the whole batch's count)."""
+    """The sum over some micro-batches: gradients in the parameters' flat layout, and the MLM
+    and NSP losses (each already divided by the whole batch's count)."""
 
-    grads: dict[str, np.ndarray]
+    grads: FlatParams
     mlm: float
     nsp: float
 
 
 def add_partials(a: Partial, b: Partial) -> Partial:
     """a + b, accumulated into ``a``'s arrays."""
-    for name, grad in a.grads.items():
-        grad += b.grads[name]
+    a.grads.flat += b.grads.flat
     a.mlm += b.mlm
     a.nsp += b.nsp
     return a
@@ -97,9 +98,9 @@ class OneProcess:
 
 
 def _micro_batch_sum(
-    params: dict[str, np.ndarray], config: BertConfig, batch: Mapping[str, np.ndarray],
+    params: FlatParams, config: BertConfig, batch: Mapping[str, np.ndarray],
     micro_batches: int, rng: np.random.Generator | DropoutStreams | None,
-    mlm_weight: float, nsp_weight: float, reduction: Reduction,
+    mlm_weight: float, nsp_weight: float, reduction: Reduction, layers: str,
 ) -> Partial:
     """The gradient of the batch's total loss and its two losses, summed over micro-batches."""
     B = len(batch["nsp_labels"])
@@ -114,7 +115,7 @@ def _micro_batch_sum(
         micro = {name: values[rows] for name, values in batch.items()}
         stream = rng(index) if callable(rng) else rng
         losses, cache = forward(params, config, micro, stream, mlm_weight, nsp_weight,
-                                normalizers)
+                                normalizers, layers)
         return Partial(backward(params, config, cache), losses["mlm"], losses["nsp"])
 
     nodes = pieces(reduction.block(micro_batches), micro_batches)
@@ -123,7 +124,7 @@ def _micro_batch_sum(
 
 
 def training_step(
-    params: dict[str, np.ndarray],
+    params: FlatParams,
     config: BertConfig,
     batch: Mapping[str, np.ndarray],
     optimizer: dict,
@@ -136,6 +137,7 @@ def training_step(
     nsp_weight: float = 1.0,
     micro_batches: int = 1,
     reduction: Reduction | None = None,
+    layers: str = "fast",
 ) -> StepResult:
     """Update ``params`` and ``optimizer`` (``bert.core.optim`` state) in place from one batch.
 
@@ -143,10 +145,11 @@ def training_step(
     batch i is rows ``[i B/m, (i+1) B/m)``. Dropout draws from ``rng``, or from ``rng(i)`` for
     micro-batch i when it is a function. The gradient's global norm is clipped to
     ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before anything is updated, when
-    the loss or the gradient norm is not finite. Weight decay follows ``model.is_decayed``.
+    the loss or the gradient norm is not finite. Weight decay follows
+    ``parameters.is_decayed``. ``layers``: the layer functions, as for ``bert.core.model``.
     """
     total = _micro_batch_sum(params, config, batch, micro_batches, rng, mlm_weight, nsp_weight,
-                             reduction or OneProcess())
+                             reduction or OneProcess(), layers)
     losses = {"mlm": total.mlm, "nsp": total.nsp,
               "total": mlm_weight * total.mlm + nsp_weight * total.nsp}
     if not math.isfinite(losses["total"]):

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from bert.core.config import BertConfig, param_shapes
+from bert.core.flat import FlatParams
+from bert.core.parameters import pack_params
 from bert.errors import ConfigError, DataFileError, bounded
 from bert.storage import h5io
 from bert.storage.atomic import parse_json
@@ -92,9 +94,10 @@ def _config_of(contents: h5io.H5Contents, path: Path, fix: str) -> BertConfig:
 
 def load_weights(
     path: str | Path, fix: str, config: BertConfig | None = None
-) -> tuple[BertConfig, dict[str, np.ndarray]]:
+) -> tuple[BertConfig, FlatParams]:
     """The architecture and the weights of a weights file or of a checkpoint, checked name by
-    name and shape; with ``config``, the file must hold that architecture."""
+    name and shape, in the model's flat layout (``bert.core.parameters.pack_params``); with
+    ``config``, the file must hold that architecture."""
     path = Path(path)
     schemas = (WEIGHTS_SCHEMA, CHECKPOINT_SCHEMA)
     header = h5io.read(path, schema=schemas, schema_version=SCHEMA_VERSION, specs={}, fix=fix,
@@ -106,7 +109,7 @@ def load_weights(
     specs = _weight_specs(stored)
     contents = h5io.read(path, schema=schemas, schema_version=SCHEMA_VERSION, specs=specs,
                          fix=fix)
-    return stored, contents.arrays
+    return stored, pack_params(stored, contents.arrays)
 
 
 @dataclass

@@ -12,8 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from bert.engine.mpi import MPI_MISSING, mpi_available
 from bert.errors import ParamsError
+from bert.parallel.mpi import MPI_MISSING, mpi_available
 from bert.workflow.params import Params
 
 

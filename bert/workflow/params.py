@@ -263,6 +263,10 @@ class TrainingParams(Section):
     random_seed: int = param(0, "seed of the example order and of dropout", low=0)
     dtype: str = param("float32", "floating-point type of weights and computation",
                        choices=("float32", "float64"))
+    layers: str = param("fast", "the layer functions training runs on: fast (bert.core.kernels) "
+                        "or reference (bert.core.layers, each body its formula: slower, equal "
+                        "to round-off, to step through in a debugger)",
+                        choices=("fast", "reference"))
     threads: int = param(0, "compute threads per process, which run the elementwise chains "
                          "and the matrix products (BLAS on one thread each; 0: one per CPU, "
                          "shared among the processes of a host); the results do not depend "

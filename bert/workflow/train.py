@@ -6,7 +6,7 @@ epoch ``e`` is a permutation drawn from ``(seed, e)`` alone, and the dropout mas
 the global step alone. So a run stopped anywhere (Ctrl-C, a crash, a kill, or simply fewer
 epochs) and resumed from a checkpoint ends bit-identical to a run that never stopped.
 
-With ``training.processes`` N > 1 this runs on each of N MPI ranks (``bert.engine.mpi``): every
+With ``training.processes`` N > 1 this runs on each of N MPI ranks (``bert.parallel.mpi``): every
 rank holds the whole state and takes the same step from the same summed gradient, rank 0 alone
 scores, writes and logs. Nothing depends on the rank, so the bits do not depend on N.
 """
@@ -27,8 +27,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from bert.core.config import BertConfig
-from bert.core.model import pack_params
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
+from bert.core.parameters import pack_params
 from bert.core.step import NonFiniteError, OneProcess, Reduction, StepResult, training_step
 from bert.data.datasets import load_dataset
 from bert.engine.allocation import keep_freed_memory
@@ -242,7 +242,7 @@ def take_step(run: Run) -> StepResult:
             adamw=run.adamw, max_grad_norm=t.max_grad_norm,
             rng=dropout_streams(t.random_seed, state.step),
             mlm_weight=t.mlm_loss_weight, nsp_weight=t.nsp_loss_weight,
-            micro_batches=t.micro_batches, reduction=run.reduction)
+            micro_batches=t.micro_batches, reduction=run.reduction, layers=t.layers)
     except NonFiniteError as error:
         _diverged(state.step + 1, error.what, error.value, run.params, run.saved_step)
     losses = result.losses
@@ -311,7 +311,7 @@ def train(
     if params.training.processes == 1:
         log.info("%d compute threads", set_threads(params.training.threads))
         return train_loop(open_run(params, layout), progress)
-    from bert.engine.mpi import MpiReduction, cores_per_rank, fail_fast
+    from bert.parallel.mpi import MpiReduction, cores_per_rank, fail_fast
 
     reduction = MpiReduction(join_ranks(params))
     if reduction.rank:
@@ -340,7 +340,7 @@ def _on_every_rank(error: BaseException) -> bool:
 def join_ranks(params: Params):
     """This process's place in the MPI job of ``training.processes`` ranks (the communicator);
     ParamsError when the job has another size (e.g. started without the launcher)."""
-    from bert.engine.mpi import MPI_MISSING, mpi_available, world
+    from bert.parallel.mpi import MPI_MISSING, mpi_available, world
 
     processes = params.training.processes
     if not mpi_available():

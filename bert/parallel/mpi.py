@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bert.core.flat import FlatParams
+from bert.core.step import Partial
 from bert.core.summation import Node, pieces, sum_pieces
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-    from bert.core.step import Partial
 
 MPI_MISSING = 'mpi4py is not installed: pip install -e ".[mpi]"'
 
@@ -114,12 +112,8 @@ class MpiReduction:
     def total(self, nodes: Sequence[Node], sums: Sequence[Partial], count: int) -> Partial:
         """The sum, written into the first piece's gradient buffer (as the one-process sum
         accumulates into its first piece) once every piece has been sent."""
-        from bert.core.step import Partial
-
-        # every piece in one flat layout (the parameters' own, when they have one), so that the
-        # summed gradient comes back in the layout a single process would have
-        grads = FlatParams.like(sums[0].grads)
-        flats = [FlatParams.like(s.grads, grads).flat for s in sums]
+        grads = sums[0].grads  # every piece in the parameters' flat layout
+        flats = [s.grads.flat for s in sums]
         chunk = self._reduce_scatter(flats, count)
         self.comm.Allgatherv(chunk, [grads.flat, np.diff(chunk_bounds(len(grads.flat),
                                                                       self.size)).tolist()])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert.engine.mpi import mpi_available
+from bert.parallel.mpi import mpi_available
 from bert.workflow.launch import find_launcher
 
 pytestmark = pytest.mark.skipif(not mpi_available(),
@@ -22,10 +22,10 @@ STEP = '''
 import sys, copy
 import numpy as np
 from bert.core.config import BertConfig
-from bert.core.model import init_params
+from bert.core.parameters import init_params
 from bert.core.optim import AdamWConfig, init_state
 from bert.core.step import OneProcess, training_step
-from bert.engine.mpi import MpiReduction, world
+from bert.parallel.mpi import MpiReduction, world
 from tests.test_step import batch_of
 
 config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
