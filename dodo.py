@@ -15,8 +15,8 @@ from doit.tools import config_changed
 from bert.errors import BertError
 from bert.workflow.launch import stage_command
 from bert.workflow.layout import Layout
+from bert.workflow.loader import load_params
 from bert.workflow.lock import hold_project_lock
-from bert.workflow.params import load_params
 from bert.workflow.report import clean_results
 from bert.workflow.stages import STAGES, Stage, stage
 from bert.workflow.tasks import available, code_fingerprint, leave_interrupts_to_stages

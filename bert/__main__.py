@@ -53,9 +53,9 @@ def _part_of(names: list[str]) -> Callable[[str], str]:
 def _stage(args: argparse.Namespace) -> None:
     from bert.parallel.mpi import launcher_rank, rank_guard
     from bert.workflow.layout import Layout
+    from bert.workflow.loader import load_params
     from bert.workflow.lock import hold_project_lock
     from bert.workflow.logs import setup_logging
-    from bert.workflow.params import load_params
     from bert.workflow.tasks import run
 
     with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting

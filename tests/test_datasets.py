@@ -16,9 +16,9 @@ from bert.data.datasets import (
     make_datasets,
 )
 from bert.data.examples import optimum
+from bert.data.params import DataParams
 from bert.data.tokens import SEP
 from bert.errors import DataFileError
-from bert.workflow.params import DataParams
 
 PARAMS = DataParams(vocab_size=20, sequence_length=16, batch_size=8, num_train_batches=5,
                     num_test_batches=3, num_topics=2)

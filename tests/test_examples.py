@@ -17,8 +17,8 @@ from bert.data.examples import (
     optimum,
 )
 from bert.data.language import draw_language
+from bert.data.params import DataParams
 from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
-from bert.workflow.params import DataParams
 
 
 def within(observed: float, expected: float, n: int, sigmas: float = 5.0) -> bool:

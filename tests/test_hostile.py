@@ -33,7 +33,7 @@ from bert.storage import checkpoint as ckpt
 from bert.workflow.evaluate import evaluate_model
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
-from bert.workflow.params import UniqueKeyLoader, params_from_mapping
+from bert.workflow.loader import UniqueKeyLoader, params_from_mapping
 from bert.workflow.provenance import run_params
 from bert.workflow.report import write_results
 from bert.workflow.train import TrainingInterrupted, train

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bert.workflow.params import Params, describe
+from bert.fields import describe
+from bert.workflow.params import Params
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -31,7 +32,7 @@ def test_every_parameter_is_documented_with_its_default(section):
 
 
 def test_the_default_params_file_loads_and_equals_the_defaults():
-    from bert.workflow.params import load_params
+    from bert.workflow.loader import load_params
 
     assert load_params(Path(__file__).resolve().parents[1] / "params.yaml") == Params()
 

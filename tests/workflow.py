@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from bert.workflow.params import Params, params_from_mapping
+from bert.workflow.loader import params_from_mapping
+from bert.workflow.params import Params
 
 TINY = {
     "logging": {"level": "INFO", "progress_bar": False},

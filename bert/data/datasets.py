@@ -22,8 +22,8 @@ from bert.errors import DataFileError, ParamsError, remake_hint
 from bert.storage import h5io
 
 if TYPE_CHECKING:
+    from bert.data.params import DataParams
     from bert.data.tokenizer import TextTokenizer
-    from bert.workflow.params import DataParams
 
 SCHEMA = "bert-from-scratch/dataset"
 SCHEMA_VERSION = 1

@@ -29,7 +29,7 @@ from bert.errors import DataFileError, ParamsError
 
 if TYPE_CHECKING:
     from bert.data.pairs import Pair
-    from bert.workflow.params import DataParams
+    from bert.data.params import DataParams
 
 
 def learn_tokenizer(documents: list[Document], vocab_size: int, lowercase: bool) -> TextTokenizer:

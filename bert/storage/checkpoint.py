@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from bert.core.config import BertConfig, param_shapes
+from bert.core.costs import weights_bytes
 from bert.core.flat import FlatParams
 from bert.core.parameters import pack_params
 from bert.errors import ConfigError, DataFileError, bounded
 from bert.storage import h5io
 from bert.storage.atomic import parse_json
-from bert.storage.memory import require_memory, weights_bytes
+from bert.storage.memory import require_memory
 
 log = logging.getLogger(__name__)
 

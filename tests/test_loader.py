@@ -1,4 +1,5 @@
-"""params.yaml loading: defaults, types, ranges, consistency, and one-line errors."""
+"""params.yaml: the schema (bert.workflow.params, bert.data.params) and its loader
+(bert.workflow.loader): defaults, types, ranges, consistency, and one-line errors."""
 
 from __future__ import annotations
 
@@ -6,15 +7,11 @@ import dataclasses
 
 import pytest
 
+from bert.data.params import DataParams
 from bert.errors import ParamsError
-from bert.workflow.params import (
-    DataParams,
-    ModelParams,
-    Params,
-    build_section,
-    describe,
-    load_params,
-)
+from bert.fields import describe
+from bert.workflow.loader import build_section, load_params
+from bert.workflow.params import ModelParams, Params
 
 
 def load_text(tmp_path, text):

@@ -1,0 +1,50 @@
+"""Refusing parameters whose stages cannot fit in the machine's memory, before anything runs.
+
+The estimates are rough upper bounds of the largest arrays each stage holds at once, made from
+the model's and the data's sizes (``bert.core.costs``), so that parameters that cannot run are
+refused with one line rather than by a MemoryError deep inside a stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from bert.core.costs import activation_bytes, weights_bytes
+from bert.storage.memory import gib, machine_bytes
+from bert.workflow.params import bert_config
+
+if TYPE_CHECKING:
+    from bert.workflow.params import Params
+
+
+def memory_problems(params: Params) -> Iterator[tuple[str, str]]:
+    """Stages whose estimated peak memory exceeds the machine's, as ``(what, message)``.
+
+    Rough upper estimates of the largest arrays each stage holds at once (``8`` bytes a float64,
+    ``itemsize`` for the model's dtype), so that parameters that cannot run are refused before
+    anything is written rather than by a MemoryError deep inside a stage.
+    """
+    d, t = params.data, params.training
+    k, c, seq = d.num_topics, d.num_content, d.sequence_length
+    itemsize = 8 if t.dtype == "float64" else 4
+    examples = (d.num_train_batches + d.num_test_batches) * d.batch_size
+    # data: the (K, C, C) transition table and its working copies, the optimum's messages
+    # (at least one example's (T, K, C) forward and backward arrays), the example arrays
+    data = 3 * k * c * c * 8 + 3 * max(256e6, 2 * seq * k * c * 8) + examples * seq * 16
+    config = bert_config(params)
+    weights = weights_bytes(config, itemsize)
+    # train: weights, gradients, two AdamW moments, a batch's activations, the data in memory
+    train = (4 * weights + 2 * activation_bytes(config, d.batch_size, seq, itemsize)
+             + examples * seq * 8)
+    evaluate = (weights + activation_bytes(config, params.evaluation.batch_size, seq, itemsize)
+                + examples * seq * 8)
+    fixes = {"data": "lower data.num_topics or data.vocab_size",
+             "train": "lower the model: sizes or data.batch_size",
+             "evaluate": "lower evaluation.batch_size or the model: sizes"}
+    for stage, need in (("data", data), ("train", train), ("evaluate", evaluate)):
+        if need > machine_bytes():
+            yield f"the {stage} stage", (f"needs ~{gib(need)} GiB; the machine has "
+                                         f"{gib(machine_bytes())}; {fixes[stage]}")
+
+
