@@ -13,13 +13,14 @@ from doit import get_var
 from doit.tools import config_changed
 
 from bert.errors import BertError
+from bert.workflow.interrupts import leave_interrupts_to_stages
 from bert.workflow.launch import stage_command
 from bert.workflow.layout import Layout
 from bert.workflow.loader import load_params
 from bert.workflow.lock import hold_project_lock
 from bert.workflow.report import clean_results
 from bert.workflow.stages import STAGES, Stage, stage
-from bert.workflow.tasks import available, code_fingerprint, leave_interrupts_to_stages
+from bert.workflow.tasks import available, code_fingerprint
 
 DOIT_CONFIG = {
     "default_tasks": [s.name for s in STAGES if s.in_default_run],

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from bert.errors import BertError
+from bert.workflow.interrupts import interrupted_message
 
 
 def _show(args: argparse.Namespace) -> None:
@@ -123,19 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--top", type=int, default=5, help="guesses per [MASK] (default: 5)")
     fill.set_defaults(func=_fill_mask)
     return parser
-
-
-def interrupted_message(interrupt: KeyboardInterrupt) -> str:
-    """What a Ctrl-C left behind, in one line."""
-    step = getattr(interrupt, "step", None)
-    if step is None:  # every write is atomic: no partly written file was left
-        return "interrupted; no partly written file was left; run `doit` to go on"
-    if getattr(interrupt, "saved", True):
-        return f"interrupted at step {step}; checkpoint saved; run `doit train` to resume"
-    if step == 0:
-        return "interrupted before the first checkpoint; run `doit train` to start again"
-    return (f"interrupted; the newest checkpoint (step {step}) is intact; run `doit train` "
-            "to resume from it")
 
 
 def main(argv: list[str] | None = None) -> int:

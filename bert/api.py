@@ -17,6 +17,7 @@ import numpy as np
 from bert.core.config import WORD_EMBEDDINGS, BertConfig, param_shapes
 from bert.core.model import Params, backward, forward, layer_functions, predict
 from bert.core.parameters import init_params, pack_params
+from bert.core.streams import model_rng
 from bert.storage import interop
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class BertForPreTraining:
             self.params = init_params(config, np.random.default_rng(seed), dtype)
         else:
             self.params = pack_params(config, params, dtype)
-        self.rng = np.random.default_rng([seed, 1])
+        self.rng = model_rng(seed)
 
     @property
     def dtype(self) -> np.dtype:

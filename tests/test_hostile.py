@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bert.__main__ import interrupted_message, main
+from bert.__main__ import main
 from bert.core.config import BertConfig, param_shapes
 from bert.data.datasets import make_datasets
 from bert.errors import DataFileError, OutputError
@@ -32,11 +32,12 @@ from bert.storage import atomic
 from bert.storage import checkpoint as ckpt
 from bert.workflow.evaluate import evaluate_model
 from bert.workflow.init import initialize
+from bert.workflow.interrupts import TrainingInterrupted, interrupted_message
 from bert.workflow.layout import Layout
 from bert.workflow.loader import UniqueKeyLoader, params_from_mapping
-from bert.workflow.provenance import run_params
+from bert.workflow.provenance import project_run_params as run_params
 from bert.workflow.report import write_results
-from bert.workflow.train import TrainingInterrupted, train
+from bert.workflow.train import train
 from tests.workflow import tiny, tiny_params, write_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ from bert.storage import checkpoint as ckpt
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.params import bert_config
-from bert.workflow.train import learning_rate, run_params, train
+from bert.workflow.provenance import project_run_params as run_params
+from bert.workflow.train import learning_rate, train
 from tests.workflow import tiny_params
 
 

@@ -14,7 +14,6 @@ own folder named after that fingerprint, so runs with other parameters are never
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -31,6 +30,7 @@ from bert.core.costs import weights_bytes
 from bert.core.flat import FlatParams
 from bert.core.parameters import pack_params
 from bert.errors import ConfigError, DataFileError, bounded
+from bert.fingerprint import fingerprint
 from bert.storage import h5io
 from bert.storage.atomic import parse_json
 from bert.storage.memory import require_memory
@@ -42,12 +42,6 @@ CHECKPOINT_SCHEMA = "bert-from-scratch/checkpoint"
 SCHEMA_VERSION = 1
 HISTORY_KEYS = ("loss_total", "loss_mlm", "loss_nsp", "learning_rate", "grad_norm")
 _NAME = re.compile(r"^step-(\d{9})\.h5$")
-
-
-def fingerprint(run_params: Mapping[str, Any]) -> str:
-    """A short stable hash of the parameters that define a run (sorted-key JSON, SHA-256)."""
-    text = json.dumps(run_params, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _weight_specs(config: BertConfig, prefix: str = "") -> dict[str, h5io.Spec]:

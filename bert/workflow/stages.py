@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bert.workflow.run import TRAIN_READS
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -53,10 +55,6 @@ PICTURES = (
           ("predictions_plot",)),
 )
 
-# The thread count changes how fast training runs, never a bit of what it computes: left out of
-# what train and report read, so that changing it reruns nothing.
-HOW_TRAINED = ("-training.threads",)
-
 STAGES = (
     Stage("data", "Generate the synthetic language or read data.text_files, and write the "
           "train/test sets (data/*.h5).", "bert.workflow.data:make_data", ("text_sources",),
@@ -67,14 +65,14 @@ STAGES = (
     Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
           "bert.workflow.train:train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights"),
-          reads=("data", "model", "training", *HOW_TRAINED)),
+          reads=TRAIN_READS),
     Stage("evaluate", "Score the trained model against the optimum (artifacts/metrics.json).",
           "bert.workflow.evaluate:evaluate_model", ("train_data", "test_data", "model_weights"),
           ("metrics",), reads=("evaluation", "-evaluation.results_file"),
           show="bert.views.tables:results_table"),
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
           "bert.workflow.report:write_results", ("metrics", "history"), ("results",),
-          reads=("data", "model", "training", *HOW_TRAINED, "evaluation")),
+          reads=(*TRAIN_READS, "evaluation")),
     Stage("export", "Export the trained model as a transformers directory, with the tokenizer "
           "of text data (artifacts/export/).", "bert.workflow.export:export",
           ("model_weights", "test_data"),

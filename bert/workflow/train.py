@@ -1,10 +1,11 @@
 """The train stage: epochs of AdamW steps with exact resumption.
 
-Everything random in training comes from ``training.random_seed``: the order of the examples in
-epoch ``e`` is a permutation drawn from ``(seed, e)`` alone, and the dropout masks of micro-batch
-``i`` of step ``s`` from a stream keyed by ``(seed, s, i)``. The learning rate is a function of
-the global step alone. So a run stopped anywhere (Ctrl-C, a crash, a kill, or simply fewer
-epochs) and resumed from a checkpoint ends bit-identical to a run that never stopped.
+Everything random in training comes from ``training.random_seed`` through the streams of
+``bert.core.streams``: the order of the examples in epoch ``e`` is drawn from ``(seed, e)``
+alone, the dropout masks of micro-batch ``i`` of step ``s`` from ``(seed, s, i)``. The learning
+rate is a function of the global step alone. So a run stopped anywhere (Ctrl-C, a crash, a kill,
+or simply fewer epochs) and resumed from a checkpoint ends bit-identical to a run that never
+stopped.
 
 With ``training.processes`` N > 1 this runs on each of N MPI ranks (``bert.parallel.mpi``): every
 rank holds the whole state and takes the same step from the same summed gradient, rank 0 alone
@@ -13,12 +14,8 @@ scores, writes and logs. Nothing depends on the rank, so the bits do not depend 
 
 from __future__ import annotations
 
-import functools
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,46 +27,31 @@ from bert.core.config import BertConfig
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
 from bert.core.parameters import pack_params
 from bert.core.step import NonFiniteError, OneProcess, Reduction, StepResult, training_step
+from bert.core.streams import dropout_streams, epoch_order
 from bert.data.datasets import load_dataset
 from bert.engine.allocation import keep_freed_memory
 from bert.engine.pool import set_threads
-from bert.errors import DataFileError, ParamsError, TrainingDivergedError, remake_hint
+from bert.errors import ParamsError, TrainingDivergedError, remake_hint
+from bert.fingerprint import fingerprint
 from bert.storage import checkpoint as ckpt
 from bert.storage.atomic import check_writable, write_json
 from bert.workflow.evaluate import SCORE_KEYS, score
+from bert.workflow.interrupts import TrainingInterrupted, deferred_interrupts
 from bert.workflow.layout import Layout
 from bert.workflow.logs import quiet_logging
 from bert.workflow.params import Params, TrainingParams, bert_config
-from bert.workflow.provenance import (  # noqa: F401 (NON_RUN_TRAINING_KEYS, run_params: API)
-    NON_RUN_TRAINING_KEYS,
-    run_params,
-    whole_batches,
-)
-from bert.workflow.stages import stage
+from bert.workflow.provenance import project_run_params, whole_batches
+from bert.workflow.run import TRAIN_READS
 
 log = logging.getLogger(__name__)
 
-DROPOUT_STREAM, ORDER_STREAM = 1, 2  # independent random streams derived from the seed
 INIT_FIX = remake_hint("init")
+
+
 def learning_rate(step: int, training: TrainingParams) -> float:
     """The learning rate of optimizer step ``step`` (0-based), as ``training`` schedules it."""
     return training.learning_rate * schedule_multiplier(
         step, training.lr_schedule, training.warmup_steps, training.decay_steps)
-
-
-@functools.lru_cache(maxsize=1)  # drawn once per epoch, not once per step
-def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
-    """The order (N,) in which epoch ``epoch`` visits the examples (read-only)."""
-    order = np.random.default_rng([seed, ORDER_STREAM, epoch]).permutation(num_examples)
-    order.flags.writeable = False
-    return order
-
-
-def dropout_streams(seed: int, step: int) -> Callable[[int], np.random.Generator]:
-    """The dropout generator of each micro-batch of step ``step`` (0-based): index -> Generator.
-
-    Keyed by the step and the micro-batch alone, never by who computes it."""
-    return lambda index: np.random.default_rng([seed, DROPOUT_STREAM, step, index])
 
 
 def fresh_state(params: Params, config: BertConfig, layout: Layout) -> ckpt.TrainingState:
@@ -79,36 +61,6 @@ def fresh_state(params: Params, config: BertConfig, layout: Layout) -> ckpt.Trai
     return ckpt.TrainingState(
         params=weights, optimizer=init_state(weights),
         history={key: [] for key in ckpt.HISTORY_KEYS}, epoch_history=[])
-
-
-@contextmanager
-def deferred_interrupts() -> Iterator[list[int]]:
-    """Turn SIGINT/SIGTERM into a flag checked between steps, so a step is never cut in half.
-
-    Yields a list that receives the signal numbers. A second Ctrl-C interrupts at once.
-    """
-    received: list[int] = []
-
-    def handler(signum, frame):
-        if received and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on a signal at ``step``; ``saved``: a checkpoint of that step was
-    written (else a second Ctrl-C stopped at once and the newest checkpoint is at ``step``)."""
-
-    def __init__(self, step: int, saved: bool = True) -> None:
-        super().__init__(f"interrupted at step {step}")
-        self.step, self.saved = step, saved
 
 
 def _diverged(step: int, what: str, value: float, params: Params, saved: int) -> None:
@@ -161,8 +113,8 @@ class Run:
 def open_run(params: Params, layout: Layout, reduction: Reduction | None = None) -> Run:
     """The run these parameters define, resumed from its newest valid checkpoint if any."""
     t = params.training
-    config, run = bert_config(params), run_params(params, layout)
-    folder = layout.checkpoints / ckpt.fingerprint(run)
+    config, run = bert_config(params), project_run_params(params, layout)
+    folder = layout.checkpoints / fingerprint(run)
     for writable in (layout.artifacts, folder):  # before an epoch of work, not after it
         check_writable(writable)
     train_data = load_dataset(layout.train_data, params.data)
@@ -284,12 +236,12 @@ def after_step(run: Run) -> None:
 def finish(run: Run) -> None:
     """Write ``artifacts/history.json``, then ``artifacts/model.h5``."""
     state, layout = run.state, run.layout
-    run_id = ckpt.fingerprint(run.run_params)  # the provenance the later stages check
+    run_id = fingerprint(run.run_params)  # the provenance the later stages check
     write_json(layout.history, {"steps": state.history, "epochs": state.epoch_history,
                                 "batches_per_epoch": run.batches_per_epoch,
                                 "tokens_per_step": run.tokens_per_step, "run": run_id})
     ckpt.save_weights(layout.model_weights, run.config, state.params,
-                      run.params.subset(stage("train").reads),
+                      run.params.subset(TRAIN_READS),
                       attrs={"step": state.step, "epochs": run.params.training.epochs,
                              "fingerprint": run_id})
     log.info("trained %d steps; model written to %s", state.step, layout.model_weights)
@@ -311,9 +263,10 @@ def train(
     if params.training.processes == 1:
         log.info("%d compute threads", set_threads(params.training.threads))
         return train_loop(open_run(params, layout), progress)
+    from bert.parallel.job import join, same_start
     from bert.parallel.mpi import MpiReduction, cores_per_rank, fail_fast
 
-    reduction = MpiReduction(join_ranks(params))
+    reduction = MpiReduction(join(params.training.processes))
     if reduction.rank:
         quiet_logging()
     threads = set_threads(params.training.threads or cores_per_rank(reduction.comm))
@@ -321,7 +274,7 @@ def train(
     try:
         with fail_fast(reduction.comm, _on_every_rank):
             run = open_run(params, layout, reduction)
-            _same_start(run)
+            same_start(reduction.comm, run.state.step, run.folder)
             return train_loop(run, progress and run.root)
     except (TrainingInterrupted, TrainingDivergedError) as stop:
         if reduction.rank:  # rank 0 says it, once
@@ -335,32 +288,6 @@ def _on_every_rank(error: BaseException) -> bool:
     wherever it is, so the job is stopped at once."""
     return isinstance(error, TrainingDivergedError) or (
         isinstance(error, TrainingInterrupted) and error.saved)
-
-
-def join_ranks(params: Params):
-    """This process's place in the MPI job of ``training.processes`` ranks (the communicator);
-    ParamsError when the job has another size (e.g. started without the launcher)."""
-    from bert.parallel.mpi import MPI_MISSING, mpi_available, world
-
-    processes = params.training.processes
-    if not mpi_available():
-        raise ParamsError(f"training.processes is {processes}, but {MPI_MISSING}")
-    comm = world()
-    if comm.Get_size() != processes:
-        raise ParamsError(
-            f"training.processes is {processes}, but this job has {comm.Get_size()} "
-            f"process(es): run `doit train`, or `mpiexec -n {processes} python -m bert train "
-            "--params FILE`")
-    return comm
-
-
-def _same_start(run: Run) -> None:
-    """Every rank must resume from the same step (e.g. a copy of a checkpoint on one host can
-    be damaged); DataFileError on every rank otherwise."""
-    steps = run.reduction.comm.allgather(run.state.step)
-    if len(set(steps)) > 1:
-        raise DataFileError(f"the ranks found different newest checkpoints in {run.folder} "
-                            f"(steps {steps}); give every host the same checkpoint files")
 
 
 def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
