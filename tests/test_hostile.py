@@ -34,10 +34,11 @@ from bert.workflow.evaluate import evaluate_model
 from bert.workflow.init import initialize
 from bert.workflow.interrupts import TrainingInterrupted, interrupted_message
 from bert.workflow.layout import Layout
-from bert.workflow.loader import UniqueKeyLoader, params_from_mapping
+from bert.workflow.loader import params_from_mapping
 from bert.workflow.provenance import project_run_params as run_params
 from bert.workflow.report import write_results
 from bert.workflow.train import train
+from bert.workflow.yamlfile import UniqueKeyLoader
 from tests.workflow import tiny, tiny_params, write_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -65,6 +65,11 @@ class Layout:
         return self.artifacts / "history.json"
 
     @property
+    def live_metrics(self) -> Path:
+        """The run's progress: a JSON line per logged step and per epoch (bert.workflow.live)."""
+        return self.artifacts / "live.jsonl"
+
+    @property
     def metrics(self) -> Path:
         return self.artifacts / "metrics.json"
 

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from bert.errors import ParamsError, ResourceError, bounded
 from bert.fields import Section
+from bert.workflow.overrides import apply_overrides, command_line_error
 from bert.workflow.params import Params
 from bert.workflow.resources import memory_problems
+from bert.workflow.yamlfile import read_yaml
 
 S = TypeVar("S", bound=Section)
 
@@ -136,53 +136,15 @@ def params_from_mapping(mapping: Any) -> Params:
     return params
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key that appears twice in one mapping (where the later
-    one would silently win), at any depth."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            try:
-                first = seen.setdefault(key, line)
-            except TypeError:  # an unhashable key; the base class says so
-                break
-            if first != line:
-                raise ParamsError(f"key {bounded(key)} appears twice, at lines {first} and "
-                                  f"{line}; keep one of them")
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_params(path: str | Path) -> Params:
-    """Read and validate a ``params.yaml`` file; every error names the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found; create it or pass the right path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ParamsError(f"{path}: cannot be read ({e}); check the file") from None
-    try:
-        mapping = yaml.load(text, Loader=UniqueKeyLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise ParamsError(f"{path}: invalid YAML{where} ({problem}); fix the syntax") from None
-    except RecursionError:
-        raise ParamsError(f"{path}: nested too deeply to be read; fix the file") from None
-    except ValueError as e:  # e.g. an integer of more digits than Python converts
-        raise ParamsError(f"{path}: a value cannot be read ({bounded(str(e))}); fix the "
-                          "file") from None
-    except ParamsError as e:
-        raise ParamsError(f"{path}: {e}") from None
+def load_params(path: str | Path, overrides: Mapping[str, str] | None = None) -> Params:
+    """Read and validate a ``params.yaml`` file, with ``overrides`` (``"section.key"`` -> value
+    as written on the command line, see ``bert.workflow.overrides``) put over it; every error
+    names the file, or the command line for an overridden key."""
+    mapping = read_yaml(path)
+    if overrides:
+        mapping = apply_overrides(mapping, overrides, path)
     try:
         return params_from_mapping(mapping)
-    except ParamsError as e:
-        raise ParamsError(f"{path}: {e}") from None
-    except ResourceError as e:
-        raise ResourceError(f"{path}: {e}") from None
+    except (ParamsError, ResourceError) as e:
+        where = command_line_error(str(e), overrides or {}) or f"{path}: {e}"
+        raise type(e)(where) from None

@@ -38,6 +38,10 @@ class LoggingParams(Section):
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
     backup_count: int = param(3, "rotated log files kept", low=0)
     progress_bar: bool = param(True, "show a progress bar with running losses while training")
+    live_every_steps: int = param(20, "steps between two lines of the run's live metrics "
+                                  "(live.jsonl: losses, learning rate, gradient norm, tokens "
+                                  "per second; a line per epoch too; 0: the epoch lines alone)",
+                                  low=0)
 
     def problems(self) -> Iterator[tuple[str, str]]:
         problem = output_path_problem(self.file, "logs/bert.log")

@@ -38,6 +38,7 @@ from bert.storage.atomic import check_writable, write_json
 from bert.workflow.evaluate import SCORE_KEYS, score
 from bert.workflow.interrupts import TrainingInterrupted, deferred_interrupts
 from bert.workflow.layout import Layout
+from bert.workflow.live import LiveMetrics
 from bert.workflow.logs import quiet_logging
 from bert.workflow.params import Params, TrainingParams, bert_config
 from bert.workflow.provenance import project_run_params, whole_batches
@@ -89,6 +90,7 @@ class Run:
     reduction: Reduction  # who computes which micro-batches, and how their sums meet
     epoch_start: int = 0  # the first step of the current epoch done in this session
     epoch_seconds: float = 0.0  # time spent in steps of the current epoch, this session
+    live: LiveMetrics | None = None  # the run's live-metrics file (rank 0's)
 
     @property
     def root(self) -> bool:
@@ -129,12 +131,16 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
         log.info("resuming from step %d (epoch %d, batch %d) in %s", state.step,
                  *divmod(state.step, batches), folder)
         packed(state, config)
+    root = (reduction or OneProcess()).rank == 0
+    tokens_per_step = params.data.batch_size * params.data.sequence_length
+    live = LiveMetrics(layout.live_metrics, state.step, params.logging.live_every_steps,
+                       tokens_per_step) if root else None
     return Run(params, layout, config, run, folder, train_data,
                load_dataset(layout.test_data, params.data), state,
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
                saved_step=state.step, reduction=reduction or OneProcess(),
-               epoch_start=state.step)
+               epoch_start=state.step, live=live)
 
 
 def warn_past_schedule(training: TrainingParams, total_steps: int) -> None:
@@ -202,6 +208,9 @@ def take_step(run: Run) -> StepResult:
                                               lr, result.grad_norm), strict=True):
         state.history[key].append(float(value))
     run.epoch_seconds += time.perf_counter() - started
+    if run.live is not None:
+        run.live.step(state.step, state.step // run.batches_per_epoch + 1, losses, lr,
+                      result.grad_norm)
     return result
 
 
@@ -223,10 +232,12 @@ def after_step(run: Run) -> None:
     step, every = run.state.step, run.params.training.checkpoint_every_steps
     if step % run.batches_per_epoch == 0:
         if run.root:  # the epoch's record goes into the checkpoint, which rank 0 writes
+            record = end_of_epoch(run)
             log.info("epoch %(epoch)d: train MLM %(train_mlm_loss).4f NSP %(train_nsp_loss).4f "
                      "| test MLM %(test_mlm_loss).4f NSP %(test_nsp_loss).4f acc "
-                     "%(test_nsp_accuracy).3f | %(tokens_per_second).0f tokens/s",
-                     end_of_epoch(run))
+                     "%(test_nsp_accuracy).3f | %(tokens_per_second).0f tokens/s", record)
+            if run.live is not None:
+                run.live.epoch(record)
         save_checkpoint(run)
         run.epoch_start, run.epoch_seconds = step, 0.0
     elif every and step % every == 0:
@@ -314,6 +325,9 @@ def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
             if isinstance(stop, TrainingInterrupted):
                 raise
             raise TrainingInterrupted(run.saved_step, saved=False) from None
+        finally:
+            if run.live is not None:
+                run.live.close()
     if run.root:
         finish(run)
     return run.state
