@@ -179,7 +179,9 @@ class LoggingParams(Section):
                       "artifacts/ that is not one of the workflow's own")
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
     backup_count: int = param(3, "rotated log files kept", low=0)
-    progress_bar: bool = param(True, "show a progress bar with running losses while training")
+    progress_bar: bool = param(True, "show progress bars (training, with running losses; "
+                               "evaluation; the text data stage) when stderr is a terminal; "
+                               "never in a file or a pipe")
 
     def problems(self) -> Iterator[tuple[str, str]]:
         problem = output_path_problem(self.file, "logs/bert.log")

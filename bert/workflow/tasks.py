@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.util
 import signal
+import sys
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,10 @@ from bert.workflow.params import Params
 from bert.workflow.stages import Stage, stage
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# doit's ``io`` of a stage's task: the stage writes to doit's own stdout and stderr, not into pipes
+# doit reads line by line, so that it sees a terminal when there is one (and shows a progress bar
+# only there) and its lines come as it writes them.
+STAGE_IO = {"capture": False}
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -79,6 +84,14 @@ def leave_interrupts_to_stages() -> None:
     program): it stops cleanly, saying what it kept, and doit then reports the task as failed.
     """
     signal.signal(signal.SIGINT, lambda signum, frame: None)
+
+
+def keep_output_in_order() -> None:
+    """Flush doit's own lines (``.  train``) as they are written, so that in a file they stay in
+    order with the lines the stages write there themselves (``STAGE_IO``)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
 
 
 # --- the code a stage runs ---------------------------------------------------------------------
