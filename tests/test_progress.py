@@ -146,9 +146,10 @@ def project(folder: Path) -> Path:
 def test_doit_into_a_file_writes_no_carriage_return(tmp_path):
     """``doit > log.txt 2>&1``: one log line per epoch and no bar, not a carriage return."""
     folder = project(tmp_path / "project")
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as by default
     with open(folder / "log.txt", "wb") as log:
         result = subprocess.run([sys.executable, "-m", "doit"], cwd=folder, stdout=log,
-                                stderr=subprocess.STDOUT, timeout=300)
+                                stderr=subprocess.STDOUT, timeout=300, env=buffered)
     text = (folder / "log.txt").read_bytes().decode()
     assert result.returncode == 0, text
     assert "\r" not in text
