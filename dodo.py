@@ -20,7 +20,7 @@ from bert.workflow.loader import load_params
 from bert.workflow.lock import hold_project_lock
 from bert.workflow.report import clean_results
 from bert.workflow.stages import STAGES, Stage, stage
-from bert.workflow.tasks import available, code_fingerprint
+from bert.workflow.tasks import STAGE_IO, available, code_fingerprint, keep_output_in_order
 
 DOIT_CONFIG = {
     "default_tasks": [s.name for s in STAGES if s.in_default_run],
@@ -38,6 +38,7 @@ try:
 except BertError as error:
     sys.exit(f"error: {error}")
 leave_interrupts_to_stages()
+keep_output_in_order()
 
 
 def stage_task(record: Stage, *command: str) -> dict:
@@ -51,6 +52,7 @@ def stage_task(record: Stage, *command: str) -> dict:
         "uptodate": [config_changed({"params": PARAMS.subset(record.reads),
                                      "code": code_fingerprint(record.modules)})],
         "clean": True,
+        "io": STAGE_IO,
     }
 
 

@@ -68,6 +68,22 @@ def test_bad_values_name_the_key_and_the_fix(tmp_path, text, expected):
     assert expected in error_of(tmp_path, f"data:\n  {text}\n")
 
 
+def test_picture_formats_are_png_and_or_svg(tmp_path):
+    assert Params().plots.formats == ("png",)
+    assert load_text(tmp_path, "plots:\n  formats: [svg, png]\n").plots.formats == ("svg", "png")
+    assert load_text(tmp_path, "plots:\n  formats: svg\n").plots.formats == ("svg",)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("formats: [png, jpg]", "plots.formats has 'jpg', not a picture format; list png and/or svg"),
+    ("formats: []", "plots.formats is empty; list png and/or svg"),
+    ("formats: [svg, svg]", "plots.formats names svg twice; list each format once"),
+    ("formats: [1]", "plots.formats is [1]; set it to a list of strings"),
+])
+def test_bad_picture_formats_name_the_key_and_the_fix(tmp_path, text, expected):
+    assert error_of(tmp_path, f"plots:\n  {text}\n").endswith(expected)
+
+
 def test_structure_errors(tmp_path):
     assert "data must be a mapping" in error_of(tmp_path, "data: 3\n")
     assert "top level must be a mapping" in error_of(tmp_path, "- data\n")

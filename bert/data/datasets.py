@@ -42,6 +42,9 @@ LANGUAGE_SPECS = {
 }
 VOCAB_SPECS = {"vocab/utf8": h5io.Spec(("S",), "u")}
 ALL_SPECS = {**EXAMPLE_SPECS, **LANGUAGE_SPECS, **VOCAB_SPECS}
+# The phases of the data stage on text, in order, as ``make_datasets`` reports them.
+TEXT_PHASES = ("reading the text", "learning the vocabulary", "encoding the text",
+               "cutting the training pairs", "cutting the test pairs", "writing the files")
 
 
 def generators(random_seed: int) -> dict[str, np.random.Generator]:
@@ -66,15 +69,16 @@ def build_split(params: DataParams, language: Language, split: str) -> dict[str,
                          params.mask_probability, params.short_sequence_probability)
 
 
-def make_datasets(params: DataParams, out_dir: str | Path,
-                  root: str | Path = ".") -> tuple[Path, Path]:
+def make_datasets(params: DataParams, out_dir: str | Path, root: str | Path = ".",
+                  begin: Callable[[str], object] = lambda phase: None) -> tuple[Path, Path]:
     """Write ``out_dir/train.h5`` and ``out_dir/test.h5``; return their paths.
 
-    root: the project folder, from which ``data.text_files`` are read.
+    root: the project folder, from which ``data.text_files`` are read. begin: for text data,
+    called with each of ``TEXT_PHASES`` as it starts.
     """
     out_dir = Path(out_dir)
     if params.source == "text":
-        return make_text_datasets(params, out_dir, Path(root))
+        return make_text_datasets(params, out_dir, Path(root), begin)
     language = build_language(params)
     language_arrays = {"language/topic_prior": language.topic_prior,
                        "language/start": language.start,
@@ -96,11 +100,14 @@ def make_datasets(params: DataParams, out_dir: str | Path,
     return paths[0], paths[1]
 
 
-def make_text_datasets(params: DataParams, out_dir: Path, root: Path) -> tuple[Path, Path]:
-    """The data stage on text files (``bert.data.text``)."""
+def make_text_datasets(params: DataParams, out_dir: Path, root: Path,
+                       begin: Callable[[str], object]) -> tuple[Path, Path]:
+    """The data stage on text files (``bert.data.text``); ``begin`` is called with each of
+    ``TEXT_PHASES`` as it starts."""
     from bert.data.text import baselines, build_text_sets, vocab_array
 
-    tokenizer, train, test, digest = build_text_sets(params, root)
+    tokenizer, train, test, digest = build_text_sets(params, root, begin)
+    begin("writing the files")
     vocab = {"vocab/utf8": vocab_array(tokenizer.vocab)}
     paths = []
     for split, examples in (("train", train), ("test", test)):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,14 +111,20 @@ def corpus_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def build_text_sets(params: DataParams, root: Path) -> tuple[TextTokenizer, dict, dict, str]:
-    """The tokenizer, the train and test example arrays, and the corpus digest."""
+def build_text_sets(
+    params: DataParams, root: Path, begin: Callable[[str], object] = lambda phase: None,
+) -> tuple[TextTokenizer, dict, dict, str]:
+    """The tokenizer, the train and test example arrays, and the corpus digest. ``begin`` is
+    called with the name of each phase as it starts (``bert.data.datasets.TEXT_PHASES``)."""
+    begin("reading the text")
     paths = text_paths(params.text_files, root)
     documents = read_corpus(paths, params.sentence_per_line)
     split, train_rng, test_rng = (np.random.default_rng(s) for s in
                                   np.random.SeedSequence(params.random_seed).spawn(3))
     train_docs, test_docs = split_train_test(documents, params.test_fraction, split)
+    begin("learning the vocabulary")
     tokenizer = learn_tokenizer(train_docs, params.vocab_size, params.lowercase)
+    begin("encoding the text")
     train_tokens, test_tokens = tokenize(tokenizer, train_docs), tokenize(tokenizer, test_docs)
     if not train_tokens or not test_tokens or len(train_tokens) + len(test_tokens) < 2:
         raise DataFileError(f"{', '.join(params.text_files)}: too few documents with a token "
@@ -126,8 +133,10 @@ def build_text_sets(params: DataParams, root: Path) -> tuple[TextTokenizer, dict
     if params.whole_word_masking:
         continuation = np.array([p.startswith(PREFIX) for p in tokenizer.vocab])
     sets = []
-    for rng, docs, fallback in ((train_rng, train_tokens, test_tokens),
-                                (test_rng, test_tokens, train_tokens)):
+    for rng, docs, fallback, phase in (
+            (train_rng, train_tokens, test_tokens, "cutting the training pairs"),
+            (test_rng, test_tokens, train_tokens, "cutting the test pairs")):
+        begin(phase)
         pairs = all_pairs(rng, docs, fallback, params.sequence_length,
                           params.short_sequence_probability, params.dupe_factor)
         sets.append(examples_from_pairs(rng, pairs, params.sequence_length, NUM_TEXT_SPECIAL,

@@ -127,6 +127,15 @@ def attention_maps(
     return probs[:, 0, :, :n, :n]
 
 
+def attention_window(length: int, size: int, first: int = 0) -> range:
+    """The positions of an example of ``length`` tokens that are shown when at most ``size``
+    fit: all of them, or ``size`` of them from ``first`` (moved back to end at the last)."""
+    if length <= size:
+        return range(length)
+    first = min(max(first, 0), length - size)
+    return range(first, first + size)
+
+
 def format_attention(tokens: Sequence[str], probs: np.ndarray, k: int = TOP_K) -> list[str]:
     """One line per query token: the ``k`` keys it attends to most, with the probabilities.
 
@@ -242,6 +251,13 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     ends = np.arange(1, len(values) + 1)
     starts = np.maximum(ends - window, 0)
     return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def epoch_spans(history: Mapping) -> list[tuple[int, int]]:
+    """The steps each epoch record of a history covers, as (step before its first, its last):
+    the span over which its means (training losses, throughput) were taken."""
+    batches = history.get("batches_per_epoch") or 0
+    return [(max(record["step"] - batches, 0), record["step"]) for record in history["epochs"]]
 
 
 def smoothing_window(num_steps: int) -> int:

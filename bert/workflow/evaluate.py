@@ -7,7 +7,7 @@ batch means), the NSP loss the mean over examples; accuracies count argmax hits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from bert.data.datasets import load_dataset, load_optimum
 from bert.storage.atomic import write_json
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params, bert_config
+from bert.workflow.progress import progress_bar
 from bert.workflow.provenance import load_trained_model, model_id
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,11 @@ def score(
     data: Mapping[str, np.ndarray],
     batch_size: int,
     num_examples: int | None = None,
+    advance: Callable[[int], object] | None = None,
 ) -> dict[str, float]:
     """Losses and accuracies of the model over the first ``num_examples`` examples (all: None;
     all, too, when the set has fewer). ``num_examples`` in the result is the number scored.
+    ``advance`` is called with the number of examples of each batch once it is scored.
 
     data: the five example arrays (N, T) / (N,). Runs in inference mode (no dropout).
     """
@@ -58,6 +61,8 @@ def score(
         sums["nsp_nll"] += nsp_loss * len(nsp_targets)
         sums["nsp_hits"] += int(np.sum(out["nsp_logits"].argmax(-1) == nsp_targets))
         num_labels += len(mlm_targets)
+        if advance is not None:
+            advance(len(nsp_targets))
     return {
         "mlm_loss": sums["mlm_nll"] / max(num_labels, 1),
         "mlm_accuracy": sums["mlm_hits"] / max(num_labels, 1),
@@ -81,12 +86,15 @@ def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
     if evaluation.train_examples > available:
         log.warning("evaluation.train_examples is %d but the training set has %d examples; "
                     "scoring all %d", evaluation.train_examples, available, available)
-    metrics = {
-        "test": score(weights, config, test, evaluation.batch_size),
-        "train": score(weights, config, train, evaluation.batch_size,
-                       evaluation.train_examples or None),
-        "optimum": load_optimum(layout.test_data),
-        "model": model_id(params, layout),
-    }
+    scored = min(evaluation.train_examples or available, available)
+    with progress_bar(params.logging.progress_bar, total=len(test["nsp_labels"]) + scored,
+                      unit="example", desc="evaluate") as bar:
+        metrics = {
+            "test": score(weights, config, test, evaluation.batch_size, advance=bar.update),
+            "train": score(weights, config, train, evaluation.batch_size,
+                           evaluation.train_examples or None, advance=bar.update),
+            "optimum": load_optimum(layout.test_data),
+            "model": model_id(params, layout),
+        }
     write_json(layout.metrics, metrics)
     return metrics

@@ -97,17 +97,20 @@ class Layout:
         """The pictures of the plots stage."""
         return self.artifacts / "plots"
 
-    @property
-    def curves_plot(self) -> Path:
-        return self.plots / "curves.png"
+    def picture(self, name: str, params: Params | None = None) -> list[Path]:
+        """The files of picture ``name`` of the plots stage, one per format of
+        ``plots.formats`` (without params, the default: a PNG)."""
+        formats = ("png",) if params is None else params.plots.formats
+        return [self.plots / f"{name}.{suffix}" for suffix in formats]
 
-    @property
-    def attention_plot(self) -> Path:
-        return self.plots / "attention.png"
+    def curves_plot(self, params: Params | None = None) -> list[Path]:
+        return self.picture("curves", params)
 
-    @property
-    def predictions_plot(self) -> Path:
-        return self.plots / "predictions.png"
+    def attention_plot(self, params: Params | None = None) -> list[Path]:
+        return self.picture("attention", params)
+
+    def predictions_plot(self, params: Params | None = None) -> list[Path]:
+        return self.picture("predictions", params)
 
     def results(self, params: Params) -> Path:
         return self.under_root(params.evaluation.results_file)

@@ -37,7 +37,9 @@ class LoggingParams(Section):
                       "artifacts/ that is not one of the workflow's own")
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
     backup_count: int = param(3, "rotated log files kept", low=0)
-    progress_bar: bool = param(True, "show a progress bar with running losses while training")
+    progress_bar: bool = param(True, "show progress bars (training, with running losses; "
+                               "evaluation; the text data stage) when stderr is a terminal; "
+                               "never in a file or a pipe")
     live_every_steps: int = param(20, "steps between two lines of the run's live metrics "
                                   "(live.jsonl: losses, learning rate, gradient norm, tokens "
                                   "per second; a line per epoch too; 0: the epoch lines alone)",
@@ -168,6 +170,29 @@ class EvaluationParams(Section):
             yield "results_file", problem
 
 
+PICTURE_FORMATS = ("png", "svg")  # the formats the plots stage can write a picture in
+
+
+@dataclass(frozen=True)
+class PlotsParams(Section):
+    """The ``plots:`` section: the files each picture of the plots stage is written as."""
+
+    formats: tuple[str, ...] = param(("png",), "the formats each picture is written in, a file "
+                                     "per format: png and/or svg (e.g. artifacts/plots/"
+                                     "curves.png and curves.svg)")
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        unknown = [f for f in self.formats if f not in PICTURE_FORMATS]
+        if unknown:
+            yield "formats", (f"has {bounded(unknown[0])}, not a picture format; list "
+                              f"{' and/or '.join(PICTURE_FORMATS)}")
+        elif not self.formats:
+            yield "formats", f"is empty; list {' and/or '.join(PICTURE_FORMATS)}"
+        elif len(set(self.formats)) < len(self.formats):
+            twice = next(f for f in self.formats if self.formats.count(f) > 1)
+            yield "formats", f"names {twice} twice; list each format once"
+
+
 @dataclass(frozen=True)
 class Params:
     """Every section of ``params.yaml``; a missing section takes its defaults."""
@@ -177,6 +202,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     training: TrainingParams = field(default_factory=TrainingParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
+    plots: PlotsParams = field(default_factory=PlotsParams)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """All sections as nested plain dicts with sorted keys."""

@@ -7,7 +7,8 @@ that turns its result into the text it prints. ``dodo.py`` makes a doit task of 
 command line (``python -m bert <stage>``) a command, ``bert.workflow.tasks`` runs them.
 
 A stage's function is called as ``function(params, layout)``; a picture's (a part of the plots
-stage) as ``function(*input paths, *output paths)``.
+stage) as ``function(*input paths, *output paths)``, with an output path per format of
+``plots.formats``.
 """
 
 from __future__ import annotations
@@ -45,14 +46,16 @@ PLOTS_MISSING = "matplotlib is not installed: pip install -e '.[plots]' to draw 
 # The pictures of the plots stage, each drawn on its own (``python -m bert plots curves``, the
 # doit sub-task ``plots:curves``), so that it is redrawn only when its own inputs change.
 PICTURES = (
-    Stage("curves", "Losses per step and per epoch against the optimum; accuracies; rate.",
-          "bert.views.plots:draw_curves", ("history", "test_data"), ("curves_plot",)),
+    Stage("curves", "Losses per step and per epoch against the optimum; accuracies; rate; "
+          "gradient norm; throughput.",
+          "bert.views.plots:draw_curves", ("history", "test_data"), ("curves_plot",),
+          reads=("plots.formats",)),
     Stage("attention", "Attention maps of one test example, every head of every layer.",
           "bert.views.plots:draw_attention", ("model_weights", "test_data"),
-          ("attention_plot",)),
+          ("attention_plot",), reads=("plots.formats",)),
     Stage("predictions", "The model's top-3 at the masked positions of a few test examples.",
           "bert.views.plots:draw_predictions", ("model_weights", "test_data"),
-          ("predictions_plot",)),
+          ("predictions_plot",), reads=("plots.formats",)),
 )
 
 STAGES = (
@@ -78,7 +81,8 @@ STAGES = (
           ("model_weights", "test_data"),
           ("export_tokenizer", "export_config", "export_weights"),
           in_default_run=False),
-    Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png; needs matplotlib).",
+    Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png or .svg; needs "
+          "matplotlib).",
           "", parts=PICTURES, needs="matplotlib",
           missing=PLOTS_MISSING),
 )

@@ -14,6 +14,7 @@ import ast
 import hashlib
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,10 @@ from bert.workflow.params import Params
 from bert.workflow.stages import Stage, stage
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# doit's ``io`` of a stage's task: the stage writes to doit's own stdout and stderr, not into pipes
+# doit reads line by line, so that it sees a terminal when there is one (and shows a progress bar
+# only there) and its lines come as it writes them.
+STAGE_IO = {"capture": False}
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -69,6 +74,14 @@ def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = ()) ->
     result = load(record.function)(params, layout)
     if record.show:
         print(load(record.show)(result))
+
+
+def keep_output_in_order() -> None:
+    """Flush doit's own lines (``.  train``) as they are written, so that in a file they stay in
+    order with the lines the stages write there themselves (``STAGE_IO``)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
 
 
 # --- the code a stage runs ---------------------------------------------------------------------

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from bert.core.config import BertConfig
 from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
@@ -41,6 +39,7 @@ from bert.workflow.layout import Layout
 from bert.workflow.live import LiveMetrics
 from bert.workflow.logs import quiet_logging
 from bert.workflow.params import Params, TrainingParams, bert_config
+from bert.workflow.progress import progress_bar
 from bert.workflow.provenance import project_run_params, whole_batches
 from bert.workflow.run import TRAIN_READS
 
@@ -264,7 +263,8 @@ def train(
     """The train stage: resume the newest valid checkpoint of this run (or start), train to
     ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``.
 
-    ``progress`` (default: ``logging.progress_bar``) shows a progress bar. With
+    ``progress`` (default: ``logging.progress_bar``) shows a progress bar when stderr is a
+    terminal (``bert.workflow.progress``). With
     ``training.processes`` > 1 this is one rank of an MPI job of that many processes. The
     compute runs on ``training.threads`` threads per process (0: the process's share of its
     host's CPUs)."""
@@ -304,9 +304,8 @@ def _on_every_rank(error: BaseException) -> bool:
 def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
     """Train ``run`` to ``training.epochs``; stop after a step on SIGINT/SIGTERM (received by
     any rank: they all stop after the same step) with a checkpoint."""
-    with deferred_interrupts() as signals, logging_redirect_tqdm(), tqdm(
-        total=run.total_steps, initial=run.state.step, disable=not progress, unit="step",
-        dynamic_ncols=True, mininterval=0.5,
+    with deferred_interrupts() as signals, progress_bar(
+        progress, total=run.total_steps, initial=run.state.step, unit="step",
     ) as bar:
         try:
             while run.state.step < run.total_steps:
