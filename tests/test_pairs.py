@@ -53,7 +53,7 @@ def test_a_follows_b_within_a_document_or_b_comes_from_another():
 
 def test_labels_are_balanced_and_pairs_fit():
     pairs = all_pairs(documents(num_docs=40, sentences=40), seed=3)
-    share = np.mean([p.is_random for p in pairs])
+    share = np.mean([p.label for p in pairs])
     assert len(pairs) > 300 and 0.45 < share < 0.62  # 1/2, plus the one-sentence chunks
     assert all(1 <= len(p.a) and 1 <= len(p.b) and len(p.a) + len(p.b) <= 29 for p in pairs)
     lengths = np.array([len(p.a) + len(p.b) for p in pairs])
