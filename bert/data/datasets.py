@@ -72,7 +72,8 @@ def split_attrs(params: DataParams, split: str) -> dict[str, str]:
     task = split_task(params, split)
     masking = params.masking if split == "train" else "static"
     return {"split": split, "sentence_task": task, "masking": masking,
-            **({"nsp_labels": LABEL_MEANINGS[task]} if task in LABEL_MEANINGS else {})}
+            **({"nsp_labels": "0: {}, 1: {}".format(*LABEL_MEANINGS[task])}
+               if task in LABEL_MEANINGS else {})}
 
 
 def stored(params: DataParams, split: str, examples: dict[str, np.ndarray]) -> dict:
@@ -260,11 +261,6 @@ def load_optimum(path: str | Path) -> dict[str, float]:
         if group in contents.group_attrs:
             return contents.group_attrs[group]
     raise DataFileError(f"{path}: has no optimum (is it a training set?); {FIX}")
-
-
-def probe_path(data_dir: str | Path, sentence_task: str) -> Path:
-    """The probe set of ``sentence_task`` (nsp or sop) next to the train and test files."""
-    return Path(data_dir) / f"probe_{sentence_task}.h5"
 
 
 def masking_spec(path: str | Path) -> MaskingSpec:

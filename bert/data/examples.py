@@ -47,9 +47,9 @@ RANDOM_FRACTION = 0.1  # of selected tokens, replaced by a random content token;
 ARRAY_NAMES = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "nsp_labels")
 SENTENCE_TASKS = ("nsp", "sop", "none")
 TIE = 1e-10  # log-odds between two labels that count as equally likely (rounding, ~1e-14)
-LABEL_MEANINGS = {  # what nsp_labels says under each sentence task
-    "nsp": "0: B follows A in the same document, 1: B is a segment of another document",
-    "sop": "0: A and B are shown in order, 1: swapped (B comes first in the document)",
+LABEL_MEANINGS = {  # what nsp_labels 0 and 1 say under each sentence task
+    "nsp": ("B follows A", "B is a segment of another document"),
+    "sop": ("A and B in the document's order", "swapped: B comes first in the document"),
 }
 
 
