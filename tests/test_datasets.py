@@ -20,9 +20,8 @@ from bert.data.datasets import (
     load_vocab,
     make_datasets,
     masking_spec,
-    num_examples,
 )
-from bert.data.examples import optimum
+from bert.data.examples import num_examples, optimum
 from bert.data.masking import MaskingSpec, masked_epoch, unmasked
 from bert.data.tokens import SEP
 from bert.errors import DataFileError

@@ -134,7 +134,8 @@ def make_text_datasets(params: DataParams, out_dir: Path, root: Path) -> tuple[P
     """The data stage on text files (``bert.data.text``)."""
     from bert.data.text import baselines, build_text_sets, vocab_array
 
-    tokenizer, sets, digest = build_text_sets(params, root)
+    tokenizer, sets, digest = build_text_sets(params, root, {split: split_task(params, split)
+                                                            for split in SPLITS})
     vocab = {"vocab/utf8": vocab_array(tokenizer.vocab)}
     paths = []
     for split in SPLITS:
@@ -163,11 +164,6 @@ def example_names(attrs: dict) -> tuple[str, ...]:
     return tuple(name for name in EXAMPLE_SPECS
                  if not (name == "nsp_labels" and task == "none")
                  and not (name == "mlm_labels" and attrs.get("masking") == "dynamic"))
-
-
-def num_examples(arrays: dict[str, np.ndarray]) -> int:
-    """The number of examples N of a dataset's arrays (whichever of them it holds)."""
-    return len(arrays["input_ids"])
 
 
 def _read(path: str | Path, names: tuple[str, ...], params: DataParams | None,

@@ -58,6 +58,11 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint8 if vocab_size <= 256 else np.uint16)
 
 
+def num_examples(arrays: dict[str, np.ndarray]) -> int:
+    """The number of examples N of example arrays (whichever of them a file holds)."""
+    return len(arrays["input_ids"])
+
+
 def label_dtype(vocab_size: int) -> np.dtype:
     """The signed dtype of ``mlm_labels``: every token id, and -100."""
     return np.dtype(np.int16 if vocab_size <= 32767 else np.int32)

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bert.data.corpus import Document, read_corpus, split_train_test, text_paths
-from bert.data.datasets import SPLITS, num_examples, split_task
-from bert.data.examples import MASK_FRACTION, RANDOM_FRACTION
+from bert.data.examples import MASK_FRACTION, RANDOM_FRACTION, num_examples
 from bert.data.masking import continuations
 from bert.data.pairs import (
     TokenDocument,
@@ -150,13 +149,17 @@ def corpus_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def build_text_sets(params: DataParams, root: Path) -> tuple[TextTokenizer, dict, str]:
-    """The tokenizer, the masked example arrays of every split of
-    ``bert.data.datasets.SPLITS`` by name, and the corpus digest."""
+def build_text_sets(params: DataParams, root: Path,
+                    splits: dict[str, str]) -> tuple[TextTokenizer, dict, str]:
+    """The tokenizer, the masked example arrays of each split by name, and the corpus digest.
+
+    splits: the sentence task of each split, by name, in the order of their random streams:
+    ``train`` first (cut from the training documents), then the others (from the test ones).
+    """
     paths = text_paths(params.text_files, root)
     documents = read_corpus(paths, params.sentence_per_line)
     split, *streams = (np.random.default_rng(s) for s in
-                       np.random.SeedSequence(params.random_seed).spawn(1 + len(SPLITS)))
+                       np.random.SeedSequence(params.random_seed).spawn(1 + len(splits)))
     train_docs, test_docs = split_train_test(documents, params.test_fraction, split)
     tokenizer = learn_tokenizer(train_docs, params.vocab_size, params.lowercase)
     train_tokens, test_tokens = tokenize(tokenizer, train_docs), tokenize(tokenizer, test_docs)
@@ -165,10 +168,10 @@ def build_text_sets(params: DataParams, root: Path) -> tuple[TextTokenizer, dict
                             "left after normalisation; add text")
     continuation = continuations(tokenizer.vocab) if params.whole_word_masking else None
     sets = {}
-    for name, rng in zip(SPLITS, streams, strict=True):
+    for (name, task), rng in zip(splits.items(), streams, strict=True):
         docs, fallback = ((train_tokens, test_tokens) if name == "train"
                           else (test_tokens, train_tokens))
-        examples = unmasked_examples(rng, docs, fallback, params, split_task(params, name))
+        examples = unmasked_examples(rng, docs, fallback, params, task)
         sets[name] = masked_examples(rng, examples, NUM_TEXT_SPECIAL, params.vocab_size,
                                      continuation, params.mask_probability)
     if num_examples(sets["train"]) < params.batch_size:

@@ -20,7 +20,8 @@ from bert.core.config import BertConfig
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import softmax
 from bert.core.model import predict
-from bert.data.datasets import load_dataset, load_optimum, num_examples, token_namer
+from bert.data.datasets import load_dataset, load_optimum, token_namer
+from bert.data.examples import num_examples
 from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import load_weights

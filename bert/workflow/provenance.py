@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.data.datasets import corpus_digest, load_dataset, num_examples
+from bert.data.datasets import corpus_digest, load_dataset
+from bert.data.examples import num_examples
 from bert.errors import DataFileError, bounded, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage import h5io
