@@ -45,7 +45,6 @@ from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
 MASK_FRACTION = 0.8  # of selected tokens, replaced by [MASK]
 RANDOM_FRACTION = 0.1  # of selected tokens, replaced by a random content token; the rest stay
 ARRAY_NAMES = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "nsp_labels")
-SENTENCE_TASKS = ("nsp", "sop", "none")
 TIE = 1e-10  # log-odds between two labels that count as equally likely (rounding, ~1e-14)
 LABEL_MEANINGS = {  # what nsp_labels 0 and 1 say under each sentence task
     "nsp": ("B follows A", "B is a segment of another document"),

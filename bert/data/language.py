@@ -22,6 +22,12 @@ chains), and mixed with their likelihoods: :func:`posterior`. When a random B ke
 that inference runs once per topic (given the topic, the two processes are the same) and the
 results are mixed by the posterior of the topic.
 
+The other sentence tasks reuse the same pieces. Sentence order (SOP): A+B is one chain of one
+topic, cut in two, and shown in order (label 0) or with its second segment first (label 1), so
+the two hypotheses are one chain over the shown slots and one over the shown slots read in chain
+order: :func:`sop_posterior`. Without a sentence task, an example is one segment, one chain:
+:func:`chain_posterior`.
+
 Shapes: ``K`` topics, ``C`` content tokens, ``N`` examples, ``L`` content slots per example.
 Content tokens are indexed ``0..C-1`` here; their vocabulary ids are ``NUM_SPECIAL + index``
 (``bert.data.tokens``).
