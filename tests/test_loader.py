@@ -63,6 +63,10 @@ def test_unknown_key_suggests_the_closest(tmp_path):
     ("sequence_length: 4", "data.sequence_length is 4, outside [5, 4096]"),
     ("batch_size: 0", "data.batch_size is 0, outside [1, inf]"),
     ("vocab_size: 8\n  successors: 5", "data.successors is 5 but there are only 4 content tokens"),
+    ("sentence_task: mlm", "data.sentence_task is 'mlm'; set it to one of nsp, sop, none"),
+    ("sentence_task: NSP", "data.sentence_task is 'NSP'; set it to one of nsp, sop, none"),
+    ("masking: fresh", "data.masking is 'fresh'; set it to one of static, dynamic"),
+    ("masking: true", "data.masking is True; set it to a string"),
 ])
 def test_bad_values_name_the_key_and_the_fix(tmp_path, text, expected):
     assert expected in error_of(tmp_path, f"data:\n  {text}\n")

@@ -1,10 +1,19 @@
-"""The data stage: draw the language, cut the train and test sets, score the optimum, write HDF5.
+"""The data stage: draw the language, cut the train, test and probe sets, score the optimum,
+write HDF5.
 
-``data/train.h5`` and ``data/test.h5`` hold the five example arrays (``N`` examples of length
-``T``), the drawn language under ``language/`` and, in the test file, the Bayes-optimal scores
-and baselines as attributes of the group ``optimum``. With ``data.source: text`` the examples
-come from text files (``bert.data.text``): the files hold the WordPiece vocabulary under
-``vocab/`` instead of the language, and the test file only the baselines (group ``baselines``).
+``data/train.h5`` and ``data/test.h5`` hold the example arrays (``N`` examples of length ``T``)
+of ``data.sentence_task``, the drawn language under ``language/`` and, in the test file, the
+Bayes-optimal scores and baselines as attributes of the group ``optimum``. ``data/probe_nsp.h5``
+and ``data/probe_sop.h5`` hold a test set's worth of NSP and of SOP pairs, each with its optimum,
+so that a model trained with any sentence task can be scored on both. With ``data.source:
+text`` the examples come from text files (``bert.data.text``): the files hold the WordPiece
+vocabulary under ``vocab/`` instead of the language, and the test and probe files only the
+baselines (group ``baselines``).
+
+Root attributes of every file: ``split`` (train, test, probe_nsp, probe_sop), ``sentence_task``
+(the task of its examples), ``nsp_labels`` (what that array's labels mean; absent without a
+sentence task, as is the array) and ``masking`` (dynamic: the training file holds the unmasked
+tokens and no ``mlm_labels``, ``bert.data.masking`` masks them each epoch).
 """
 
 from __future__ import annotations
@@ -15,9 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bert.data.examples import make_examples, optimum
+from bert.data.examples import LABEL_MEANINGS, make_examples, optimum
 from bert.data.language import Language, draw_language
-from bert.data.tokens import token_name
+from bert.data.masking import MaskingSpec, continuations, unmasked
+from bert.data.tokens import NUM_SPECIAL, NUM_TEXT_SPECIAL, token_name
 from bert.errors import DataFileError, ParamsError, remake_hint
 from bert.storage import h5io
 
@@ -44,14 +54,35 @@ VOCAB_SPECS = {"vocab/utf8": h5io.Spec(("S",), "u")}
 ALL_SPECS = {**EXAMPLE_SPECS, **LANGUAGE_SPECS, **VOCAB_SPECS}
 # The phases of the data stage on text, in order, as ``make_datasets`` reports them.
 TEXT_PHASES = ("reading the text", "learning the vocabulary", "encoding the text",
-               "cutting the training pairs", "cutting the test pairs", "writing the files")
+               "cutting the examples", "writing the files")
+SPLITS = ("train", "test", "probe_nsp", "probe_sop")  # the data stage's files, data/<split>.h5
 
 
 def generators(random_seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for the language, the train set and the test set."""
-    language, train, test = np.random.SeedSequence(random_seed).spawn(3)
-    return {"language": np.random.default_rng(language), "train": np.random.default_rng(train),
-            "test": np.random.default_rng(test)}
+    """Independent generators for the language and each split (the probes' streams come after
+    the others', which they leave as they were)."""
+    streams = np.random.SeedSequence(random_seed).spawn(1 + len(SPLITS))
+    return dict(zip(("language", *SPLITS), map(np.random.default_rng, streams), strict=True))
+
+
+def split_task(params: DataParams, split: str) -> str:
+    """The sentence task of a split's examples: a probe's own, else ``data.sentence_task``."""
+    return split.removeprefix("probe_") if split.startswith("probe_") else params.sentence_task
+
+
+def split_attrs(params: DataParams, split: str) -> dict[str, str]:
+    """The root attributes that say what a split's file holds (see the module docstring)."""
+    task = split_task(params, split)
+    masking = params.masking if split == "train" else "static"
+    return {"split": split, "sentence_task": task, "masking": masking,
+            **({"nsp_labels": "0: {}, 1: {}".format(*LABEL_MEANINGS[task])}
+               if task in LABEL_MEANINGS else {})}
+
+
+def stored(params: DataParams, split: str, examples: dict[str, np.ndarray]) -> dict:
+    """The example arrays as a split's file stores them: unmasked in a dynamically masked
+    training set."""
+    return unmasked(examples) if split_attrs(params, split)["masking"] == "dynamic" else examples
 
 
 def build_language(params: DataParams) -> Language:
@@ -62,16 +93,17 @@ def build_language(params: DataParams) -> Language:
 
 
 def build_split(params: DataParams, language: Language, split: str) -> dict[str, np.ndarray]:
-    """The examples of ``split`` ("train" or "test"): the arrays of ``EXAMPLE_SPECS``."""
-    batches = {"train": params.num_train_batches, "test": params.num_test_batches}[split]
+    """The masked examples of ``split`` (one of SPLITS): the arrays of ``EXAMPLE_SPECS``."""
+    batches = params.num_train_batches if split == "train" else params.num_test_batches
     return make_examples(generators(params.random_seed)[split], language,
                          batches * params.batch_size, params.sequence_length,
-                         params.mask_probability, params.short_sequence_probability)
+                         params.mask_probability, params.short_sequence_probability,
+                         split_task(params, split))
 
 
 def make_datasets(params: DataParams, out_dir: str | Path, root: str | Path = ".",
                   begin: Callable[[str], object] = lambda phase: None) -> tuple[Path, Path]:
-    """Write ``out_dir/train.h5`` and ``out_dir/test.h5``; return their paths.
+    """Write ``out_dir/<split>.h5`` for every split of SPLITS; return the train and test paths.
 
     root: the project folder, from which ``data.text_files`` are read. begin: for text data,
     called with each of ``TEXT_PHASES`` as it starts.
@@ -84,18 +116,20 @@ def make_datasets(params: DataParams, out_dir: str | Path, root: str | Path = ".
                        "language/start": language.start,
                        "language/transition": language.transition}
     paths = []
-    for split in ("train", "test"):
+    for split in SPLITS:
         examples = build_split(params, language, split)
         group_attrs = {}
         if split == "test" and not (examples["mlm_labels"] >= 0).any():
             raise ParamsError(f"data.mask_probability is {params.mask_probability}: the test set "
                               "has no masked token to score, so no MLM loss and no optimum; "
                               "raise it (or data.num_test_batches)")
-        if split == "test":
-            group_attrs["optimum"] = optimum(language, examples, params.mask_probability)
-        paths.append(h5io.write(out_dir / f"{split}.h5", {**examples, **language_arrays},
+        if split != "train":
+            group_attrs["optimum"] = optimum(language, examples, params.mask_probability,
+                                             sentence_task=split_task(params, split))
+        paths.append(h5io.write(out_dir / f"{split}.h5",
+                                {**stored(params, split, examples), **language_arrays},
                                 schema=SCHEMA, schema_version=SCHEMA_VERSION,
-                                params=params.to_dict(), attrs={"split": split},
+                                params=params.to_dict(), attrs=split_attrs(params, split),
                                 group_attrs=group_attrs))
     return paths[0], paths[1]
 
@@ -106,17 +140,21 @@ def make_text_datasets(params: DataParams, out_dir: Path, root: Path,
     ``TEXT_PHASES`` as it starts."""
     from bert.data.text import baselines, build_text_sets, vocab_array
 
-    tokenizer, train, test, digest = build_text_sets(params, root, begin)
+    tokenizer, sets, digest = build_text_sets(params, root, {split: split_task(params, split)
+                                                            for split in SPLITS}, begin)
     begin("writing the files")
     vocab = {"vocab/utf8": vocab_array(tokenizer.vocab)}
     paths = []
-    for split, examples in (("train", train), ("test", test)):
+    for split in SPLITS:
         group_attrs = {}
-        if split == "test":
-            group_attrs["baselines"] = baselines(train, test, params.vocab_size)
-        paths.append(h5io.write(out_dir / f"{split}.h5", {**examples, **vocab}, schema=SCHEMA,
-                                schema_version=SCHEMA_VERSION, params=params.to_dict(),
-                                attrs={"split": split, "corpus_sha256": digest},
+        if split != "train":
+            group_attrs["baselines"] = baselines(sets["train"], sets[split], params.vocab_size,
+                                                 split_task(params, split))
+        paths.append(h5io.write(out_dir / f"{split}.h5",
+                                {**stored(params, split, sets[split]), **vocab},
+                                schema=SCHEMA, schema_version=SCHEMA_VERSION,
+                                params=params.to_dict(),
+                                attrs={**split_attrs(params, split), "corpus_sha256": digest},
                                 group_attrs=group_attrs))
     return paths[0], paths[1]
 
@@ -126,12 +164,27 @@ def corpus_digest(path: str | Path) -> str | None:
     return _read(path, (), None).attrs.get("corpus_sha256")
 
 
+def example_names(attrs: dict) -> tuple[str, ...]:
+    """The example arrays a dataset file holds, from its root attributes (a file written
+    before the sentence tasks and dynamic masking holds all five)."""
+    task = attrs.get("sentence_task", "nsp")
+    return tuple(name for name in EXAMPLE_SPECS
+                 if not (name == "nsp_labels" and task == "none")
+                 and not (name == "mlm_labels" and attrs.get("masking") == "dynamic"))
+
+
 def _read(path: str | Path, names: tuple[str, ...], params: DataParams | None,
           fix: str = FIX) -> h5io.H5Contents:
+    """The file's attributes and ``names`` (with its example arrays: ``"examples"``)."""
     dims = {} if params is None else {"T": params.sequence_length, "C": params.num_content,
                                       "K": params.num_topics}
+    attrs = h5io.read(path, schema=SCHEMA, schema_version=SCHEMA_VERSION, specs={}, fix=fix,
+                      names=()).attrs
+    examples = example_names(attrs)
+    names = tuple(n for name in names for n in (examples if name == "examples" else (name,)))
     contents = h5io.read(path, schema=SCHEMA, schema_version=SCHEMA_VERSION,
-                         specs={**EXAMPLE_SPECS, **{n: ALL_SPECS[n] for n in names}}, fix=fix,
+                         specs={**{n: EXAMPLE_SPECS[n] for n in examples},
+                                **{n: ALL_SPECS[n] for n in names}}, fix=fix,
                          names=names, dims=dims)
     if params is not None and contents.attrs["params"] != params.to_dict():
         changed = sorted(key for key, value in params.to_dict().items()
@@ -144,13 +197,21 @@ def _read(path: str | Path, names: tuple[str, ...], params: DataParams | None,
 def load_dataset(
     path: str | Path, params: DataParams | None = None, fix: str = FIX
 ) -> dict[str, np.ndarray]:
-    """The five example arrays of a dataset file, read into memory, by name.
+    """The example arrays of a dataset file, read into memory, by name.
 
     input_ids, token_type_ids, attention_mask (N, T) unsigned; mlm_labels (N, T) signed, -100
-    where nothing is predicted; nsp_labels (N,). With ``params``, the file must have been made
-    from exactly these data parameters. fix: what to do about a bad file (default: remake it).
+    where nothing is predicted (absent from a training set masked dynamically: see
+    ``bert.data.masking``); nsp_labels (N,), the sentence task's label (absent without a
+    sentence task; ``num_examples`` counts the examples either way). With ``params``, the file
+    must have been made from exactly these data parameters. fix: what to do about a bad file
+    (default: remake it).
     """
-    return _read(path, tuple(EXAMPLE_SPECS), params, fix).arrays
+    return _read(path, ("examples",), params, fix).arrays
+
+
+def dataset_attrs(path: str | Path) -> dict:
+    """The root attributes of a dataset file: split, sentence_task, masking, params, ..."""
+    return _read(path, (), None).attrs
 
 
 def dataset_params(path: str | Path) -> dict:
@@ -190,15 +251,27 @@ def token_namer(path: str | Path) -> Callable[[int], str]:
 
 
 def load_optimum(path: str | Path) -> dict[str, float]:
-    """The Bayes-optimal scores and the baselines stored in a test file.
+    """The Bayes-optimal scores and the baselines stored in a test or probe file.
 
-    Keys: bayes_mlm_loss, bayes_nsp_loss, bayes_nsp_accuracy, topic_only_nsp_accuracy,
-    uniform_mlm_loss, unigram_mlm_loss, chance_nsp_loss, chance_nsp_accuracy, num_mlm_labels,
-    num_examples. A text test set has no optimum: its dict lacks the ``bayes_`` and
-    ``topic_only_`` keys.
+    Keys, with ``<task>`` the file's sentence task (nsp or sop): bayes_mlm_loss,
+    bayes_<task>_loss, bayes_<task>_accuracy, topic_only_<task>_accuracy, uniform_mlm_loss,
+    unigram_mlm_loss, chance_<task>_loss, chance_<task>_accuracy, num_mlm_labels, num_examples
+    (``bert.data.examples.optimum``); without a sentence task, no ``<task>`` keys. A text test
+    set has no optimum: its dict lacks the ``bayes_`` and ``topic_only_`` keys.
     """
     contents = _read(path, (), None)
     for group in ("optimum", "baselines"):
         if group in contents.group_attrs:
             return contents.group_attrs[group]
     raise DataFileError(f"{path}: has no optimum (is it a training set?); {FIX}")
+
+
+def masking_spec(path: str | Path) -> MaskingSpec:
+    """What ``bert.data.masking`` needs to mask the examples of a dataset file: its
+    mask_probability, its content ids (and, with whole-word masking, its ``##`` pieces)."""
+    params = dataset_params(path)
+    if params.get("source", "synthetic") != "text":
+        return MaskingSpec(params["mask_probability"], NUM_SPECIAL, params["vocab_size"])
+    vocab = load_vocab(path)
+    return MaskingSpec(params["mask_probability"], NUM_TEXT_SPECIAL, params["vocab_size"],
+                       continuations(vocab) if params["whole_word_masking"] else None)

@@ -53,6 +53,12 @@ class DataParams(Section):
     sequence_length: int = param(
         32, "tokens per example, [CLS] A [SEP] B [SEP] and padding included", low=5, high=4096
     )
+    sentence_task: str = param(
+        "nsp", "the sentence task of the examples: nsp (BERT: B follows A, or is cut from "
+        "another document), sop (ALBERT: two consecutive segments, in order or swapped) or none "
+        "(RoBERTa: one stream of text, [CLS] x [SEP], no sentence label); probe_nsp.h5 and "
+        "probe_sop.h5 score any model on both", choices=("nsp", "sop", "none"),
+    )
     batch_size: int = param(
         32, "examples per batch (synthetic: each set holds a whole number of batches)", low=1
     )
@@ -65,6 +71,12 @@ class DataParams(Section):
     mask_probability: float = param(
         0.15, "probability that a content token is selected for MLM (then 80% [MASK], "
         "10% random content token, 10% unchanged)", low=0.0, high=1.0, open_low=True,
+    )
+    masking: str = param(
+        "static", "MLM masks of the training set: static (drawn once, stored in train.h5) or "
+        "dynamic (drawn afresh each epoch from training.random_seed, the epoch and the example; "
+        "train.h5 holds the unmasked tokens); the test set's masks are always fixed",
+        choices=("static", "dynamic"),
     )
     short_sequence_probability: float = param(
         0.1, "probability that an example is shorter than sequence_length and padded",

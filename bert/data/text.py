@@ -6,8 +6,13 @@ is learnt on the training documents alone; each set's pairs are cut ``dupe_facto
 the vocabulary under ``vocab/``. The test file holds the baselines (there is no optimum: the
 distribution that wrote the text is unknown).
 
-Random draws: the split, the training pairs and the test pairs each have their own generator
-spawned from ``data.random_seed``.
+The probe sets (``probe_nsp``, ``probe_sop``) are the NSP and SOP pairs of the test documents,
+cut as the test set is. Under ``data.sentence_task: none`` the examples are RoBERTa's
+FULL-SENTENCES (``bert.data.pairs.full_sentences``); each pass walks the documents in a random
+order.
+
+Random draws: the split, the training examples, the test examples and each probe set have their
+own generator spawned from ``data.random_seed``.
 """
 
 from __future__ import annotations
@@ -21,11 +26,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bert.data.corpus import Document, read_corpus, split_train_test, text_paths
-from bert.data.examples import MASK_FRACTION, RANDOM_FRACTION
-from bert.data.pairs import TokenDocument, document_pairs, examples_from_pairs
+from bert.data.examples import MASK_FRACTION, RANDOM_FRACTION, num_examples
+from bert.data.masking import continuations
+from bert.data.pairs import (
+    TokenDocument,
+    document_pairs,
+    full_sentences,
+    masked_examples,
+    pack,
+    pack_sequences,
+)
 from bert.data.tokenizer import TextTokenizer, count_words
 from bert.data.tokens import NUM_TEXT_SPECIAL, TEXT_SPECIAL_TOKENS
-from bert.data.wordpiece import PREFIX, alphabet, learn
+from bert.data.wordpiece import alphabet, learn
 from bert.errors import DataFileError, ParamsError
 
 if TYPE_CHECKING:
@@ -59,15 +72,39 @@ def tokenize(tokenizer: TextTokenizer, documents: list[Document]) -> list[TokenD
 
 def all_pairs(rng: np.random.Generator, documents: list[TokenDocument],
               fallback: list[TokenDocument], sequence_length: int, short: float,
-              dupe_factor: int) -> list[Pair]:
-    """Every pair of ``dupe_factor`` passes over the documents, shuffled. A random B comes from
-    another document of the same set, or from ``fallback`` when the set has one document."""
+              dupe_factor: int, sentence_task: str = "nsp") -> list[Pair]:
+    """Every pair of ``sentence_task`` (nsp or sop) of ``dupe_factor`` passes over the
+    documents, shuffled. A random B comes from another document of the same set, or from
+    ``fallback`` when the set has one document."""
     pairs = []
     for _ in range(dupe_factor):
         for i in range(len(documents)):
             others = [*documents[:i], *documents[i + 1:]] or fallback
-            pairs += document_pairs(rng, documents, i, sequence_length, short, others)
+            pairs += document_pairs(rng, documents, i, sequence_length, short, others,
+                                    sentence_task)
     return [pairs[i] for i in rng.permutation(len(pairs))]
+
+
+def all_sequences(rng: np.random.Generator, documents: list[TokenDocument],
+                  sequence_length: int, short: float, dupe_factor: int) -> list[list[int]]:
+    """The full-sentence sequences of ``dupe_factor`` passes over the documents, each pass in
+    a random order of the documents, shuffled."""
+    sequences = []
+    for _ in range(dupe_factor):
+        order = rng.permutation(len(documents))
+        sequences += full_sentences(rng, [documents[i] for i in order], sequence_length, short)
+    return [sequences[i] for i in rng.permutation(len(sequences))]
+
+
+def unmasked_examples(rng: np.random.Generator, documents: list[TokenDocument],
+                      fallback: list[TokenDocument], params: DataParams,
+                      sentence_task: str) -> dict[str, np.ndarray]:
+    """The packed, unmasked examples of ``sentence_task`` cut from ``documents``."""
+    t, short = params.sequence_length, params.short_sequence_probability
+    if sentence_task == "none":
+        return pack_sequences(all_sequences(rng, documents, t, short, params.dupe_factor), t)
+    pairs = all_pairs(rng, documents, fallback, t, short, params.dupe_factor, sentence_task)
+    return pack(pairs, t, params.vocab_size)
 
 
 def context_free_loss(frequencies: np.ndarray, seen: np.ndarray, target: np.ndarray) -> float:
@@ -83,9 +120,10 @@ def context_free_loss(frequencies: np.ndarray, seen: np.ndarray, target: np.ndar
 
 
 def baselines(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
-              vocab_size: int) -> dict[str, float]:
+              vocab_size: int, sentence_task: str = "nsp") -> dict[str, float]:
     """The unigram (training-set token frequencies, add-one smoothed) and uniform MLM losses
-    of the test labels, and chance NSP."""
+    of the test labels, and chance on the sentence task (keys as
+    ``bert.data.examples.optimum``'s)."""
     first = NUM_TEXT_SPECIAL
     labels = train["mlm_labels"].astype(np.int64)
     original = np.where(labels >= 0, labels, train["input_ids"])
@@ -97,8 +135,9 @@ def baselines(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
     c = vocab_size - first
     return {"unigram_mlm_loss": context_free_loss((counts + 1) / (counts.sum() + c), seen, target),
             "uniform_mlm_loss": context_free_loss(np.full(c, 1.0 / c), seen, target),
-            "chance_nsp_loss": math.log(2.0), "chance_nsp_accuracy": 0.5,
-            "num_mlm_labels": int(target.shape[0]), "num_examples": int(len(test["nsp_labels"]))}
+            **({} if sentence_task == "none" else {f"chance_{sentence_task}_loss": math.log(2.0),
+                                                    f"chance_{sentence_task}_accuracy": 0.5}),
+            "num_mlm_labels": int(target.shape[0]), "num_examples": num_examples(test)}
 
 
 def corpus_digest(paths: list[Path]) -> str:
@@ -111,16 +150,21 @@ def corpus_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def build_text_sets(
-    params: DataParams, root: Path, begin: Callable[[str], object] = lambda phase: None,
-) -> tuple[TextTokenizer, dict, dict, str]:
-    """The tokenizer, the train and test example arrays, and the corpus digest. ``begin`` is
-    called with the name of each phase as it starts (``bert.data.datasets.TEXT_PHASES``)."""
+def build_text_sets(params: DataParams, root: Path, splits: dict[str, str],
+                    begin: Callable[[str], object] = lambda phase: None,
+                    ) -> tuple[TextTokenizer, dict, str]:
+    """The tokenizer, the masked example arrays of each split by name, and the corpus digest.
+
+    splits: the sentence task of each split, by name, in the order of their random streams:
+    ``train`` first (cut from the training documents), then the others (from the test ones).
+    ``begin`` is called with the name of each phase as it starts
+    (``bert.data.datasets.TEXT_PHASES``).
+    """
     begin("reading the text")
     paths = text_paths(params.text_files, root)
     documents = read_corpus(paths, params.sentence_per_line)
-    split, train_rng, test_rng = (np.random.default_rng(s) for s in
-                                  np.random.SeedSequence(params.random_seed).spawn(3))
+    split, *streams = (np.random.default_rng(s) for s in
+                       np.random.SeedSequence(params.random_seed).spawn(1 + len(splits)))
     train_docs, test_docs = split_train_test(documents, params.test_fraction, split)
     begin("learning the vocabulary")
     tokenizer = learn_tokenizer(train_docs, params.vocab_size, params.lowercase)
@@ -129,23 +173,20 @@ def build_text_sets(
     if not train_tokens or not test_tokens or len(train_tokens) + len(test_tokens) < 2:
         raise DataFileError(f"{', '.join(params.text_files)}: too few documents with a token "
                             "left after normalisation; add text")
-    continuation = None
-    if params.whole_word_masking:
-        continuation = np.array([p.startswith(PREFIX) for p in tokenizer.vocab])
-    sets = []
-    for rng, docs, fallback, phase in (
-            (train_rng, train_tokens, test_tokens, "cutting the training pairs"),
-            (test_rng, test_tokens, train_tokens, "cutting the test pairs")):
-        begin(phase)
-        pairs = all_pairs(rng, docs, fallback, params.sequence_length,
-                          params.short_sequence_probability, params.dupe_factor)
-        sets.append(examples_from_pairs(rng, pairs, params.sequence_length, NUM_TEXT_SPECIAL,
-                                        params.vocab_size, continuation, params.mask_probability))
-    if len(sets[0]["nsp_labels"]) < params.batch_size:
-        raise DataFileError(f"{', '.join(params.text_files)}: only {len(sets[0]['nsp_labels'])} "
+    continuation = continuations(tokenizer.vocab) if params.whole_word_masking else None
+    begin("cutting the examples")
+    sets = {}
+    for (name, task), rng in zip(splits.items(), streams, strict=True):
+        docs, fallback = ((train_tokens, test_tokens) if name == "train"
+                          else (test_tokens, train_tokens))
+        examples = unmasked_examples(rng, docs, fallback, params, task)
+        sets[name] = masked_examples(rng, examples, NUM_TEXT_SPECIAL, params.vocab_size,
+                                     continuation, params.mask_probability)
+    if num_examples(sets["train"]) < params.batch_size:
+        raise DataFileError(f"{', '.join(params.text_files)}: only {num_examples(sets['train'])} "
                             f"training examples, fewer than data.batch_size "
                             f"({params.batch_size}); lower data.batch_size or add text")
-    return tokenizer, sets[0], sets[1], corpus_digest(paths)
+    return tokenizer, sets, corpus_digest(paths)
 
 
 def vocab_array(vocab: list[str]) -> np.ndarray:

@@ -21,6 +21,7 @@ from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import softmax
 from bert.core.model import predict
 from bert.data.datasets import load_dataset, load_optimum, token_namer
+from bert.data.examples import num_examples
 from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import load_weights
@@ -68,7 +69,7 @@ def load_examples(path: str | Path, indices: Sequence[int]) -> Examples:
     """Examples ``indices`` of a dataset file (negative numbers count from the end)."""
     path = Path(path)
     arrays = load_dataset(path, fix=dataset_fix(path))
-    count = len(arrays["nsp_labels"])
+    count = num_examples(arrays)
     for index in indices:
         if not -count <= index < count:
             raise DataFileError(f"{path}: has {count} examples, no example {index}; "

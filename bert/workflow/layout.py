@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from bert.workflow.params import Params
 
 # The workflow's own files and the stage that writes each (for "delete it and run `doit X`").
-OWN_FILES = {"train_data": "data", "test_data": "data", "init_weights": "init",
+OWN_FILES = {"train_data": "data", "test_data": "data", "probe_nsp_data": "data",
+             "probe_sop_data": "data", "init_weights": "init",
              "model_weights": "train", "history": "train", "metrics": "evaluate"}
 OWN_FOLDERS = ("data_dir", "checkpoints", "export_dir", "plots")
 
@@ -42,6 +43,16 @@ class Layout:
     @property
     def test_data(self) -> Path:
         return self.data_dir / "test.h5"
+
+    @property
+    def probe_nsp_data(self) -> Path:
+        """NSP pairs for scoring any model on NSP, whatever its sentence task."""
+        return self.data_dir / "probe_nsp.h5"
+
+    @property
+    def probe_sop_data(self) -> Path:
+        """SOP pairs for scoring any model on SOP, whatever its sentence task."""
+        return self.data_dir / "probe_sop.h5"
 
     @property
     def artifacts(self) -> Path:

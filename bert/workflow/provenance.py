@@ -19,6 +19,7 @@ import numpy as np
 from bert.core.config import BertConfig
 from bert.core.flat import FlatParams
 from bert.data.datasets import corpus_digest, load_dataset
+from bert.data.examples import num_examples
 from bert.errors import DataFileError, bounded, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage import h5io
@@ -36,7 +37,7 @@ def project_run_params(params: Params, layout: Layout) -> dict:
 def whole_batches(train_data: Mapping[str, np.ndarray], batch_size: int) -> int:
     """Optimizer steps per epoch over ``train_data``: its whole batches (a remainder of text
     data waits for later epochs, whose order differs)."""
-    return len(train_data["input_ids"]) // batch_size
+    return num_examples(train_data) // batch_size
 
 
 def batches_per_epoch(params: Params, layout: Layout) -> int:

@@ -60,8 +60,9 @@ PICTURES = (
 
 STAGES = (
     Stage("data", "Generate the synthetic language or read data.text_files, and write the "
-          "train/test sets (data/*.h5).", "bert.workflow.data:make_data", ("text_sources",),
-          ("train_data", "test_data"), reads=("data",)),
+          "train/test sets and the NSP and SOP probe sets (data/*.h5).",
+          "bert.workflow.data:make_data", ("text_sources",),
+          ("train_data", "test_data", "probe_nsp_data", "probe_sop_data"), reads=("data",)),
     Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
           "bert.workflow.init:initialize", ("init_sources",), ("init_weights",),
           reads=("data.sequence_length", "data.vocab_size", "model", "training.dtype")),
