@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 from bert.errors import BertError
 
@@ -58,13 +62,14 @@ def _stage(args: argparse.Namespace) -> None:
     from bert.workflow.params import load_params
     from bert.workflow.tasks import run
 
-    with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting
-        params = load_params(args.params)
-        layout = Layout()
-        if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
-            hold_project_lock(layout.root)
-        setup_logging(params.logging, layout)
-    run(args.command, params, layout, tuple(args.parts))
+    with contextlib.ExitStack() as held:
+        with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting
+            params = load_params(args.params)
+            layout = Layout()
+            if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
+                held.enter_context(hold_project_lock(layout.root))
+            setup_logging(params.logging, layout)
+        run(args.command, params, layout, tuple(args.parts))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,11 +143,40 @@ def interrupted_message(interrupt: KeyboardInterrupt) -> str:
             "to resume from it")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops a command as Ctrl-C does (the train stage: after its step, with a
+    checkpoint); a second one is ignored, so that the first is handled to its end."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; a user error prints one line to stderr and returns 2."""
     args = build_parser().parse_args(argv)
+    with _sigterm_stops():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM handled as ``_terminate`` says for the block (in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        # doit starts a stage with Ctrl-C and SIGTERM blocked, so that one that comes while
+        # Python starts waits for the handlers: here, inside the try
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
         args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported below
     except BertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -153,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print(interrupted_message(e), file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``... | head -1``): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return 0
 
 

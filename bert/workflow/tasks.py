@@ -14,7 +14,6 @@ import ast
 import hashlib
 import importlib
 import importlib.util
-import signal
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -70,15 +69,6 @@ def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = ()) ->
     result = load(record.function)(params, layout)
     if record.show:
         print(load(record.show)(result))
-
-
-def leave_interrupts_to_stages() -> None:
-    """Make the calling process (doit) wait through Ctrl-C instead of dying with a traceback.
-
-    The running stage, a child process, still receives the Ctrl-C (handlers are reset in a new
-    program): it stops cleanly, saying what it kept, and doit then reports the task as failed.
-    """
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
 
 
 # --- the code a stage runs ---------------------------------------------------------------------
