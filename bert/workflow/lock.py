@@ -43,15 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from bert.errors import BusyError, OutputError
+from bert.storage.reading import kind
 
 LOCK_FILE = ".bert.lock"
 INHERITED = "BERT_LOCKS"  # "<device>:<inode>:<descriptor>;..." the locks a parent passed down
 MAX_RECORD = 64 << 10  # a record is a line per holder; anything larger is not a lock file
 _RECORD_LINE = re.compile(r"\d{1,10}( [^\n]*)?")
 _ATTEMPTS = 5  # a lock file replaced between opening and locking it is opened again
-_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe (FIFO)",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}
 
 
 @dataclass
@@ -152,9 +150,9 @@ def _open(path: Path, protects: str) -> int:
     try:
         return os.open(path, flags, 0o644)
     except OSError as exc:
-        kind = _kind_at(path)
-        if kind is not None:
-            raise _not_a_lock_file(path, kind) from None
+        found = _kind_at(path)
+        if found is not None:
+            raise _not_a_lock_file(path, found) from None
         if exc.errno == errno.EROFS:
             fix = "run from a folder you can write to"
         elif exc.errno in (errno.EACCES, errno.EPERM):
@@ -174,25 +172,25 @@ def _kind_at(path: Path) -> str | None:
         mode = os.lstat(path).st_mode
     except OSError:
         return None
-    return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return kind(mode)
 
 
-def _not_a_lock_file(path: Path, kind: str) -> OutputError:
-    if kind == "a symbolic link":
+def _not_a_lock_file(path: Path, what: str) -> OutputError:
+    if what == "a symbolic link":
         return OutputError(f"{path}: is a symbolic link, not the workflow's lock file, and "
                            f"nothing is written through it; remove the link (rm {path}: what it "
                            "points to stays), then run the command again")
-    remove = f"rmdir {path}" if kind == "a folder" else f"rm {path}"
-    return OutputError(f"{path}: is {kind}, not the workflow's lock file; remove it ({remove}), "
+    remove = f"rmdir {path}" if what == "a folder" else f"rm {path}"
+    return OutputError(f"{path}: is {what}, not the workflow's lock file; remove it ({remove}), "
                        "then run the command again")
 
 
 def _check_file(path: Path, status: os.stat_result) -> tuple[int, int]:
     """The (device, inode) of an opened lock file, once it is known to be a regular file with
     one name; OutputError otherwise."""
-    if not stat.S_ISREG(status.st_mode):
-        raise _not_a_lock_file(path, _KINDS.get(stat.S_IFMT(status.st_mode),
-                                                "not a regular file"))
+    found = kind(status.st_mode)
+    if found is not None:
+        raise _not_a_lock_file(path, found)
     if status.st_nlink > 1:
         raise OutputError(f"{path}: is one of {status.st_nlink} names of the same file (a hard "
                           "link), so it may be a file of yours: nothing was written into it; "

@@ -18,6 +18,7 @@ import functools
 import inspect
 import math
 import re
+import shlex
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,9 +31,11 @@ from bert.core.config import BertConfig
 from bert.data.tokens import NUM_SPECIAL, PAD
 from bert.errors import ParamsError, ResourceError, bounded
 from bert.storage.memory import gib, machine_bytes, weights_bytes
+from bert.storage.reading import NotReadable, read_regular
 from bert.workflow.layout import output_path_problem
 
 S = TypeVar("S", bound="Section")
+MAX_PARAMS_BYTES = 1 << 20  # a parameters file is a few KiB
 SYNTHETIC_MAX_VOCAB = 4096  # its transition matrices are (K, C, C)
 
 # PyYAML (YAML 1.1) reads 1e-3 as a string; a float field accepts such strings.
@@ -178,7 +181,7 @@ class LoggingParams(Section):
     file: str = param("artifacts/logs/bert.log", "the log file (rotated): a file inside "
                       "artifacts/ that is not one of the workflow's own")
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
-    backup_count: int = param(3, "rotated log files kept", low=0)
+    backup_count: int = param(3, "rotated log files kept", low=0, high=1000)
     progress_bar: bool = param(True, "show a progress bar with running losses while training")
 
     def problems(self) -> Iterator[tuple[str, str]]:
@@ -266,7 +269,7 @@ class TrainingParams(Section):
     threads: int = param(0, "compute threads per process, which run the elementwise chains "
                          "and the matrix products (BLAS on one thread each; 0: one per CPU, "
                          "shared among the processes of a host); the results do not depend "
-                         "on it", low=0)
+                         "on it", low=0, high=1024)
     processes: int = param(1, "MPI ranks that share each batch (data parallel; needs the mpi "
                            "extra); above 1 the train stage runs under training.mpiexec. The "
                            "result does not depend on it, so a run may resume under another "
@@ -279,6 +282,11 @@ class TrainingParams(Section):
                          "then on PATH")
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        try:
+            shlex.split(self.mpiexec)
+        except ValueError as error:  # "No closing quotation"
+            yield "mpiexec", (f"is {bounded(self.mpiexec)}, which cannot be split into words "
+                              f"({error}); fix its quotes")
         if self.micro_batches % self.processes:
             yield "micro_batches", (f"is {self.micro_batches}, not a multiple of "
                                     f"training.processes ({self.processes}); make it one")
@@ -351,19 +359,24 @@ class Params:
 
 
 def memory_problems(params: Params) -> Iterator[tuple[str, str]]:
-    """Stages whose estimated peak memory exceeds the machine's, as ``(what, message)``.
+    """Stages whose estimated peak memory exceeds the machine's, as ``(what, message)``; the
+    message names the keys behind the largest part of the estimate.
 
     Rough upper estimates of the largest arrays each stage holds at once (``8`` bytes a float64,
     ``itemsize`` for the model's dtype), so that parameters that cannot run are refused before
-    anything is written rather than by a MemoryError deep inside a stage.
+    anything is written rather than by a MemoryError deep inside a stage. Text data has no
+    synthetic language, and the size of its sets follows from the text: the data stage
+    estimates that from the files before reading them.
     """
     d, m, t = params.data, params.model, params.training
     k, c, seq = d.num_topics, d.num_content, d.sequence_length
     itemsize = 8 if t.dtype == "float64" else 4
-    examples = (d.num_train_batches + d.num_test_batches) * d.batch_size
-    # data: the (K, C, C) transition table and its working copies, the optimum's messages
-    # (at least one example's (T, K, C) forward and backward arrays), the example arrays
-    data = 3 * k * c * c * 8 + 3 * max(256e6, 2 * seq * k * c * 8) + examples * seq * 16
+    synthetic = d.source == "synthetic"
+    examples = (d.num_train_batches + d.num_test_batches) * d.batch_size if synthetic else 0
+    sets = "data.num_train_batches, data.num_test_batches or data.batch_size"
+    # the (K, C, C) transition table and its working copies, the optimum's messages (at least
+    # one example's (T, K, C) forward and backward arrays)
+    language = 3 * k * c * c * 8 + 3 * max(256e6, 2 * seq * k * c * 8) if synthetic else 0
     weights = weights_bytes(bert_config(params), itemsize)
 
     def activations(batch: int) -> float:  # per layer: (B, T, H|F) arrays and (B, NH, T, T) ones
@@ -371,16 +384,26 @@ def memory_problems(params: Params) -> Iterator[tuple[str, str]]:
         head = batch * seq * (d.vocab_size + 4 * m.dim_model)
         return (m.num_layers * per_layer + head) * itemsize
 
-    # train: weights, gradients, two AdamW moments, a batch's activations, the data in memory
-    train = 4 * weights + 2 * activations(d.batch_size) + examples * seq * 8
-    evaluate = weights + activations(params.evaluation.batch_size) + examples * seq * 8
-    fixes = {"data": "lower data.num_topics or data.vocab_size",
-             "train": "lower the model: sizes or data.batch_size",
-             "evaluate": "lower evaluation.batch_size or the model: sizes"}
-    for stage, need in (("data", data), ("train", train), ("evaluate", evaluate)):
+    model = "the model: sizes or data.vocab_size"
+    stages = {  # per stage, its parts: (bytes, the keys to lower)
+        "data": [(language, "data.num_topics or data.vocab_size"),
+                 (examples * seq * 16, sets)],
+        # weights, gradients, two AdamW moments, a batch's activations, the data in memory
+        "train": [(4 * weights, model),
+                  (2 * activations(d.batch_size), "data.batch_size, data.sequence_length or "
+                   "the model: sizes"),
+                  (examples * seq * 8, sets)],
+        "evaluate": [(weights, model),
+                     (activations(params.evaluation.batch_size), "evaluation.batch_size or "
+                      "the model: sizes"),
+                     (examples * seq * 8, sets)],
+    }
+    for stage, parts in stages.items():
+        need = sum(size for size, _ in parts)
         if need > machine_bytes():
+            keys = max(parts, key=lambda part: part[0])[1]
             yield f"the {stage} stage", (f"needs ~{gib(need)} GiB; the machine has "
-                                         f"{gib(machine_bytes())}; {fixes[stage]}")
+                                         f"{gib(machine_bytes())}; lower {keys}")
 
 
 def bert_config(params: Params) -> BertConfig:
@@ -435,6 +458,10 @@ def _convert(value: Any, kind: Any) -> Any:
 def _check_value(name: str, value: Any, f: dataclasses.Field) -> None:
     low, high = f.metadata["range"]
     choices = f.metadata["choices"]
+    texts = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        raise ParamsError(f"{name} is {bounded(value)}, with a NUL character (\\0) in it, which "
+                          "no path or command can hold; remove it")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamsError(f"{name} is {value}; set it to a finite number")
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -502,32 +529,39 @@ def params_from_mapping(mapping: Any) -> Params:
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key that appears twice in one mapping (where the later
-    one would silently win), at any depth."""
+    one would silently win), at any depth, in block and flow mappings alike. Checked as the
+    document is read, before merge keys (``<<``) are expanded."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node,
+                                                                            yaml.ScalarNode):
                 continue
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            try:
-                first = seen.setdefault(key, line)
-            except TypeError:  # an unhashable key; the base class says so
-                break
-            if first != line:
-                raise ParamsError(f"key {bounded(key)} appears twice, at lines {first} and "
-                                  f"{line}; keep one of them")
-        return super().construct_mapping(node, deep=deep)
+            key, mark = self.construct_object(key_node), key_node.start_mark
+            first = seen.setdefault(key, mark)
+            if first is mark:
+                continue
+            if first.line == mark.line:
+                where = f"on line {mark.line + 1}, at columns {first.column + 1} and " \
+                        f"{mark.column + 1}"
+            else:
+                where = f"at lines {first.line + 1} and {mark.line + 1}"
+            raise ParamsError(f"key {bounded(key)} appears twice, {where}; keep one of them")
+        return node
 
 
 def load_params(path: str | Path) -> Params:
     """Read and validate a ``params.yaml`` file; every error names the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_PARAMS_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found; create it or pass the right path") from None
+    except NotReadable as e:
+        raise ParamsError(f"{path}: {e.problem} for parameters; pass the YAML file of the "
+                          "parameters") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: cannot be read ({e}); check the file") from None
     try:
