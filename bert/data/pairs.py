@@ -13,7 +13,7 @@ front or its back at random.
 Masking is BERT's 80/10/10 (``bert.data.examples.replace_selected``) over the WordPiece tokens,
 never over special tokens. Each token is selected with ``mask_probability``; with whole-word
 masking, each word is, and all its pieces with it (a word is a piece and the ``##`` pieces after
-it).
+it). As in BERT, every example has at least one selected token (or word).
 
 Shapes: ``N`` examples, ``T`` sequence length, ``V`` vocabulary.
 """
@@ -141,6 +141,11 @@ def mask_text(
         head = np.maximum.accumulate(np.where(follows, 0, position), axis=1)  # (N, T)
         draw = np.take_along_axis(draw, head, axis=1)  # a word's pieces share its draw
     selected = (draw < mask_probability) & content
+    # as BERT, at least one masked token per example: where none was drawn, the token (with
+    # whole-word masking, the word) of the smallest draw, a uniform choice among them
+    none = ~selected.any(axis=1, keepdims=True)  # (N, 1)
+    lowest = np.where(content, draw, np.inf).min(axis=1, keepdims=True)  # (N, 1)
+    selected |= none & content & (draw == lowest)
     return replace_selected(rng, ids, selected, first_content, vocab_size)
 
 

@@ -54,30 +54,44 @@ def count_words(texts: Iterable[str], lowercase: bool) -> Counter[str]:
     return counts
 
 
+def _wordpiece(vocab: Sequence[str], lowercase: bool) -> Any:
+    """A ``tokenizers`` tokenizer of BERT's pipeline over ``vocab`` (ids are positions)."""
+    tk = _library()
+    tokenizer = tk.Tokenizer(tk.models.WordPiece(
+        {piece: i for i, piece in enumerate(vocab)}, unk_token=TEXT_SPECIAL_TOKENS[UNK],
+        max_input_chars_per_word=MAX_WORD_CHARS))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = _pipeline(lowercase)
+    return tokenizer
+
+
 class TextTokenizer:
-    """A WordPiece tokenizer over a fixed vocabulary (ids are positions in ``vocab``)."""
+    """A WordPiece tokenizer over a fixed vocabulary (ids are positions in ``vocab``).
+
+    ``backend`` is the tokenizer transformers loads from the export (it knows the special
+    tokens); ``plain``, the same without them, reads corpus text (see ``encode_corpus``)."""
 
     def __init__(self, vocab: Sequence[str], lowercase: bool) -> None:
         tk = _library()
         self.vocab, self.lowercase = list(vocab), lowercase
-        backend = tk.Tokenizer(tk.models.WordPiece(
-            {piece: i for i, piece in enumerate(self.vocab)}, unk_token=TEXT_SPECIAL_TOKENS[UNK],
-            max_input_chars_per_word=MAX_WORD_CHARS))
-        backend.normalizer, backend.pre_tokenizer = _pipeline(lowercase)
+        backend = _wordpiece(self.vocab, lowercase)
         backend.decoder = tk.decoders.WordPiece(prefix=PREFIX, cleanup=True)
         backend.post_processor = tk.processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", CLS), ("[SEP]", SEP)])
         backend.add_special_tokens(list(TEXT_SPECIAL_TOKENS))
-        self.backend = backend
+        self.backend, self.plain = backend, _wordpiece(self.vocab, lowercase)
 
     def encode(self, text: str) -> list[int]:
-        """The ids of ``text``, without special tokens."""
+        """The ids of ``text`` as transformers' tokenizer gives them, without [CLS] and [SEP]
+        around it: a special token typed in the text (``[MASK]``) is that token."""
         return self.backend.encode(text, add_special_tokens=False).ids
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """The ids of each text, without special tokens."""
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+    def encode_corpus(self, texts: Sequence[str]) -> list[list[int]]:
+        """The ids of each text of a corpus. The names of special tokens written in it are
+        ordinary text, split into pieces (``[MASK]`` is ``[``, ``mask``, ``]``) as
+        google-research/bert's tokenizer splits them, so that no text poses as a special token:
+        every special token of an example is one the data stage put there."""
+        return [e.ids for e in self.plain.encode_batch(list(texts), add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``: pieces joined into words, no space before punctuation."""

@@ -65,7 +65,9 @@ def read_regular(path: str | Path, limit: int) -> bytes:
                               f"({limit:,})")
         chunks, size = [], 0
         while size <= limit:  # a file that grows while it is read stops at the limit
-            chunk = os.read(fd, limit + 1 - size)
+            # the size it has (then small reads for what was added meanwhile, or /proc files
+            # whose size says 0)
+            chunk = os.read(fd, min(limit + 1 - size, max(status.st_size - size + 1, 1 << 16)))
             if not chunk:
                 break
             chunks.append(chunk)
