@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from bert.errors import BertError
 
@@ -72,12 +73,30 @@ def _stage(args: argparse.Namespace) -> None:
         run(args.command, params, layout, tuple(args.parts))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a wrong argument said in one line, as every other error is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _positive(text: str) -> int:
+    """An argument type: an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each subcommand sets ``func``, called with the parsed arguments."""
     from bert.workflow.layout import Layout
     from bert.workflow.stages import STAGES
 
-    parser = argparse.ArgumentParser(prog="python -m bert", description=__doc__)
+    parser = _Parser(prog="python -m bert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for stage in STAGES:
         command = commands.add_parser(stage.name, help=stage.doc)
@@ -125,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                       f"{layout.model_weights})")
     fill.add_argument("--tokenizer", help="an export directory or a text dataset file (default: "
                       f"the --model directory, else {layout.test_data})")
-    fill.add_argument("--top", type=int, default=5, help="guesses per [MASK] (default: 5)")
+    fill.add_argument("--top", type=_positive, default=5,
+                      help="guesses per [MASK], 1 or more (default: 5)")
     fill.set_defaults(func=_fill_mask)
     return parser
 

@@ -13,6 +13,7 @@ knows ``[PAD] [CLS] [SEP] [MASK]`` works unchanged; ``[UNK]`` comes fifth:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 
 from bert.data.tokens import CLS, SEP, TEXT_SPECIAL_TOKENS, UNK
 from bert.data.wordpiece import PREFIX
-from bert.errors import MissingExtraError
+from bert.errors import MissingExtraError, bounded
 
 MAX_WORD_CHARS = 100  # a longer word is [UNK], as in BERT
 MISSING = "the tokenizers library is not installed: pip install -e '.[text]' to use text data"
@@ -97,6 +98,11 @@ class TextTokenizer:
         """The text of ``ids``: pieces joined into words, no space before punctuation."""
         return self.backend.decode(list(ids), skip_special_tokens=False)
 
+    @property
+    def digest(self) -> str:
+        """The SHA-256 of the vocabulary (see ``vocab_digest``)."""
+        return vocab_digest(self.vocab)
+
     def token(self, token_id: int) -> str:
         """The vocabulary entry of an id."""
         return self.vocab[token_id]
@@ -117,17 +123,50 @@ class TextTokenizer:
         return [directory / TOKENIZER_FILE, write_json(directory / CONFIG_FILE, config)]
 
 
+def vocab_digest(vocab: Sequence[str]) -> str:
+    """The SHA-256 of a vocabulary, its pieces in id order: a model records the one it was
+    trained with, so that a tokenizer of another vocabulary (or ids in another order) is
+    refused."""
+    return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
+
+
+def vocabulary_problem(vocab: object) -> str | None:
+    """What makes ``vocab`` (a tokenizer.json's piece -> id) no vocabulary of ours, or None: it
+    must map pieces to the ids 0 .. n-1, each once, the special tokens first."""
+    if not isinstance(vocab, dict) or not vocab:
+        return "its vocabulary is empty"
+    for piece, token_id in vocab.items():
+        if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0:
+            return f"its vocabulary gives {bounded(piece)} the id {bounded(token_id)}"
+    ids = sorted(vocab.values())
+    if ids != list(range(len(ids))):
+        gap = next(i for i, token_id in enumerate(ids) if token_id != i)
+        twice = gap > 0 and ids[gap] == ids[gap - 1]
+        which = f"id {ids[gap]} is given twice" if twice else f"id {gap} is missing"
+        return f"its {len(ids)} ids are not 0 to {len(ids) - 1}, each once ({which})"
+    first = sorted(vocab, key=vocab.__getitem__)[:len(TEXT_SPECIAL_TOKENS)]
+    if tuple(first) != TEXT_SPECIAL_TOKENS:
+        return (f"its ids 0 to {len(first) - 1} are {' '.join(first)}, not the special tokens "
+                f"{' '.join(TEXT_SPECIAL_TOKENS)}")
+    return None
+
+
 def from_export(path: str | Path) -> TextTokenizer:
-    """The tokenizer of an export directory (its ``tokenizer.json``)."""
+    """The tokenizer of an export directory (its ``tokenizer.json``), checked to be one of ours:
+    a WordPiece vocabulary of ids 0 .. n-1, the special tokens first."""
     from bert.errors import DataFileError
 
     path = Path(path)
+    fix = "run `doit export` on text data to write it"
     try:
         document = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
         vocab = document["model"]["vocab"]
         lowercase = bool(document["normalizer"]["lowercase"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise DataFileError(f"{path / TOKENIZER_FILE}: no readable WordPiece tokenizer "
-                            f"({type(e).__name__}); run `doit export` on text data to write "
-                            "it") from None
+                            f"({type(e).__name__}); {fix}") from None
+    problem = vocabulary_problem(vocab)
+    if problem is not None:
+        raise DataFileError(f"{path / TOKENIZER_FILE}: {problem}, so it is not a tokenizer this "
+                            f"workflow wrote; {fix}")
     return TextTokenizer(sorted(vocab, key=vocab.__getitem__), lowercase)
