@@ -101,7 +101,7 @@ class StageAction(CmdAction):
             for lock in held_locks():  # the lock file may have been removed meanwhile
                 lock.check()
         except BertError as error:
-            return TaskFailed(f"error: {error}")
+            return _failed(str(error))
         command = self.expand_action()
         before = _stamp(self.written)
         with running_stage() as stage:
@@ -118,7 +118,7 @@ class StageAction(CmdAction):
             failure = TaskError if code > 125 or code < 0 else TaskFailed
             return failure(f"Command failed: '{command}' returned {code}")
         if self.written is not None and _stamp(self.written) in (None, before):
-            return TaskFailed(f"error: {self._wrote_nothing(command)}")
+            return _failed(self._wrote_nothing(command))
         return None
 
     def _wrote_nothing(self, command: list[str]) -> str:
@@ -128,6 +128,13 @@ class StageAction(CmdAction):
                     "above); set training.mpiexec to an MPI launcher, e.g. mpiexec")
         return (f"{' '.join(command)} exited 0 without writing {self.written}; run the command "
                 "again")
+
+
+def _failed(message: str) -> TaskFailed:
+    """The failure of a task, said in one line on stderr as every error is (doit repeats it in
+    its summary)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return TaskFailed(message)
 
 
 def stage_action(record: Stage, command: list[str], layout: Layout,
