@@ -82,6 +82,18 @@ def test_another_corpus_s_vocabulary_of_the_same_size_is_refused(project, tmp_pa
            "another vocabulary" in line
 
 
+def test_an_export_of_one_model_with_the_tokenizer_of_another_is_refused(project, tmp_path,
+                                                                        capsys):
+    other = tmp_path / "other"
+    for path in (project / "corpus").iterdir():
+        (other / "corpus").mkdir(parents=True, exist_ok=True)
+        (other / "corpus" / path.name).write_text(path.read_text().replace("the", "a"))
+    trained_project(other)
+    shutil.copy(other / "artifacts/export/tokenizer.json", "artifacts/export/tokenizer.json")
+    line = refused(capsys, "--model", "artifacts/export")
+    assert "artifacts/export: its model and its tokenizer do not belong together" in line
+
+
 def test_a_tokenizer_with_two_ids_swapped_is_refused(project, capsys):
     path = project / "artifacts/export/tokenizer.json"
     document = json.loads(path.read_text())

@@ -149,3 +149,16 @@ def test_a_path_that_is_not_a_file_says_what_it_is(tmp_path, make, expected):
         text_paths(["corpus"], tmp_path)
     with pytest.raises(ParamsError, match="/dev/zero is a character device, not a file"):
         text_paths(["/dev/zero"], tmp_path)
+
+
+def test_a_test_set_with_no_masked_token_is_refused(tmp_path, monkeypatch):
+    from bert.data import pairs
+
+    def nothing_selected(rng, ids, first, vocab_size, continuation, probability):
+        return ids, np.full(ids.shape, -100)
+
+    write_corpus(tmp_path / "corpus")
+    monkeypatch.setattr(pairs, "mask_text", nothing_selected)
+    with pytest.raises(ParamsError, match="the test set has no masked token to score"):
+        make_datasets(text_params(), tmp_path / "data", tmp_path)
+    assert not (tmp_path / "data").exists()

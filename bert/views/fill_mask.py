@@ -36,14 +36,15 @@ def check_belong_together(model_path: str | Path, config: BertConfig, tokenizer:
     if source == "synthetic":
         raise DataFileError(f"{model_path}: was trained on the synthetic language, which has no "
                             "words to fill in; give a model trained on text (data.source: text)")
+    pair = (f"{model_path}: its model and its tokenizer" if str(model_path) == str(
+        tokenizer_source) else f"{model_path} and {tokenizer_source}")
     if recorded is not None and recorded != tokenizer.digest:
-        raise DataFileError(f"{model_path} and {tokenizer_source} do not belong together: the "
-                            "model was trained with another vocabulary (or the same pieces "
-                            f"under other ids); {fix}")
+        raise DataFileError(f"{pair} do not belong together: the model was trained with another "
+                            f"vocabulary (or the same pieces under other ids); {fix}")
     if len(tokenizer.vocab) != config.vocab_size:
-        raise DataFileError(f"{model_path} and {tokenizer_source} do not belong together: a "
-                            f"vocabulary of {len(tokenizer.vocab)} pieces for a model of "
-                            f"{config.vocab_size} tokens; {fix}")
+        raise DataFileError(f"{pair} do not belong together: a vocabulary of "
+                            f"{len(tokenizer.vocab)} pieces for a model of {config.vocab_size} "
+                            f"tokens; {fix}")
     if recorded is None:
         print(f"warning: {model_path} records no vocabulary, so nothing checks that "
               f"{tokenizer_source} is the tokenizer it was trained with", file=sys.stderr)
