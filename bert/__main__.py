@@ -55,6 +55,17 @@ def _part_of(names: list[str]) -> Callable[[str], str]:
     return part
 
 
+WATCH_SECONDS = 2.0  # how often a stage makes sure its lock file is still in place
+
+
+def _lock_lost(error: BertError) -> None:
+    """The stage's lock file was replaced while it ran, and another process holds the new one:
+    say so, and stop as on SIGTERM (the train stage after its step, with a checkpoint)."""
+    print(f"error: the lock file was removed or replaced while this stage ran: {error}; this "
+          "stage stops now", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _stage(args: argparse.Namespace) -> None:
     from bert.engine.mpi import launcher_rank, rank_guard
     from bert.workflow.layout import Layout
@@ -68,7 +79,8 @@ def _stage(args: argparse.Namespace) -> None:
             params = load_params(args.params)
             layout = Layout()
             if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
-                held.enter_context(hold_project_lock(layout.root))
+                held.enter_context(hold_project_lock(layout.root)).watch(WATCH_SECONDS,
+                                                                         _lock_lost)
             setup_logging(params.logging, layout)
         run(args.command, params, layout, tuple(args.parts))
 

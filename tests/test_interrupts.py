@@ -287,7 +287,8 @@ def test_a_stage_left_by_a_killed_doit_stops_and_keeps_others_out_meanwhile(tmp_
 
 @pytest.mark.slow
 @pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
-def test_ranks_left_by_a_killed_doit_stop_and_keep_others_out_meanwhile(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_ranks_of_a_stopped_doit_stop_together_and_keep_others_out_meanwhile(tmp_path, stop):
     one = make_project(tmp_path / "one", MPI_RUN)
     doit(one, "report")
     two = {**MPI_RUN, "training": {**MPI_RUN["training"], "processes": 2}}
@@ -296,13 +297,97 @@ def test_ranks_left_by_a_killed_doit_stop_and_keep_others_out_meanwhile(tmp_path
     process = start(folder, "report", env=hook(tmp_path, SLOW_TRAIN))
     wait_for(lambda: checkpoint_steps(folder), process)
     (folder / "slow").touch()
-    process.kill()  # mpiexec gets SIGTERM, passes it on to the ranks: they stop together
+    # SIGKILL: mpiexec gets SIGTERM as doit ends; SIGTERM: doit passes it on and waits. Either
+    # way mpiexec passes it on to the ranks, and they stop together after the same step.
+    process.send_signal(stop)
     refused_while_busy(folder, "python -m bert train")
     _, err = process.communicate(timeout=60)
+    assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 143)
     assert err.count("checkpoint saved; run `doit train` to resume") == 1, err
     assert "Traceback" not in err
     wait_no_process_in(folder)
     (folder / "slow").unlink()
     (folder / "params.yaml").write_text((one / "params.yaml").read_text())  # on 1 process
+    assert "resuming from step" in doit(folder, "report").stderr
+    assert_same_run(folder, one)
+
+
+# --- more that a careful user tries -------------------------------------------------------------
+
+# The data stage's writes take 1 s each, marked by a file ``writing``.
+SLOW_DATA = """
+import sys, time
+from pathlib import Path
+
+if sys.orig_argv[1:4] == ["-m", "bert", "data"]:
+    import bert.storage.h5io as h5io
+
+    write = h5io.write
+
+    def slow_write(*args, **kwargs):
+        Path("writing").touch()
+        time.sleep(1)
+        return write(*args, **kwargs)
+
+    h5io.write = slow_write
+"""
+
+
+@pytest.mark.slow
+def test_a_data_stage_left_by_a_killed_doit_stops_without_a_partial_file(tmp_path):
+    folder = make_project(tmp_path / "project", tiny())
+    process = start(folder, "data", env=hook(tmp_path, SLOW_DATA))
+    wait_for(lambda: (folder / "writing").exists(), process)
+    process.kill()
+    _, err = process.communicate(timeout=60)  # the stage's output, on doit's pipes
+    assert "interrupted; no partly written file was left; run `doit` to go on" in err
+    assert "Traceback" not in err
+    wait_no_process_in(folder)
+    assert not (folder / "data/train.h5").exists() and not list(folder.glob("data/.*.tmp"))
+    assert ran(doit(folder, "data")) == ["data"]
+
+
+@pytest.mark.slow
+def test_a_stage_whose_lock_file_another_workflow_took_stops_with_a_checkpoint(tmp_path):
+    from tests.test_lock import start_holder, stop, wait_held
+
+    folder = make_project(tmp_path / "project", RUN)
+    doit(folder, "data", "init")
+    stage = subprocess.Popen([sys.executable, "-m", "bert", "train"], cwd=folder,
+                             env=hook(tmp_path, SLOW_TRAIN), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: checkpoint_steps(folder), stage)
+    (folder / ".bert.lock").unlink()  # "a stale lock file", removed by hand
+    holder = start_holder(folder)  # and a second workflow takes the new one
+    try:
+        wait_held(holder)
+        _, err = stage.communicate(timeout=60)
+    finally:
+        stop(holder)
+    assert stage.returncode == 130 and "Traceback" not in err
+    assert ("error: the lock file was removed or replaced while this stage ran: the project "
+            f"folder {folder.resolve()} is in use by another workflow process (pid {holder.pid}"
+            ) in err
+    assert "checkpoint saved; run `doit train` to resume" in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
+def test_a_killed_launcher_takes_its_ranks_and_doit_says_so(tmp_path):
+    one = make_project(tmp_path / "one", MPI_RUN)
+    doit(one, "report")
+    two = {**MPI_RUN, "training": {**MPI_RUN["training"], "processes": 2}}
+    folder = make_project(tmp_path / "project", two)
+    doit(folder, "data", "init")
+    process = start(folder, "report", env=hook(tmp_path, SLOW_TRAIN))
+    wait_for(lambda: checkpoint_steps(folder), process)
+    launcher = next(pid for pid in processes_in(folder)
+                    if open(f"/proc/{pid}/comm").read().strip() == "mpiexec")
+    os.kill(launcher, signal.SIGKILL)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode != 0 and "Traceback" not in err
+    assert "TaskFailed - taskid:train" in out or "TaskError - taskid:train" in out
+    wait_no_process_in(folder)
+    (folder / "params.yaml").write_text((one / "params.yaml").read_text())
     assert "resuming from step" in doit(folder, "report").stderr
     assert_same_run(folder, one)

@@ -348,3 +348,104 @@ def test_a_removed_lock_file_is_taken_again_or_the_other_holder_named(folder):
         for held in lock_module.held_locks():
             if held is not lock:
                 held.release()
+
+
+# --- a lock file removed while it is held -----------------------------------------------------
+
+def test_a_watched_lock_takes_its_removed_file_again(folder):
+    with hold_project_lock() as lock:
+        lock.watch(0.05, lambda error: None)
+        (folder / LOCK_FILE).unlink()
+        deadline = time.monotonic() + 10
+        while not (folder / LOCK_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "in use" in take(folder).stderr  # the new file is held too
+        for held in lock_module.held_locks():
+            if held is not lock:
+                held.release()
+
+
+def test_a_watched_lock_says_when_another_process_holds_its_replacement(folder):
+    lost: list[BusyError] = []
+    with hold_project_lock() as lock:
+        (folder / LOCK_FILE).unlink()
+        holder = start_holder(folder)  # a second workflow gets in before the watch looks
+        try:
+            wait_held(holder)
+            lock.watch(0.05, lost.append)
+            deadline = time.monotonic() + 10
+            while not lost and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            stop(holder)
+    assert len(lost) == 1 and f"(pid {holder.pid}: python -c" in str(lost[0])
+
+
+@pytest.mark.slow
+def test_two_doits_started_together_never_both_run(folder):
+    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
+    write_params(folder, tiny())
+    runs = [subprocess.Popen([sys.executable, "-m", "doit", "data"], cwd=folder,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [run.communicate(timeout=120) for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes[0] == 0 and codes[1] != 0, results
+    refused_err = next(err for run, (_, err) in zip(runs, results, strict=True) if run.returncode)
+    assert "is in use by another workflow process (pid " in refused_err
+    assert "Traceback" not in refused_err
+
+
+# A doit that waits after the data stage until a file ``go`` appears.
+WAIT_AFTER_DATA = """
+
+import time
+from pathlib import Path
+
+import doit.runner
+
+_process_task_result = doit.runner.Runner.process_task_result
+
+
+def _wait_after_data(self, node, base_fail):
+    _process_task_result(self, node, base_fail)
+    if node.task.name == "data":
+        Path("between").touch()
+        while not Path("go").exists():
+            time.sleep(0.02)
+
+
+doit.runner.Runner.process_task_result = _wait_after_data
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("taken", [False, True], ids=["removed", "taken by another"])
+def test_a_lock_file_removed_between_stages(folder, taken):
+    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
+    (folder / "dodo.py").write_text((folder / "dodo.py").read_text() + WAIT_AFTER_DATA)
+    write_params(folder, tiny())
+    run = subprocess.Popen([sys.executable, "-m", "doit", "data", "init"], cwd=folder,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (folder / "between").exists():
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    (folder / LOCK_FILE).unlink()  # "a stale lock file"
+    holder = start_holder(folder) if taken else None
+    try:
+        if holder:
+            wait_held(holder)
+        (folder / "go").touch()
+        _, err = run.communicate(timeout=120)
+    finally:
+        if holder:
+            stop(holder)
+    if taken:  # doit stops before its next stage
+        assert run.returncode != 0 and "Traceback" not in err
+        assert f"error: the project folder {folder.resolve()} is in use by another workflow " \
+               f"process (pid {holder.pid}" in err
+        assert not (folder / "artifacts/init.h5").exists()
+    else:  # doit takes the new lock file and goes on
+        assert run.returncode == 0, err
+        assert (folder / "artifacts/init.h5").exists()

@@ -25,8 +25,9 @@ it ends. Under MPI the descriptors go on through the launcher (MPICH's ``mpiexec
 proxies keep them open) to every rank.
 
 A file lock cannot stop a process that deletes the lock file: the next holder would lock a new
-file. :meth:`Lock.check` (run by ``doit`` before each stage) notices a lock file that was removed
-or replaced, and takes the new one, or stops when another process holds it.
+file. :meth:`Lock.check` (run by ``doit`` before each stage, and every 2 s by a stage through
+:meth:`Lock.watch`) notices a lock file that was removed or replaced, and takes the new one, or,
+when another process already holds it, says so and stops.
 """
 
 from __future__ import annotations
@@ -38,11 +39,14 @@ import os
 import re
 import stat
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bert.errors import BusyError, OutputError
+from bert.errors import BertError, BusyError, OutputError
 from bert.storage.reading import kind
 
 LOCK_FILE = ".bert.lock"
@@ -67,11 +71,12 @@ class Lock:
 
         The descriptor is closed, never unlocked: a description shared with a parent or a child
         keeps their lock."""
-        self.depth -= 1
-        if self.depth == 0:
-            _held.pop(self.identity, None)
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
+        with _guard:
+            self.depth -= 1
+            if self.depth == 0:
+                _held.pop(self.identity, None)
+                with contextlib.suppress(OSError):
+                    os.close(self.fd)
 
     def __enter__(self) -> Lock:
         return self
@@ -86,8 +91,27 @@ class Lock:
             return
         hold(self.path, self.protects)
 
+    def watch(self, interval: float, lost: Callable[[BertError], object]) -> None:
+        """``check`` every ``interval`` seconds in a daemon thread, for as long as the lock is
+        held: when the lock file was replaced and another process holds the new one, call
+        ``lost`` with the error, once, and stop watching."""
+
+        def watching() -> None:
+            while True:
+                time.sleep(interval)
+                if self.depth <= 0:
+                    return
+                try:
+                    self.check()
+                except BertError as error:
+                    lost(error)
+                    return
+
+        threading.Thread(target=watching, daemon=True, name=f"watch {self.path}").start()
+
 
 _held: dict[tuple[int, int], Lock] = {}
+_guard = threading.RLock()  # _held, from the main thread and a watching one
 
 
 def held_locks() -> list[Lock]:
@@ -104,7 +128,11 @@ def hold(path: str | Path, protects: str) -> Lock:
     Raises BusyError when another process holds it, OutputError when ``path`` is not a lock file
     of ours or cannot be opened or locked (nothing is written into it then).
     """
-    path = Path(path)
+    with _guard:
+        return _hold(Path(path), protects)
+
+
+def _hold(path: Path, protects: str) -> Lock:
     for _ in range(_ATTEMPTS):
         fd = _open(path, protects)
         try:
