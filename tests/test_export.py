@@ -17,7 +17,7 @@ safetensors = pytest.importorskip("safetensors", reason="needs pip install -e '.
 from bert.data.datasets import load_tokenizer  # noqa: E402
 from bert.data.tokenizer import TextTokenizer  # noqa: E402
 from bert.errors import OutputError  # noqa: E402
-from bert.storage import atomic, interop  # noqa: E402
+from bert.storage import interop  # noqa: E402
 from bert.workflow import export as export_module  # noqa: E402
 from bert.workflow.export import export  # noqa: E402
 from bert.workflow.layout import Layout  # noqa: E402
@@ -114,21 +114,3 @@ def test_a_killed_export_leaves_nothing_in_the_way(project):
     export(PARAMS, Layout(project))
     assert not staging[0].exists()  # removed by the next write, its process being gone
     assert json.loads((exported / "config.json").read_text())["vocab_size"] == 120
-
-
-@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two renames"])
-def test_a_folder_replaced_as_one_unit(tmp_path, monkeypatch, exchange):
-    folder = tmp_path / "export"
-    with atomic.replacing_folder(folder, ("a",)) as new:
-        (new / "a").write_text("1")
-    (folder / "mine").write_text("kept")
-    if not exchange:
-        def no_library(*args, **kwargs):
-            raise OSError("no C library")
-
-        monkeypatch.setattr(atomic.ctypes, "CDLL", no_library)
-    with atomic.replacing_folder(folder, ("a",)) as new:
-        (new / "a").write_text("2")
-        assert (folder / "a").read_text() == "1"  # the previous one until the end
-    assert contents(folder) == {"a": b"2", "mine": b"kept"}
-    assert [p.name for p in tmp_path.iterdir()] == ["export"]

@@ -449,3 +449,17 @@ def test_a_lock_file_removed_between_stages(folder, taken):
     else:  # doit takes the new lock file and goes on
         assert run.returncode == 0, err
         assert (folder / "artifacts/init.h5").exists()
+
+
+def test_a_record_naming_impossible_pids_is_no_crash(folder):
+    (folder / LOCK_FILE).write_text("9999999999\n0\n")  # numbers no live process has
+    with hold_project_lock():
+        assert (folder / LOCK_FILE).read_text().startswith(f"{os.getpid()} ")
+    holder = start_holder(folder)
+    try:
+        wait_held(holder)
+        with open(folder / LOCK_FILE, "a") as record:
+            record.write("9999999999 ghost\n")
+        assert f"(pid {holder.pid}: python -c" in take(folder).stderr
+    finally:
+        stop(holder)

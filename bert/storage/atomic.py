@@ -54,9 +54,11 @@ def write_failure(exc: OSError, path: Path) -> OutputError:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and -1 would name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
         return False
     except OSError:  # exists, owned by someone else
         return True

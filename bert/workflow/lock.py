@@ -281,9 +281,11 @@ def _record(fd: int) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and -1 would name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
         return False
     except OSError:  # exists, owned by someone else
         return True
