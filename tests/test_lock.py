@@ -3,6 +3,7 @@ passed to, and never anything written into a file that is not the lock file."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -144,20 +145,62 @@ def test_holding_again_in_the_same_process_and_releasing(folder):
 # --- never anything but our lock file ---------------------------------------------------------
 
 def refused(folder: Path, expected: str) -> None:
-    """Every way of taking the lock refuses in one line with ``expected``: in this process,
-    ``python -m bert <stage>`` and ``doit list``."""
+    """Taking the lock refuses in one line with ``expected``, and writes nothing."""
+    before = sorted(p.name for p in folder.iterdir())
     with pytest.raises(OutputError, match=re.escape(expected)) as caught:
         hold_project_lock()
     assert "\n" not in str(caught.value)
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def immutable(path: Path) -> None:
+    """``path`` made a file that cannot be opened for writing (by root too)."""
+    path.write_text("")
+    if os.geteuid() == 0:  # root opens any file: make it immutable
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not supported here")
+    else:
+        path.chmod(0)
+
+
+def mutable(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    with contextlib.suppress(OSError):
+        path.chmod(0o644)
+
+
+NOT_OURS = {  # how .bert.lock is made, and the line every command says
+    "link": (lambda d: (d / LOCK_FILE).symlink_to("precious.txt"), "is a symbolic link"),
+    "dangling link": (lambda d: (d / LOCK_FILE).symlink_to("nowhere/x"), "is a symbolic link"),
+    "hard link": (lambda d: os.link(d / "precious.txt", d / LOCK_FILE), "(a hard link)"),
+    "other data": (lambda d: (d / LOCK_FILE).write_text("notes\n"), "holds other data"),
+    "folder": (lambda d: (d / LOCK_FILE).mkdir(), "is a folder, not the workflow's lock file"),
+    "fifo": (lambda d: os.mkfifo(d / LOCK_FILE), "is a named pipe (FIFO)"),
+    "immutable": (lambda d: immutable(d / LOCK_FILE), "the lock file cannot be opened"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(NOT_OURS))
+def test_every_command_that_takes_the_lock_refuses_what_is_not_ours(folder, kind):
+    make, expected = NOT_OURS[kind]
+    (folder / "precious.txt").write_text("my text\n")
+    make(folder)
     shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
     write_params(folder, tiny())
-    for command in (["-m", "bert", "data"], ["-m", "doit", "list"]):
-        result = subprocess.run([sys.executable, *command], cwd=folder, capture_output=True,
-                                text=True, timeout=60)
-        assert result.returncode != 0, result.stdout
-        assert "Traceback" not in result.stderr
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1 and expected in errors[0], result.stderr
+    try:
+        for command in (["-m", "bert", "data"], ["-m", "doit", "list"], ["-m", "doit"]):
+            result = subprocess.run([sys.executable, *command], cwd=folder, capture_output=True,
+                                    text=True, timeout=60)
+            assert result.returncode != 0, result.stdout
+            assert "Traceback" not in result.stderr
+            errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+            assert len(errors) == 1 and f"{LOCK_FILE}: " in errors[0], result.stderr
+            assert expected in errors[0], result.stderr
+    finally:
+        mutable(folder / LOCK_FILE)
+    assert (folder / "precious.txt").read_text() == "my text\n"
     assert not (folder / "data").exists() and not (folder / "artifacts").exists()
 
 
@@ -203,6 +246,7 @@ def test_a_folder_or_a_pipe_is_refused_at_once(folder, kind):
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow
 def test_two_workflows_never_both_run_when_the_lock_is_a_folder(folder):
     (folder / LOCK_FILE).mkdir()
     shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
@@ -216,21 +260,13 @@ def test_two_workflows_never_both_run_when_the_lock_is_a_folder(folder):
 
 
 def test_a_lock_file_that_cannot_be_opened_is_refused(folder):
-    lock_file = folder / LOCK_FILE
-    lock_file.write_text("")
-    if os.geteuid() == 0:  # root opens any file: make it immutable
-        if subprocess.run(["chattr", "+i", str(lock_file)], capture_output=True).returncode:
-            pytest.skip("chattr +i is not supported here")
-    else:
-        lock_file.chmod(0)
+    immutable(folder / LOCK_FILE)
     try:
         refused(folder, f"{LOCK_FILE}: the lock file cannot be opened (Operation not "
                 "permitted)" if os.geteuid() == 0 else
                 f"{LOCK_FILE}: the lock file cannot be opened (Permission denied)")
     finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(lock_file)])
-        lock_file.chmod(0o644)
+        mutable(folder / LOCK_FILE)
 
 
 def test_a_read_only_folder_is_refused(folder, monkeypatch):

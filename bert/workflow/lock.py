@@ -317,7 +317,9 @@ def _check_record(fd: int, path: Path) -> None:
 def command_line() -> str:
     """This process's command, short and on one line: ``python -m bert train --params p.yaml``."""
     words = list(getattr(sys, "orig_argv", sys.argv)) or ["?"]
-    words[0] = os.path.basename(words[0])
+    for i in range(min(2, len(words))):  # the interpreter, a script: their names are enough
+        if os.path.isabs(words[i]):
+            words[i] = os.path.basename(words[i])
     text = " ".join(words)
     text = "".join(c if c.isprintable() else " " for c in text)
     return text if len(text) <= 200 else text[:197] + "..."
