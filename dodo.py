@@ -9,6 +9,10 @@ changes (comments and docstrings aside: see ``bert.workflow.tasks.code_fingerpri
 
 import sys
 
+from bert.workflow.interrupts import leave_interrupts_to_stages
+
+leave_interrupts_to_stages()  # first: Ctrl-C stops doit wherever it is (a stage stops first)
+
 from doit import get_var
 from doit.tools import config_changed
 
@@ -19,6 +23,7 @@ from bert.workflow.layout import Layout
 from bert.workflow.loader import load_params
 from bert.workflow.lock import hold_project_lock
 from bert.workflow.report import clean_results
+from bert.workflow.stage_action import stage_action
 from bert.workflow.stages import STAGES, Stage, stage
 from bert.workflow.tasks import STAGE_IO, available, code_fingerprint, keep_output_in_order
 
@@ -32,12 +37,11 @@ DOIT_CONFIG = {
 PARAMS_FILE = get_var("params", "params.yaml")
 LAYOUT = Layout()
 try:
-    hold_project_lock(LAYOUT.root)  # for the life of this doit; its stages run under it
+    hold_project_lock(LAYOUT.root)  # for the life of this doit; its stages share it
     PARAMS = load_params(PARAMS_FILE)
     TRAIN_COMMAND = stage_command(PARAMS, PARAMS_FILE)  # under mpiexec for several processes
 except BertError as error:
     sys.exit(f"error: {error}")
-leave_interrupts_to_stages()
 keep_output_in_order()
 
 
@@ -45,8 +49,9 @@ def stage_task(record: Stage, *command: str) -> dict:
     """The doit task running ``python -m bert <command>`` (default: the record's name)."""
     return {
         "doc": record.doc,
-        "actions": [[sys.executable, "-m", "bert", *(command or (record.name,)),
-                     "--params", PARAMS_FILE]],
+        "actions": [stage_action(record, [sys.executable, "-m", "bert",
+                                          *(command or (record.name,)), "--params", PARAMS_FILE],
+                                 LAYOUT, PARAMS)],
         "file_dep": LAYOUT.files(record.inputs, PARAMS),
         "targets": LAYOUT.files(record.outputs, PARAMS),
         "uptodate": [config_changed({"params": PARAMS.subset(record.reads),
@@ -65,7 +70,8 @@ def task_init():
 
 
 def task_train():
-    return {**stage_task(stage("train")), "actions": [TRAIN_COMMAND]}
+    train = stage("train")
+    return {**stage_task(train), "actions": [stage_action(train, TRAIN_COMMAND, LAYOUT, PARAMS)]}
 
 
 def task_evaluate():

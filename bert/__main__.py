@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from bert.errors import BertError
 from bert.workflow.interrupts import interrupted_message
@@ -51,6 +56,17 @@ def _part_of(names: list[str]) -> Callable[[str], str]:
     return part
 
 
+WATCH_SECONDS = 2.0  # how often a stage makes sure its lock file is still in place
+
+
+def _lock_lost(error: BertError) -> None:
+    """The stage's lock file was replaced while it ran, and another process holds the new one:
+    say so, and stop as on SIGTERM (the train stage after its step, with a checkpoint)."""
+    print(f"error: the lock file was removed or replaced while this stage ran: {error}; this "
+          "stage stops now", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _stage(args: argparse.Namespace) -> None:
     from bert.parallel.mpi import launcher_rank, rank_guard
     from bert.workflow.layout import Layout
@@ -59,13 +75,33 @@ def _stage(args: argparse.Namespace) -> None:
     from bert.workflow.logs import setup_logging
     from bert.workflow.tasks import run
 
-    with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting
-        params = load_params(args.params)
-        layout = Layout()
-        if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
-            hold_project_lock(layout.root)
-        setup_logging(params.logging, layout)
-    run(args.command, params, layout, tuple(args.parts))
+    with contextlib.ExitStack() as held:
+        with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting
+            params = load_params(args.params)
+            layout = Layout()
+            if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
+                held.enter_context(hold_project_lock(layout.root)).watch(WATCH_SECONDS,
+                                                                         _lock_lost)
+            setup_logging(params.logging, layout)
+        run(args.command, params, layout, tuple(args.parts))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a wrong argument said in one line, as every other error is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _positive(text: str) -> int:
+    """An argument type: an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bert.workflow.layout import Layout
     from bert.workflow.stages import STAGES
 
-    parser = argparse.ArgumentParser(prog="python -m bert", description=__doc__)
+    parser = _Parser(prog="python -m bert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for stage in STAGES:
         command = commands.add_parser(stage.name, help=stage.doc)
@@ -121,16 +157,46 @@ def build_parser() -> argparse.ArgumentParser:
                       f"{layout.model_weights})")
     fill.add_argument("--tokenizer", help="an export directory or a text dataset file (default: "
                       f"the --model directory, else {layout.test_data})")
-    fill.add_argument("--top", type=int, default=5, help="guesses per [MASK] (default: 5)")
+    fill.add_argument("--top", type=_positive, default=5,
+                      help="guesses per [MASK], 1 or more (default: 5)")
     fill.set_defaults(func=_fill_mask)
     return parser
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops a command as Ctrl-C does (the train stage: after its step, with a
+    checkpoint); a second one is ignored, so that the first is handled to its end."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; a user error prints one line to stderr and returns 2."""
     args = build_parser().parse_args(argv)
+    with _sigterm_stops():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM handled as ``_terminate`` says for the block (in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        # doit starts a stage with Ctrl-C and SIGTERM blocked, so that one that comes while
+        # Python starts waits for the handlers: here, inside the try
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
         args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported below
     except BertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -141,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print(interrupted_message(e), file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``... | head -1``): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return 0
 
 

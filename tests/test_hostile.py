@@ -224,7 +224,7 @@ def test_a_second_workflow_in_the_same_folder_refuses(project):
         assert holder.stdout.readline().strip() == "held"
         for command in (("-m", "doit"), ("-m", "bert", "evaluate")):
             result = run(project, sys.executable, *command)
-            one_line_failure(result, f"another workflow process (pid {holder.pid}) is running")
+            one_line_failure(result, f"in use by another workflow process (pid {holder.pid}: ")
     finally:
         holder.kill()
         holder.wait()

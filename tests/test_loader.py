@@ -135,3 +135,124 @@ def test_model_parameters_explain_themselves_with_the_config_s_own_words():
     assert helps["dim_model"] == ("H: width of every token representation "
                                   "(BertConfig.hidden_size)")
     assert helps["hidden_dropout"].startswith("dropout on embeddings and on every residual branch")
+
+
+# --- keys given twice, in any form ------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("data: {vocab_size: 16, vocab_size: 32}\n",
+     "key 'vocab_size' appears twice, on line 1, at columns 8 and 24"),
+    ("{data: {vocab_size: 16}, data: {batch_size: 4}}\n",
+     "key 'data' appears twice, on line 1, at columns 2 and 26"),
+    ("data:\n  vocab_size: 16\n  batch_size: 4\ndata: {vocab_size: 32}\n",
+     "key 'data' appears twice, at lines 1 and 4"),
+    ("training: {epochs: 2, 'epochs': 3}\n", "key 'epochs' appears twice, on line 1"),
+])
+def test_a_key_given_twice_is_refused_in_flow_mappings_too(tmp_path, text, expected):
+    assert expected in error_of(tmp_path, text)
+
+
+def test_merge_keys_may_still_override_what_they_merge():
+    import yaml
+
+    from bert.workflow.yamlfile import UniqueKeyLoader
+
+    text = ("base: &b {x: 1, y: 1}\nmid: &m {<<: *b, x: 2}\ntop:\n  <<: *m\n  y: 3\n"
+            "flow: {<<: *b, y: 4}\n")
+    loaded = yaml.load(text, Loader=UniqueKeyLoader)
+    assert loaded == yaml.safe_load(text)  # what PyYAML makes of them, refused nowhere
+    assert loaded["mid"] == {"x": 2, "y": 1} and loaded["flow"] == {"x": 1, "y": 4}
+
+
+# --- what cannot be a parameters file ---------------------------------------------------------
+
+def load_at_once(path) -> str:
+    """The error of loading ``path``, which must come at once (never a read that blocks)."""
+    import threading
+
+    errors: list[str] = []
+
+    def load():
+        try:
+            load_params(path)
+        except ParamsError as error:
+            errors.append(str(error))
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    loader.join(timeout=10)
+    assert not loader.is_alive(), f"loading {path} blocks"
+    assert len(errors) == 1 and "\n" not in errors[0]
+    return errors[0]
+
+
+def test_a_device_a_pipe_a_folder_or_a_huge_file_is_refused_at_once(tmp_path):
+    import os
+
+    assert load_at_once("/dev/zero") == ("/dev/zero: is a character device, not a file for "
+                                         "parameters; pass the YAML file of the parameters")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    assert "zero.yaml: is a character device, not a file" in load_at_once(tmp_path / "zero.yaml")
+    os.mkfifo(tmp_path / "fifo.yaml")
+    assert "fifo.yaml: is a named pipe (FIFO), not a file" in load_at_once(tmp_path / "fifo.yaml")
+    assert f"{tmp_path}: is a folder, not a file" in load_at_once(tmp_path)
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as file:
+        file.truncate(12 << 30)  # sparse: 12 GiB that take no disk
+    assert "huge.yaml: is 12,884,901,888 bytes, more than such a file can be (1,048,576)" in (
+        load_at_once(huge))
+
+
+# --- values no path, command or machine can take ----------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("logging:\n  file: \"artifacts/a\\0b.log\"\n",
+     "logging.file is 'artifacts/a\\x00b.log', with a NUL character"),
+    ("evaluation:\n  results_file: \"artifacts/r\\0.json\"\n",
+     "evaluation.results_file is 'artifacts/r\\x00.json', with a NUL character"),
+    ("data:\n  source: text\n  text_files: [\"a\\0.txt\"]\n", "data.text_files is ('a\\x00.txt',),"
+     " with a NUL character"),
+    ("model:\n  init_from: \"w\\0.h5\"\n", "model.init_from is 'w\\x00.h5', with a NUL character"),
+    ("training:\n  mpiexec: \"mpiexec 'unterminated\"\n",
+     "training.mpiexec is \"mpiexec 'unterminated\", which cannot be split into words (No "
+     "closing quotation); fix its quotes"),
+    ("training:\n  threads: 1000000\n", "training.threads is 1000000, outside [0, 1024]"),
+    ("logging:\n  backup_count: 1000000000\n",
+     "logging.backup_count is 1000000000, outside [0, 1000]"),
+])
+def test_values_that_would_fail_later_are_refused_with_the_key(tmp_path, text, expected):
+    assert expected in error_of(tmp_path, text)
+
+
+# --- the memory estimate names the keys that matter -------------------------------------------
+
+def resource_error_of(tmp_path, text) -> str:
+    from bert.errors import ResourceError
+
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ResourceError) as info:
+        load_params(path)
+    return str(info.value)
+
+
+def test_text_data_is_not_held_to_the_synthetic_language_s_memory():
+    text = {"source": "text", "text_files": ["corpus/*.txt"], "vocab_size": 30522}
+    assert build_section(DataParams, text, "data").vocab_size == 30522
+    from bert.workflow.loader import params_from_mapping
+
+    assert params_from_mapping({"data": text}).data.vocab_size == 30522  # BERT's own: fine
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"batch_size": 10**12}, "the data stage needs ~"),
+    ({"batch_size": 10**12, "source": "text", "text_files": ["a.txt"]}, "the train stage needs ~"),
+    ({"num_train_batches": 10**9}, "the data stage needs ~"),
+])
+def test_the_advice_names_the_keys_behind_the_estimate(tmp_path, data, expected):
+    import yaml
+
+    message = resource_error_of(tmp_path, yaml.safe_dump({"data": data}))
+    assert expected in message
+    assert "data.num_topics" not in message
+    assert "data.batch_size" in message if "batch_size" in data else "num_train_batches" in message

@@ -16,7 +16,13 @@ import pytest
 
 from bert.parallel.mpi import mpi_available
 from bert.workflow.launch import find_launcher
-from tests.test_workflow import assert_same_run, doit, make_project, wait_for_mid_epoch_checkpoint
+from tests.test_workflow import (
+    assert_same_run,
+    doit,
+    make_project,
+    ran,
+    wait_for_mid_epoch_checkpoint,
+)
 from tests.workflow import tiny, write_params
 
 pytestmark = pytest.mark.skipif(not mpi_available(),
@@ -194,6 +200,9 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process, where):
      "training.processes (2)"),
     ({"processes": 0}, "training.processes is 0, outside [1, inf]"),
     ({"micro_batches": 3}, "data.batch_size is 8, not a multiple of training.micro_batches (3)"),
+    ({"processes": 2, "micro_batches": 2, "mpiexec": "mpiexec 'unterminated"},
+     "training.mpiexec is \"mpiexec 'unterminated\", which cannot be split into words (No "
+     "closing quotation); fix its quotes"),
 ])
 def test_bad_launch_parameters_give_one_line_and_write_nothing(tmp_path, training, message):
     folder = make_project(tmp_path / "project", tiny(training=training))
@@ -211,3 +220,34 @@ def test_a_rank_program_outside_a_job_of_that_size_says_how_to_launch(tmp_path):
     assert result.returncode == 2
     assert "training.processes is 2, but this job has 1 process(es): run `doit train`" in (
         result.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["true", "echo"])
+def test_a_launcher_that_runs_no_rank_fails_the_train_stage(tmp_path, launcher):
+    folder = make_project(tmp_path / "project",
+                          tiny(training={"processes": 2, "micro_batches": 2, "mpiexec": launcher}))
+    result = doit(folder, "train", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (f"error: training.mpiexec is '{launcher}': it exited 0, but no rank trained "
+            "(artifacts/model.h5 was not written; the launcher's output, if any, is just above); "
+            "set training.mpiexec to an MPI launcher, e.g. mpiexec") in result.stderr
+    assert not (folder / "artifacts/model.h5").exists()
+    assert "train" in ran(doit(folder, "train", check=False))  # not taken for done
+
+
+@pytest.mark.slow
+def test_an_mpi_library_that_cannot_be_loaded_is_one_line_per_rank(tmp_path):
+    folder = make_project(tmp_path / "project", on(2, SHORT))
+    doit(folder, "data", "init")
+    result = subprocess.run([sys.executable, "-m", "doit", "train"], cwd=folder,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "MPI4PY_LIBMPI": "/nonexistent/libmpi.so"})
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    errors = sorted(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    assert errors == [f"error: rank {rank} of 2: the MPI library cannot be loaded (cannot load "
+                      "MPI library; /nonexistent/libmpi.so: cannot open shared object file: No "
+                      "such file or directory); install it with pip install -e \".[mpi]\", or "
+                      "point MPI4PY_LIBMPI at the library mpi4py was built for"
+                      for rank in (0, 1)]
+    assert_no_rank_left(folder)

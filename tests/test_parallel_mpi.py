@@ -60,3 +60,18 @@ def test_one_to_four_ranks_take_the_same_step(tmp_path):
         assert other.keys() == one.keys()
         for name in one:
             np.testing.assert_array_equal(other[name], one[name], err_msg=f"{processes}: {name}")
+
+
+def test_an_mpi_that_cannot_be_imported_is_one_line_naming_the_rank(monkeypatch):
+    from bert.parallel.mpi import world
+
+    from bert.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # as an mpi4py that fails to import
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", None)
+    monkeypatch.setenv("PMI_RANK", "1")
+    monkeypatch.setenv("PMI_SIZE", "2")
+    with pytest.raises(MissingExtraError, match="^rank 1 of 2: the MPI library cannot be loaded "
+                       r"\(import of mpi4py halted; None in sys.modules\); install it") as info:
+        world()
+    assert "\n" not in str(info.value)

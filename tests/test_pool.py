@@ -94,3 +94,26 @@ def test_training_steps_are_bit_identical_for_any_thread_count_and_run_to_run():
         np.testing.assert_array_equal(one[name], two[name], err_msg=name)
         np.testing.assert_array_equal(one[name], three[name], err_msg=name)
         np.testing.assert_array_equal(two[name], again[name], err_msg=name)
+
+
+def test_more_threads_than_the_system_starts_is_one_error_and_the_pool_is_unchanged(monkeypatch):
+    from bert.errors import ResourceError
+
+    before, started = pool.threads(), []
+    start = threading.Thread.start
+
+    def limited(thread):
+        if len(started) == 2:
+            raise RuntimeError("can't start new thread")
+        started.append(thread)
+        start(thread)
+
+    pool.set_threads(1)
+    monkeypatch.setattr(threading.Thread, "start", limited)
+    with pytest.raises(ResourceError, match="cannot start 8 compute threads \\(can't start new "
+                       "thread\\); ask for fewer \\(training.threads\\)"):
+        pool.set_threads(8)
+    monkeypatch.undo()
+    assert pool.threads() == 1 and len(started) == 2
+    pool.for_blocks(100, 1, lambda rows: None)  # still works
+    pool.set_threads(before)

@@ -22,7 +22,7 @@ the next with a ``[SEP]`` between them, and a sentence longer than a sequence is
 Masking is BERT's 80/10/10 (``bert.data.examples.replace_selected``) over the WordPiece tokens,
 never over special tokens. Each token is selected with ``mask_probability``; with whole-word
 masking, each word is, and all its pieces with it (a word is a piece and the ``##`` pieces after
-it).
+it). As in BERT, every example has at least one selected token (or word).
 
 Shapes: ``N`` examples, ``T`` sequence length, ``V`` vocabulary.
 """
@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bert.data.examples import label_dtype, replace_selected, token_dtype
-from bert.data.masking import word_draws
+from bert.data.masking import at_least_one, word_draws
 from bert.data.tokens import CLS, PAD, SEP
 
 Sentence = list[int]
@@ -218,7 +218,8 @@ def mask_text(
     draw = rng.random(ids.shape)  # (N, T)
     if continuation is not None:
         draw = word_draws(draw, ids, first_content, continuation)
-    selected = (draw < mask_probability) & content
+    # as BERT, at least one masked token per example
+    selected = at_least_one((draw < mask_probability) & content, draw, content)
     return replace_selected(rng, ids, selected, first_content, vocab_size)
 
 

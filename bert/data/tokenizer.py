@@ -13,6 +13,7 @@ knows ``[PAD] [CLS] [SEP] [MASK]`` works unchanged; ``[UNK]`` comes fifth:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 
 from bert.data.tokens import CLS, SEP, TEXT_SPECIAL_TOKENS, UNK
 from bert.data.wordpiece import PREFIX
-from bert.errors import MissingExtraError
+from bert.errors import MissingExtraError, bounded
 
 MAX_WORD_CHARS = 100  # a longer word is [UNK], as in BERT
 MISSING = "the tokenizers library is not installed: pip install -e '.[text]' to use text data"
@@ -54,34 +55,53 @@ def count_words(texts: Iterable[str], lowercase: bool) -> Counter[str]:
     return counts
 
 
+def _wordpiece(vocab: Sequence[str], lowercase: bool) -> Any:
+    """A ``tokenizers`` tokenizer of BERT's pipeline over ``vocab`` (ids are positions)."""
+    tk = _library()
+    tokenizer = tk.Tokenizer(tk.models.WordPiece(
+        {piece: i for i, piece in enumerate(vocab)}, unk_token=TEXT_SPECIAL_TOKENS[UNK],
+        max_input_chars_per_word=MAX_WORD_CHARS))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = _pipeline(lowercase)
+    return tokenizer
+
+
 class TextTokenizer:
-    """A WordPiece tokenizer over a fixed vocabulary (ids are positions in ``vocab``)."""
+    """A WordPiece tokenizer over a fixed vocabulary (ids are positions in ``vocab``).
+
+    ``backend`` is the tokenizer transformers loads from the export (it knows the special
+    tokens); ``plain``, the same without them, reads corpus text (see ``encode_corpus``)."""
 
     def __init__(self, vocab: Sequence[str], lowercase: bool) -> None:
         tk = _library()
         self.vocab, self.lowercase = list(vocab), lowercase
-        backend = tk.Tokenizer(tk.models.WordPiece(
-            {piece: i for i, piece in enumerate(self.vocab)}, unk_token=TEXT_SPECIAL_TOKENS[UNK],
-            max_input_chars_per_word=MAX_WORD_CHARS))
-        backend.normalizer, backend.pre_tokenizer = _pipeline(lowercase)
+        backend = _wordpiece(self.vocab, lowercase)
         backend.decoder = tk.decoders.WordPiece(prefix=PREFIX, cleanup=True)
         backend.post_processor = tk.processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", CLS), ("[SEP]", SEP)])
         backend.add_special_tokens(list(TEXT_SPECIAL_TOKENS))
-        self.backend = backend
+        self.backend, self.plain = backend, _wordpiece(self.vocab, lowercase)
 
     def encode(self, text: str) -> list[int]:
-        """The ids of ``text``, without special tokens."""
+        """The ids of ``text`` as transformers' tokenizer gives them, without [CLS] and [SEP]
+        around it: a special token typed in the text (``[MASK]``) is that token."""
         return self.backend.encode(text, add_special_tokens=False).ids
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """The ids of each text, without special tokens."""
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+    def encode_corpus(self, texts: Sequence[str]) -> list[list[int]]:
+        """The ids of each text of a corpus. The names of special tokens written in it are
+        ordinary text, split into pieces (``[MASK]`` is ``[``, ``mask``, ``]``) as
+        google-research/bert's tokenizer splits them, so that no text poses as a special token:
+        every special token of an example is one the data stage put there."""
+        return [e.ids for e in self.plain.encode_batch(list(texts), add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``: pieces joined into words, no space before punctuation."""
         return self.backend.decode(list(ids), skip_special_tokens=False)
+
+    @property
+    def digest(self) -> str:
+        """The SHA-256 of the vocabulary (see ``vocab_digest``)."""
+        return vocab_digest(self.vocab)
 
     def token(self, token_id: int) -> str:
         """The vocabulary entry of an id."""
@@ -103,17 +123,50 @@ class TextTokenizer:
         return [directory / TOKENIZER_FILE, write_json(directory / CONFIG_FILE, config)]
 
 
+def vocab_digest(vocab: Sequence[str]) -> str:
+    """The SHA-256 of a vocabulary, its pieces in id order: a model records the one it was
+    trained with, so that a tokenizer of another vocabulary (or ids in another order) is
+    refused."""
+    return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
+
+
+def vocabulary_problem(vocab: object) -> str | None:
+    """What makes ``vocab`` (a tokenizer.json's piece -> id) no vocabulary of ours, or None: it
+    must map pieces to the ids 0 .. n-1, each once, the special tokens first."""
+    if not isinstance(vocab, dict) or not vocab:
+        return "its vocabulary is empty"
+    for piece, token_id in vocab.items():
+        if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0:
+            return f"its vocabulary gives {bounded(piece)} the id {bounded(token_id)}"
+    ids = sorted(vocab.values())
+    if ids != list(range(len(ids))):
+        gap = next(i for i, token_id in enumerate(ids) if token_id != i)
+        twice = gap > 0 and ids[gap] == ids[gap - 1]
+        which = f"id {ids[gap]} is given twice" if twice else f"id {gap} is missing"
+        return f"its {len(ids)} ids are not 0 to {len(ids) - 1}, each once ({which})"
+    first = sorted(vocab, key=vocab.__getitem__)[:len(TEXT_SPECIAL_TOKENS)]
+    if tuple(first) != TEXT_SPECIAL_TOKENS:
+        return (f"its ids 0 to {len(first) - 1} are {' '.join(first)}, not the special tokens "
+                f"{' '.join(TEXT_SPECIAL_TOKENS)}")
+    return None
+
+
 def from_export(path: str | Path) -> TextTokenizer:
-    """The tokenizer of an export directory (its ``tokenizer.json``)."""
+    """The tokenizer of an export directory (its ``tokenizer.json``), checked to be one of ours:
+    a WordPiece vocabulary of ids 0 .. n-1, the special tokens first."""
     from bert.errors import DataFileError
 
     path = Path(path)
+    fix = "run `doit export` on text data to write it"
     try:
         document = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
         vocab = document["model"]["vocab"]
         lowercase = bool(document["normalizer"]["lowercase"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise DataFileError(f"{path / TOKENIZER_FILE}: no readable WordPiece tokenizer "
-                            f"({type(e).__name__}); run `doit export` on text data to write "
-                            "it") from None
+                            f"({type(e).__name__}); {fix}") from None
+    problem = vocabulary_problem(vocab)
+    if problem is not None:
+        raise DataFileError(f"{path / TOKENIZER_FILE}: {problem}, so it is not a tokenizer this "
+                            f"workflow wrote; {fix}")
     return TextTokenizer(sorted(vocab, key=vocab.__getitem__), lowercase)

@@ -23,6 +23,7 @@ import numpy as np
 
 from bert.core.step import Partial
 from bert.core.summation import Node, pieces, sum_pieces
+from bert.errors import MissingExtraError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -64,9 +65,18 @@ def rank_guard() -> Iterator[None]:
 
 
 def world() -> Any:
-    """``MPI.COMM_WORLD`` (MPI is initialised on first use)."""
-    from mpi4py import MPI
-
+    """``MPI.COMM_WORLD`` (MPI is initialised on first use). MissingExtraError, in one line
+    naming the rank, when the MPI library cannot be loaded (missing, or not the one mpi4py was
+    built for): every rank of the job says it, since each may run on another host."""
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError, OSError) as error:
+        size = _announced(SIZE_VARIABLES, 1)
+        who = f"rank {launcher_rank()} of {size}: " if size > 1 else ""
+        detail = "; ".join(line.strip() for line in str(error).splitlines() if line)[:300]
+        raise MissingExtraError(
+            f"{who}the MPI library cannot be loaded ({detail}); install it with pip install -e "
+            '".[mpi]", or point MPI4PY_LIBMPI at the library mpi4py was built for') from None
     return MPI.COMM_WORLD
 
 

@@ -41,6 +41,7 @@ WEIGHTS_SCHEMA = "bert-from-scratch/weights"
 CHECKPOINT_SCHEMA = "bert-from-scratch/checkpoint"
 SCHEMA_VERSION = 1
 HISTORY_KEYS = ("loss_total", "loss_mlm", "loss_nsp", "learning_rate", "grad_norm")
+VOCAB_DIGEST = "vocab_sha256"  # the SHA-256 of the vocabulary the weights were trained with
 _NAME = re.compile(r"^step-(\d{9})\.h5$")
 
 
@@ -85,6 +86,13 @@ def _config_of(contents: h5io.H5Contents, path: Path, fix: str) -> BertConfig:
     except (KeyError, TypeError, ConfigError) as exc:
         raise DataFileError(f"{path}: no valid architecture in its 'config' attribute; "
                             f"{fix}") from exc
+
+
+def weights_attributes(path: str | Path, fix: str) -> dict[str, Any]:
+    """The attributes of a weights file or of a checkpoint (its datasets are not read); the
+    ``params`` attribute decoded."""
+    return h5io.read(path, schema=(WEIGHTS_SCHEMA, CHECKPOINT_SCHEMA),
+                     schema_version=SCHEMA_VERSION, specs={}, fix=fix, names=()).attrs
 
 
 def load_weights(

@@ -27,6 +27,7 @@ from bert import __version__
 from bert.errors import DataFileError, bounded
 from bert.storage.atomic import write_bytes
 from bert.storage.memory import gib, machine_bytes
+from bert.storage.reading import problem_at
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 LIBVER = ("v110", "v110")  # checksummed metadata, readable by HDF5 >= 1.10 tools
@@ -182,8 +183,9 @@ def read(
     def fail(problem: str) -> DataFileError:
         return DataFileError(f"{path}: {problem}; {fix}")
 
-    if not path.is_file():
-        raise fail("file not found")
+    problem = problem_at(path)  # a folder, a device or a pipe is not opened at all
+    if problem is not None:
+        raise fail("file not found" if problem == "does not exist" else problem)
     with open(path, "rb") as raw:
         head = raw.read(len(HDF5_SIGNATURE))
     if head != HDF5_SIGNATURE:

@@ -1,27 +1,51 @@
 """The export stage: the trained model as a transformers directory, and for text data its
 tokenizer (``tokenizer.json`` and ``tokenizer_config.json``), so that transformers'
-``AutoTokenizer`` and ``pipeline("fill-mask")`` load the directory as it is."""
+``AutoTokenizer`` and ``pipeline("fill-mask")`` load the directory as it is.
+
+The directory is one unit: it is written as a new folder that then takes the place of the
+previous export in one step, so that it holds one model and its tokenizer, or the previous ones
+whole (a full disk or a kill midway leaves the previous export as it was). Files of the user's
+in the previous export are carried over."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bert.data.datasets import dataset_params, load_tokenizer, load_vocab
-from bert.storage.interop import export_model
+from bert.data.tokenizer import CONFIG_FILE, TOKENIZER_FILE, vocab_digest
+from bert.errors import DataFileError, remake_hint
+from bert.storage.atomic import replacing_folder
+from bert.storage.interop import SAFETENSORS, SAFETENSORS_INDEX, export_model, trained_vocabulary
 from bert.workflow.layout import Layout
 from bert.workflow.provenance import check_trained_model
 
 if TYPE_CHECKING:  # the values are read, the module's code does not run
     from bert.workflow.params import Params
 
+log = logging.getLogger(__name__)
+
+# what an export of ours holds (anything else in the folder is the user's, and is kept)
+EXPORT_FILES = ("config.json", SAFETENSORS, SAFETENSORS_INDEX, TOKENIZER_FILE, CONFIG_FILE)
+
 
 def export(params: Params, layout: Layout = Layout()) -> Path:
     """Write ``artifacts/export/`` from ``artifacts/model.h5``, once it is checked to be the
-    trained model of ``params``: for text data the tokenizer of the test set's vocabulary
-    first, then the model."""
+    trained model of ``params`` (and, for text data, trained with the test set's vocabulary):
+    the tokenizer of that vocabulary, then the model."""
     check_trained_model(params, layout)
-    if load_vocab(layout.test_data) is not None:
-        load_tokenizer(layout.test_data).save(
-            layout.export_dir, dataset_params(layout.test_data)["sequence_length"])
-    return export_model(layout.model_weights, layout.export_dir)
+    vocab = load_vocab(layout.test_data)
+    if vocab is not None:
+        recorded = trained_vocabulary(layout.model_weights)[0]
+        if recorded is not None and recorded != vocab_digest(vocab):
+            raise DataFileError(f"{layout.model_weights}: was trained with another vocabulary "
+                                f"than {layout.test_data} holds; {remake_hint('train')}")
+    with replacing_folder(layout.export_dir, EXPORT_FILES) as staging:
+        if vocab is not None:
+            load_tokenizer(layout.test_data).save(
+                staging, dataset_params(layout.test_data)["sequence_length"])
+        export_model(layout.model_weights, staging)
+    log.info("exported %s to %s (transformers' BertForPreTraining.from_pretrained loads it)",
+             layout.model_weights, layout.export_dir)
+    return layout.export_dir

@@ -70,6 +70,10 @@ def _convert(value: Any, kind: Any) -> Any:
 def _check_value(name: str, value: Any, f: dataclasses.Field) -> None:
     low, high = f.metadata["range"]
     choices = f.metadata["choices"]
+    texts = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        raise ParamsError(f"{name} is {bounded(value)}, with a NUL character (\\0) in it, which "
+                          "no path or command can hold; remove it")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamsError(f"{name} is {value}; set it to a finite number")
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from pathlib import Path
@@ -57,8 +58,18 @@ def setup_logging(params: LoggingParams, layout: Layout) -> None:
         handler.close()
     console = _console()
     path = layout.output_file(params.file, "logging.file", is_our_log)
-    for i in range(1, params.backup_count + 1):  # rotation renames over these
-        layout.output_file(f"{params.file}.{i}", "logging.file (a rotated copy)", is_our_log)
+    # rotation renames over ``<file>.1`` ... ``<file>.<backup_count>``: check those that exist
+    # (one look at the folder, not a look per name that could be)
+    try:
+        names = [entry.name for entry in os.scandir(path.parent)]
+    except OSError:  # no folder yet (it is made below), or unreadable: opening it says so
+        names = []
+    copies = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)")
+    for name in sorted(names):
+        match = copies.fullmatch(name)
+        if match and int(match.group(1)) <= params.backup_count:
+            layout.output_file(f"{params.file}.{match.group(1)}", "logging.file (a rotated copy)",
+                               is_our_log)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         file = LogFileHandler(path, maxBytes=params.max_bytes, backupCount=params.backup_count)

@@ -11,6 +11,7 @@ Adding a section: write a ``Section`` dataclass, then add a field of that type t
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -36,7 +37,7 @@ class LoggingParams(Section):
     file: str = param("artifacts/logs/bert.log", "the log file (rotated): a file inside "
                       "artifacts/ that is not one of the workflow's own")
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
-    backup_count: int = param(3, "rotated log files kept", low=0)
+    backup_count: int = param(3, "rotated log files kept (at most 1000)", low=0, high=1000)
     progress_bar: bool = param(True, "show progress bars (training, with running losses; "
                                "evaluation; the text data stage) when stderr is a terminal; "
                                "never in a file or a pipe")
@@ -130,8 +131,8 @@ class TrainingParams(Section):
                         choices=("fast", "reference"))
     threads: int = param(0, "compute threads per process, which run the elementwise chains "
                          "and the matrix products (BLAS on one thread each; 0: one per CPU, "
-                         "shared among the processes of a host); the results do not depend "
-                         "on it", low=0)
+                         "shared among the processes of a host; at most 1024); the results do "
+                         "not depend on it", low=0, high=1024)
     processes: int = param(1, "MPI ranks that share each batch (data parallel; needs the mpi "
                            "extra); above 1 the train stage runs under training.mpiexec. The "
                            "result does not depend on it, so a run may resume under another "
@@ -144,6 +145,11 @@ class TrainingParams(Section):
                          "then on PATH")
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        try:
+            shlex.split(self.mpiexec)
+        except ValueError as error:  # "No closing quotation"
+            yield "mpiexec", (f"is {bounded(self.mpiexec)}, which cannot be split into words "
+                              f"({error}); fix its quotes")
         if self.micro_batches % self.processes:
             yield "micro_batches", (f"is {self.micro_batches}, not a multiple of "
                                     f"training.processes ({self.processes}); make it one")

@@ -19,32 +19,42 @@ if TYPE_CHECKING:
 
 
 def memory_problems(params: Params) -> Iterator[tuple[str, str]]:
-    """Stages whose estimated peak memory exceeds the machine's, as ``(what, message)``.
+    """Stages whose estimated peak memory exceeds the machine's, as ``(what, message)``; the
+    message names the keys behind the largest part of the estimate.
 
     Rough upper estimates of the largest arrays each stage holds at once (``8`` bytes a float64,
-    ``itemsize`` for the model's dtype), so that parameters that cannot run are refused before
-    anything is written rather than by a MemoryError deep inside a stage.
+    ``itemsize`` for the model's dtype). Text data has no synthetic language, and the size of
+    its sets follows from the text: the data stage estimates that from the files before reading
+    them.
     """
     d, t = params.data, params.training
     k, c, seq = d.num_topics, d.num_content, d.sequence_length
     itemsize = 8 if t.dtype == "float64" else 4
-    examples = (d.num_train_batches + d.num_test_batches) * d.batch_size
-    # data: the (K, C, C) transition table and its working copies, the optimum's messages
-    # (at least one example's (T, K, C) forward and backward arrays), the example arrays
-    data = 3 * k * c * c * 8 + 3 * max(256e6, 2 * seq * k * c * 8) + examples * seq * 16
+    synthetic = d.source == "synthetic"
+    examples = (d.num_train_batches + d.num_test_batches) * d.batch_size if synthetic else 0
+    sets = "data.num_train_batches, data.num_test_batches or data.batch_size"
+    # the (K, C, C) transition table and its working copies, the optimum's messages (at least
+    # one example's (T, K, C) forward and backward arrays)
+    language = 3 * k * c * c * 8 + 3 * max(256e6, 2 * seq * k * c * 8) if synthetic else 0
     config = bert_config(params)
     weights = weights_bytes(config, itemsize)
-    # train: weights, gradients, two AdamW moments, a batch's activations, the data in memory
-    train = (4 * weights + 2 * activation_bytes(config, d.batch_size, seq, itemsize)
-             + examples * seq * 8)
-    evaluate = (weights + activation_bytes(config, params.evaluation.batch_size, seq, itemsize)
-                + examples * seq * 8)
-    fixes = {"data": "lower data.num_topics or data.vocab_size",
-             "train": "lower the model: sizes or data.batch_size",
-             "evaluate": "lower evaluation.batch_size or the model: sizes"}
-    for stage, need in (("data", data), ("train", train), ("evaluate", evaluate)):
+    model = "the model: sizes or data.vocab_size"
+    stages = {  # per stage, its parts: (bytes, the keys to lower)
+        "data": [(language, "data.num_topics or data.vocab_size"),
+                 (examples * seq * 16, sets)],
+        # weights, gradients, two AdamW moments, a batch's activations, the data in memory
+        "train": [(4 * weights, model),
+                  (2 * activation_bytes(config, d.batch_size, seq, itemsize),
+                   "data.batch_size, data.sequence_length or the model: sizes"),
+                  (examples * seq * 8, sets)],
+        "evaluate": [(weights, model),
+                     (activation_bytes(config, params.evaluation.batch_size, seq, itemsize),
+                      "evaluation.batch_size or the model: sizes"),
+                     (examples * seq * 8, sets)],
+    }
+    for stage, parts in stages.items():
+        need = sum(size for size, _ in parts)
         if need > machine_bytes():
+            keys = max(parts, key=lambda part: part[0])[1]
             yield f"the {stage} stage", (f"needs ~{gib(need)} GiB; the machine has "
-                                         f"{gib(machine_bytes())}; {fixes[stage]}")
-
-
+                                         f"{gib(machine_bytes())}; lower {keys}")

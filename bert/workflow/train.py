@@ -26,7 +26,8 @@ from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
 from bert.core.parameters import pack_params
 from bert.core.step import NonFiniteError, OneProcess, Reduction, StepResult, training_step
 from bert.core.streams import dropout_streams, epoch_order
-from bert.data.datasets import load_dataset
+from bert.data.datasets import load_dataset, load_vocab
+from bert.data.tokenizer import vocab_digest
 from bert.engine.allocation import keep_freed_memory
 from bert.engine.pool import set_threads
 from bert.errors import ParamsError, TrainingDivergedError, remake_hint
@@ -250,10 +251,12 @@ def finish(run: Run) -> None:
     write_json(layout.history, {"steps": state.history, "epochs": state.epoch_history,
                                 "batches_per_epoch": run.batches_per_epoch,
                                 "tokens_per_step": run.tokens_per_step, "run": run_id})
+    vocab = load_vocab(layout.train_data)  # text data: the model records its vocabulary
     ckpt.save_weights(layout.model_weights, run.config, state.params,
                       run.params.subset(TRAIN_READS),
                       attrs={"step": state.step, "epochs": run.params.training.epochs,
-                             "fingerprint": run_id})
+                             "fingerprint": run_id,
+                             **({ckpt.VOCAB_DIGEST: vocab_digest(vocab)} if vocab else {})})
     log.info("trained %d steps; model written to %s", state.step, layout.model_weights)
 
 

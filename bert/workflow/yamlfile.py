@@ -10,27 +10,34 @@ from typing import Any
 import yaml
 
 from bert.errors import ParamsError, bounded
+from bert.storage.reading import NotReadable, read_regular
+
+MAX_YAML_BYTES = 1 << 20  # a parameters or sweep file is a few KiB
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key that appears twice in one mapping (where the later
-    one would silently win), at any depth."""
+    one would silently win), at any depth, in block and flow mappings alike. Checked as the
+    document is read, before merge keys (``<<``) are expanded."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node,
+                                                                            yaml.ScalarNode):
                 continue
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            try:
-                first = seen.setdefault(key, line)
-            except TypeError:  # an unhashable key; the base class says so
-                break
-            if first != line:
-                raise ParamsError(f"key {bounded(key)} appears twice, at lines {first} and "
-                                  f"{line}; keep one of them")
-        return super().construct_mapping(node, deep=deep)
+            key, mark = self.construct_object(key_node), key_node.start_mark
+            first = seen.setdefault(key, mark)
+            if first is mark:
+                continue
+            if first.line == mark.line:
+                where = f"on line {mark.line + 1}, at columns {first.column + 1} and " \
+                        f"{mark.column + 1}"
+            else:
+                where = f"at lines {first.line + 1} and {mark.line + 1}"
+            raise ParamsError(f"key {bounded(key)} appears twice, {where}; keep one of them")
+        return node
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -38,9 +45,12 @@ def read_yaml(path: str | Path) -> Any:
     error is one ParamsError line that names the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_YAML_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found; create it or pass the right path") from None
+    except NotReadable as e:
+        raise ParamsError(f"{path}: {e.problem} for parameters; pass the YAML file of the "
+                          "parameters") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: cannot be read ({e}); check the file") from None
     return parse_yaml(text, str(path))
