@@ -1,97 +1,51 @@
-"""The workflow. ``doit`` runs data -> init -> train -> evaluate -> report -> plots; ``doit list``
-lists the tasks; ``doit params=other.yaml`` reads another parameters file.
-
-Each task runs one stage (``python -m bert <stage>``) as its record in
-``bert/workflow/stages.py`` describes it: it reruns when, and only when, a file it reads
-changes, a file it writes is missing, one of the parameters it reads changes, or the code it runs
-changes (comments and docstrings aside: see ``bert.workflow.tasks.code_fingerprint``).
+"""The workflow: ``doit`` runs data -> init -> train -> evaluate -> report -> plots for the run of
+``params.yaml``; ``doit section.key=value`` for another run with that key changed,
+``doit params=FILE`` for another parameters file, ``doit sweep=FILE -n 2`` for every run of a
+sweep, two at a time. ``doit list`` lists the tasks, ``python -m bert runs`` the runs.
+See docs/workflow.md and docs/experiments.md.
 """
-
-import sys
 
 from bert.workflow.interrupts import leave_interrupts_to_stages
 
 leave_interrupts_to_stages()  # first: Ctrl-C stops doit wherever it is (a stage stops first)
 
-from doit import get_var
-from doit.tools import config_changed
+from bert.workflow.plan import DOIT_CONFIG, plan  # noqa: E402, F401 (doit reads DOIT_CONFIG)
+from bert.workflow.tasks import keep_output_in_order  # noqa: E402
 
-from bert.errors import BertError
-from bert.workflow.interrupts import leave_interrupts_to_stages
-from bert.workflow.launch import stage_command
-from bert.workflow.layout import Layout
-from bert.workflow.loader import load_params
-from bert.workflow.lock import hold_project_lock
-from bert.workflow.report import clean_results
-from bert.workflow.stage_action import stage_action
-from bert.workflow.stages import STAGES, Stage, stage
-from bert.workflow.tasks import STAGE_IO, available, code_fingerprint, keep_output_in_order
-
-DOIT_CONFIG = {
-    "default_tasks": [s.name for s in STAGES if s.in_default_run],
-    "backend": "sqlite3",  # transactional: a full disk or a kill never leaves it corrupt
-    "dep_file": ".doit.db",
-    "verbosity": 2,  # show the stages' own output (tables, progress, errors) as it comes
-}
-
-PARAMS_FILE = get_var("params", "params.yaml")
-LAYOUT = Layout()
-try:
-    hold_project_lock(LAYOUT.root)  # for the life of this doit; its stages share it
-    PARAMS = load_params(PARAMS_FILE)
-    TRAIN_COMMAND = stage_command(PARAMS, PARAMS_FILE)  # under mpiexec for several processes
-except BertError as error:
-    sys.exit(f"error: {error}")
 keep_output_in_order()
-
-
-def stage_task(record: Stage, *command: str) -> dict:
-    """The doit task running ``python -m bert <command>`` (default: the record's name)."""
-    return {
-        "doc": record.doc,
-        "actions": [stage_action(record, [sys.executable, "-m", "bert",
-                                          *(command or (record.name,)), "--params", PARAMS_FILE],
-                                 LAYOUT, PARAMS)],
-        "file_dep": LAYOUT.files(record.inputs, PARAMS),
-        "targets": LAYOUT.files(record.outputs, PARAMS),
-        "uptodate": [config_changed({"params": PARAMS.subset(record.reads),
-                                     "code": code_fingerprint(record.modules)})],
-        "clean": True,
-        "io": STAGE_IO,
-    }
+PLAN = plan()  # the runs the command line asks for (one line and exit 2 on a bad one)
 
 
 def task_data():
-    return stage_task(stage("data"))
+    """Draw the synthetic language or read the text; write the data sets."""
+    yield from PLAN.shared("data")
 
 
 def task_init():
-    return stage_task(stage("init"))
+    """Initialize the model's weights as transformers does."""
+    yield from PLAN.shared("init")
 
 
 def task_train():
-    train = stage("train")
-    return {**stage_task(train), "actions": [stage_action(train, TRAIN_COMMAND, LAYOUT, PARAMS)]}
+    """Train each run, resuming from its newest valid checkpoint."""
+    yield from PLAN.per_run("train")
 
 
 def task_evaluate():
-    return stage_task(stage("evaluate"))
+    """Score each trained model against the optimum and print the table."""
+    yield from PLAN.per_run("evaluate")
 
 
 def task_report():
-    # clean removes the results file only if the report stage wrote it
-    return {**stage_task(stage("report")), "clean": [(clean_results, [LAYOUT.results(PARAMS)])]}
-
-
-def task_export():
-    return stage_task(stage("export"))
+    """Write each run's results JSON."""
+    yield from PLAN.per_run("report")
 
 
 def task_plots():
-    """Draw the pictures of the run under artifacts/plots/ (needs matplotlib): one sub-task
-    per picture (``plots:curves``, …), so each is redrawn only when its own inputs change."""
-    plots = stage("plots")
-    if not available(plots):  # one task that says why, writes nothing and is then up to date
-        return stage_task(plots)
-    return ({**stage_task(picture, "plots", picture.name),
-             "name": picture.name} for picture in plots.parts)
+    """Draw each run's pictures (needs matplotlib)."""
+    yield from PLAN.plots()
+
+
+def task_export():
+    """Export each trained model as a transformers directory (not in the default run)."""
+    yield from PLAN.per_run("export")

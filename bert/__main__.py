@@ -33,10 +33,31 @@ def _attention(args: argparse.Namespace) -> None:
     print(attention_text(args.path, args.index, args.model, args.layer, args.head))
 
 
+def _runs(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from bert.views.runs import all_runs, json_list, markdown_table, text_table
+
+    names = None
+    if args.sweep:
+        from bert.workflow.plan import runs_asked
+
+        names = [run.name for run in runs_asked({"sweep": args.sweep})]
+    runs = all_runs(Path("."), names)
+    if args.plot:
+        from bert.views.runs_plot import draw_runs
+
+        draw_runs(runs, args.plot)
+    print(json_list(runs) if args.json else markdown_table(runs) if args.markdown
+          else text_table(runs))
+
+
 def _curves(args: argparse.Namespace) -> None:
     from bert.views.text import curves_text
+    from bert.workflow.layout import Layout
 
-    print(curves_text(args.history, args.test))
+    test = args.test or Layout.recorded().test_data
+    print(curves_text(args.history, test))
 
 
 def _fill_mask(args: argparse.Namespace) -> None:
@@ -71,19 +92,40 @@ def _stage(args: argparse.Namespace) -> None:
     from bert.parallel.mpi import launcher_rank, rank_guard
     from bert.workflow.layout import Layout
     from bert.workflow.loader import load_params
-    from bert.workflow.lock import hold_project_lock
+    from bert.workflow.lock import hold
     from bert.workflow.logs import setup_logging
+    from bert.workflow.overrides import check_run_name, run_name, split_variables
+    from bert.workflow.run_record import RunOrigin
+    from bert.workflow.stages import stage
     from bert.workflow.tasks import run
 
+    record = stage(args.command)
     with contextlib.ExitStack() as held:
         with rank_guard():  # in an MPI job, a rank failing here must not leave the others waiting
-            params = load_params(args.params)
-            layout = Layout()
+            _, overrides = split_variables(dict(_setting(text) for text in args.set))
+            params = load_params(args.params, overrides)
+            name = check_run_name(args.run) if args.run else run_name(args.params, overrides)
+            layout = Layout.of(params, name)
+            folder = getattr(layout, record.folder)
             if launcher_rank() == 0:  # the other ranks of an MPI job run under rank 0's lock
-                held.enter_context(hold_project_lock(layout.root)).watch(WATCH_SECONDS,
-                                                                         _lock_lost)
-            setup_logging(params.logging, layout)
-        run(args.command, params, layout, tuple(args.parts))
+                shared = record.folder != "run_dir"  # data and initial weights: wait for them
+                what = f"the run {name}" if not shared else f"{folder}"
+                held.enter_context(hold(layout.lock(record.folder), what, wait=shared)).watch(
+                    WATCH_SECONDS, _lock_lost)
+            setup_logging(params.logging, layout.log(record.folder))
+        extra = {"origin": RunOrigin(args.params, overrides, args.sweep)} \
+            if args.command == "train" else {}
+        run(args.command, params, layout, tuple(args.parts), **extra)
+
+
+def _setting(text: str) -> tuple[str, str]:
+    """``--set section.key=value`` as (key, value)."""
+    key, equals, value = text.partition("=")
+    if not equals:
+        from bert.errors import ParamsError
+
+        raise ParamsError(f"--set {text}: give a parameter as section.key=value")
+    return key, value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(stage.name, help=stage.doc)
         command.add_argument("--params", default="params.yaml",
                              help="the parameters file (default: params.yaml)")
+        command.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                             help="a parameter changed from the file's value (repeatable), as "
+                             "doit section.key=value")
+        command.add_argument("--run", help="the run's name (default: the parameters file's "
+                             "name and what --set changes, as doit names it)")
+        command.add_argument("--sweep", help=argparse.SUPPRESS)  # recorded in run.json
         command.set_defaults(func=_stage, parts=())
         if stage.parts:
             names = [part.name for part in stage.parts]
@@ -125,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("path", help="dataset file, e.g. data/train.h5")
     show.add_argument("index", type=int, help="example number, from 0 (negative counts back)")
     show.set_defaults(func=_show)
-    layout = Layout()
+    layout = Layout()  # the default run's files (data and the optimum: from its record)
     model = f"the weights file (default: {layout.model_weights})"
     predict = commands.add_parser(
         "predict", help="print the model's top-3 guesses at the masked positions of an example")
@@ -146,9 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
         "curves", help="print the losses and accuracies of every epoch against the optimum")
     curves.add_argument("--history", default=str(layout.history),
                         help=f"the training history (default: {layout.history})")
-    curves.add_argument("--test", default=str(layout.test_data),
-                        help=f"the test set holding the optimum (default: {layout.test_data})")
+    curves.add_argument("--test", help="the test set holding the optimum (default: the run's, "
+                        "as its run.json names it)")
     curves.set_defaults(func=_curves)
+    runs = commands.add_parser(
+        "runs", help="list the runs of this project folder side by side: what differs, steps, "
+        "time, test scores against the optimum, status (reads artifacts/runs/*/)")
+    runs.add_argument("--sweep", help="only the runs of this sweep file, in its order")
+    runs.add_argument("--json", action="store_true",
+                      help="a JSON list: name, params, results, status, ...")
+    runs.add_argument("--markdown", action="store_true", help="a Markdown table")
+    runs.add_argument("--plot", metavar="FILE",
+                      help="also draw the runs' test MLM curves against the optimum into FILE "
+                      "(.png or .svg; needs matplotlib)")
+    runs.set_defaults(func=_runs)
     fill = commands.add_parser(
         "fill-mask", help="print the model's top guesses at each [MASK] of a text (text data)")
     fill.add_argument("text", help='the text, e.g. "the license [MASK] you to copy it"')
@@ -156,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"our weights file, a checkpoint or an export directory (default: "
                       f"{layout.model_weights})")
     fill.add_argument("--tokenizer", help="an export directory or a text dataset file (default: "
-                      f"the --model directory, else {layout.test_data})")
+                      "the --model directory, else the test set of the run params)")
     fill.add_argument("--top", type=_positive, default=5,
                       help="guesses per [MASK], 1 or more (default: 5)")
     fill.set_defaults(func=_fill_mask)

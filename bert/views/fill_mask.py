@@ -22,6 +22,7 @@ from bert.data.tokenizer import TextTokenizer
 from bert.data.tokens import MASK
 from bert.errors import DataFileError
 from bert.storage.interop import trained_vocabulary
+from bert.workflow.layout import Layout
 
 TOP_K = 5
 
@@ -31,7 +32,7 @@ def check_belong_together(model_path: str | Path, config: BertConfig, tokenizer:
     """DataFileError unless the model at ``model_path`` (of architecture ``config``) was trained
     with ``tokenizer``'s vocabulary, as far as the model records it."""
     recorded, source = trained_vocabulary(model_path)
-    fix = ("give the tokenizer of the model's run: its export directory, or the data/test.h5 "
+    fix = ("give the tokenizer of the model's run: its export directory, or the test.h5 "
            "it was trained with (--tokenizer)")
     if source == "synthetic":
         raise DataFileError(f"{model_path}: was trained on the synthetic language, which has no "
@@ -79,10 +80,11 @@ def fill_mask_text(text: str, model_path: str | Path, tokenizer_path: str | Path
     """The guesses as lines of text: one block per ``[MASK]``.
 
     tokenizer_path: an export directory or a text dataset file (default: the model's directory
-    when it is one, else ``data/test.h5``).
+    when it is one, else the test set of the run ``params``).
     """
     if tokenizer_path is None:
-        tokenizer_path = model_path if Path(model_path).is_dir() else Path("data/test.h5")
+        tokenizer_path = model_path if Path(model_path).is_dir() else \
+            Layout.recorded().test_data
     tokenizer = load_tokenizer(tokenizer_path)
     lines = [f"{text}  (model {model_path}, tokenizer {tokenizer_path})"]
     for i, top in enumerate(fill_mask(model_path, tokenizer, text, k, tokenizer_path)):

@@ -26,7 +26,7 @@ from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import load_weights
 from bert.workflow.gap import gap
-from bert.workflow.layout import Layout
+from bert.workflow.layout import read_fix
 from bert.workflow.report import read_history
 
 TOP_K = 3  # guesses shown per masked position
@@ -62,7 +62,7 @@ class Examples:
 
 def dataset_fix(path: str | Path) -> str:
     """What to do about a bad dataset file: remake it if it is the workflow's, else check it."""
-    return Layout().read_fix(path, "train_data", "test_data")
+    return read_fix(path, "dataset")
 
 
 def load_examples(path: str | Path, indices: Sequence[int]) -> Examples:
@@ -88,7 +88,7 @@ def first_masked_examples(path: str | Path, number: int) -> Examples:
 
 def load_model(path: str | Path, examples: Examples) -> tuple[BertConfig, dict[str, np.ndarray]]:
     """The architecture and weights of a weights file, checked to fit ``examples``."""
-    config, weights = load_weights(path, Layout().read_fix(path, "model_weights"))
+    config, weights = load_weights(path, read_fix(path, "weights file"))
     ids = examples.arrays["input_ids"]
     if ids.max(initial=0) >= config.vocab_size or ids.shape[1] > config.max_position_embeddings:
         raise DataFileError(
@@ -242,7 +242,7 @@ def format_predictions(example: ExampleGuesses) -> list[str]:
 
 def load_history(path: str | Path) -> dict:
     """The training history written by the train stage (``artifacts/history.json``)."""
-    return read_history(Path(path), Layout().read_fix(path, "history"))
+    return read_history(Path(path), read_fix(path, "training history"))
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # the values are read, the module's code does not run
     from bert.workflow.params import Params
 
 
-def make_data(params: Params, layout: Layout = Layout()) -> tuple[Path, Path]:
+def make_data(params: Params, layout: Layout) -> tuple[Path, Path]:
     """Write ``data/train.h5``, ``data/test.h5`` and the probe sets ``data/probe_nsp.h5`` and
     ``data/probe_sop.h5`` (from ``data.text_files`` under the project folder for text data, with
     a progress bar over its phases); return the train and test paths."""

@@ -73,7 +73,7 @@ def score(
     }
 
 
-def evaluate_model(params: Params, layout: Layout = Layout()) -> dict:
+def evaluate_model(params: Params, layout: Layout) -> dict:
     """The evaluate stage: score ``artifacts/model.h5`` on the test set and the training set,
     beside the optimum stored with the test set; write ``artifacts/metrics.json`` and return
     it (the stage prints it as the table of ``bert.views.tables``)."""

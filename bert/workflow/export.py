@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 EXPORT_FILES = ("config.json", SAFETENSORS, SAFETENSORS_INDEX, TOKENIZER_FILE, CONFIG_FILE)
 
 
-def export(params: Params, layout: Layout = Layout()) -> Path:
+def export(params: Params, layout: Layout) -> Path:
     """Write ``artifacts/export/`` from ``artifacts/model.h5``, once it is checked to be the
     trained model of ``params`` (and, for text data, trained with the test set's vocabulary):
     the tokenizer of that vocabulary, then the model."""

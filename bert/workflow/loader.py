@@ -25,6 +25,12 @@ from bert.workflow.resources import memory_problems
 from bert.workflow.yamlfile import read_yaml
 
 S = TypeVar("S", bound=Section)
+# parameters of earlier versions, and where what they chose went
+RETIRED = {
+    "logging.file": "each stage logs into the folder it writes, a run's stages into "
+                    "artifacts/runs/<run>/log.txt",
+    "evaluation.results_file": "each run writes its results to artifacts/runs/<run>/results.json",
+}
 
 # PyYAML (YAML 1.1) reads 1e-3 as a string; a float field accepts such strings.
 _FLOAT_STRING = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -105,6 +111,8 @@ def build_section(cls: type[S], mapping: Any, section: str) -> S:
     values = {}
     for key, value in mapping.items():
         name = f"{section}.{key}" if key in fields else f"{section}.{bounded(key).strip(chr(39))}"
+        if name in RETIRED:
+            raise ParamsError(f"{name} is no longer a parameter: {RETIRED[name]}; remove it")
         if key not in fields:
             suggestion = _suggest(str(key)[:100], list(fields))
             raise ParamsError(f"{name} is not a known parameter; {suggestion}")

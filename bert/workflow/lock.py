@@ -119,20 +119,26 @@ def held_locks() -> list[Lock]:
     return list(_held.values())
 
 
-def hold(path: str | Path, protects: str) -> Lock:
-    """Take the lock at ``path`` (created if missing) for ``protects``, e.g. "the project folder
-    /x", until :meth:`Lock.release` or the end of the process; a lock this process already holds
-    is held once more. An inherited descriptor of the same file (see the module's docstring) is
-    adopted.
+def hold(path: str | Path, protects: str, wait: bool = False) -> Lock:
+    """Take the lock at ``path`` (created, with its folder, if missing) for ``protects``, e.g.
+    "the run params", until :meth:`Lock.release` or the end of the process; a lock this process
+    already holds is held once more. An inherited descriptor of the same file (see the module's
+    docstring) is adopted.
 
-    Raises BusyError when another process holds it, OutputError when ``path`` is not a lock file
-    of ours or cannot be opened or locked (nothing is written into it then).
+    Raises BusyError when another process holds it (with ``wait``, waits for it instead, saying
+    so once on stderr), OutputError when ``path`` is not a lock file of ours or cannot be opened
+    or locked (nothing is written into it then).
     """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # opening the lock file says why
     with _guard:
-        return _hold(Path(path), protects)
+        return _hold(path, protects, wait)
 
 
-def _hold(path: Path, protects: str) -> Lock:
+def _hold(path: Path, protects: str, wait: bool = False) -> Lock:
     for _ in range(_ATTEMPTS):
         fd = _open(path, protects)
         try:
@@ -145,7 +151,7 @@ def _hold(path: Path, protects: str) -> Lock:
             if inherited is not None:
                 os.close(fd)
                 fd = inherited
-            _lock(fd, path, protects)
+            _lock(fd, path, protects, wait)
             if inherited is None and _identity_at(path) != identity:
                 os.close(fd)  # replaced between open and lock: the lock must be on the file there
                 continue
@@ -255,12 +261,17 @@ def _inherited(identity: tuple[int, int]) -> int | None:
     return None
 
 
-def _lock(fd: int, path: Path, protects: str) -> None:
+def _lock(fd: int, path: Path, protects: str, wait: bool = False) -> None:
     """An exclusive flock on ``fd``, at once; BusyError naming the holders when another process
-    holds it."""
+    holds it (with ``wait``: once the other process has let it go)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        if wait:
+            print(f"waiting for another workflow process ({_holders(fd)}), which writes "
+                  f"{protects}", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
         raise BusyError(f"{protects} is in use by another workflow process "
                         f"({_holders(fd)}); wait for it to finish, then run the command again"
                         ) from None
@@ -334,6 +345,44 @@ def _record_holder(fd: int, keep_others: bool) -> None:
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
         os.pwrite(fd, text.encode("utf-8"), 0)
+
+
+def held_by_another(path: Path) -> bool:
+    """Whether another process holds the lock at ``path`` now (the file is neither created nor
+    followed through a link; this process's own locks do not count)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if _check_file(path, os.fstat(fd)) in _held:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except (OSError, BertError):
+        return False
+    finally:
+        os.close(fd)
+
+
+_claimed: dict[Path, str] = {}
+
+
+def claim(path: Path, protects: str) -> None:
+    """Ask for the lock at ``path`` to be taken when ``take_claimed`` is called: ``doit`` claims
+    the locks of the runs it will write, and takes them at its first stage (``doit list`` takes
+    none)."""
+    _claimed[Path(path)] = protects
+
+
+def take_claimed() -> None:
+    """Hold every claimed lock (once; BusyError naming the holder of one another process has)."""
+    while _claimed:
+        path, protects = next(iter(_claimed.items()))
+        hold(path, protects)
+        del _claimed[path]
 
 
 def hold_project_lock(root: Path = Path(".")) -> Lock:

@@ -4,8 +4,9 @@
 keys changed: each ``section.key=value`` is read as YAML (``0.002`` a number, ``true`` a
 boolean, ``[a, b]`` a list) and checked like the file's values. It is another run, named after
 what differs from its base: ``params+learning_rate=0.002+num_layers=3`` (a key's last part, or
-the whole key where the last part alone is ambiguous, as ``training.random_seed``). ``run=NAME``
-names it instead.
+the whole key where the last part alone is ambiguous, as ``training.random_seed``), ``@`` between
+a key and its value (doit reads a word with ``=`` as a variable, so a task name cannot hold one):
+``params+learning_rate@0.002+num_layers@3``. ``run=NAME`` names it instead.
 
 Every command-line variable of ``doit`` is checked: the known ones (``VARIABLES``) and dotted
 parameter keys; anything else is one line with a "did you mean", never silently ignored.
@@ -32,8 +33,8 @@ VARIABLES = {
     "sweep": "a sweep file: run every variant it names (docs/experiments.md)",
     "run": "the name of the run (default: the parameters file's name and what differs)",
 }
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=,-]{0,119}$")  # a folder name on every system
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=,-]")
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@,-]{0,119}$")  # a folder name on any system
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+@,-]")
 
 
 def parameter_keys() -> list[str]:
@@ -103,14 +104,18 @@ def short_keys(keys: list[str]) -> dict[str, str]:
             for key in keys}
 
 
+def override_words(overrides: Mapping[str, str]) -> list[str]:
+    """``key@value`` for each override, keys sorted and shortened (``short_keys``)."""
+    names = short_keys(sorted(overrides))
+    return [f"{names[key]}@{overrides[key]}" for key in sorted(overrides)]
+
+
 def run_name(params_file: str | Path, overrides: Mapping[str, str]) -> str:
     """The name of the run of ``params_file`` with ``overrides``: the file's name without its
-    suffix, then ``+key=value`` for each override, keys sorted (``params+learning_rate=0.002``).
-    Characters a folder name should not hold become ``_``."""
-    names = short_keys(sorted(overrides))
-    parts = [Path(params_file).stem] + [f"{names[key]}={overrides[key]}"
-                                        for key in sorted(overrides)]
-    name = _UNSAFE.sub("_", "+".join(parts)).lstrip("._+=,-") or "run"
+    suffix, then ``+key@value`` for each override, keys sorted (``params+learning_rate@0.002``).
+    Characters a folder or task name should not hold become ``_``."""
+    parts = [Path(params_file).stem, *override_words(overrides)]
+    name = _UNSAFE.sub("_", "+".join(parts)).lstrip("._+@,-") or "run"
     if not RUN_NAME.match(name):  # too long: keep it readable, and unique by a digest
         from bert.fingerprint import fingerprint
 
@@ -122,5 +127,5 @@ def check_run_name(name: str) -> str:
     """``name`` if it can name a run's folder, else ParamsError saying what can."""
     if not RUN_NAME.match(name):
         raise ParamsError(f"run={bounded(name)}: a run's name is 1 to 120 letters, digits and "
-                          "._+=,- (starting with a letter or digit); choose another")
+                          "._+@,- (starting with a letter or digit); choose another")
     return name

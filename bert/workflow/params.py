@@ -14,7 +14,6 @@ import dataclasses
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from bert.core.config import BertConfig, field_doc
@@ -22,7 +21,6 @@ from bert.data.params import DataParams
 from bert.data.tokens import PAD
 from bert.errors import bounded
 from bert.fields import Section, param
-from bert.workflow.layout import output_path_problem
 
 __all__ = ["DataParams", "EvaluationParams", "LoggingParams", "ModelParams", "Params",
            "TrainingParams", "bert_config"]
@@ -30,12 +28,11 @@ __all__ = ["DataParams", "EvaluationParams", "LoggingParams", "ModelParams", "Pa
 
 @dataclass(frozen=True)
 class LoggingParams(Section):
-    """The ``logging:`` section. Changing it reruns nothing."""
+    """The ``logging:`` section. Changing it reruns nothing. Each stage logs into the folder it
+    writes (``log.txt`` of the run, of its data or of its initial weights)."""
 
-    level: str = param("INFO", "messages shown on the console and written to the log file",
+    level: str = param("INFO", "messages shown on the console and written to the log files",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    file: str = param("artifacts/logs/bert.log", "the log file (rotated): a file inside "
-                      "artifacts/ that is not one of the workflow's own")
     max_bytes: int = param(1_000_000, "size at which the log file is rotated", low=1024)
     backup_count: int = param(3, "rotated log files kept (at most 1000)", low=0, high=1000)
     progress_bar: bool = param(True, "show progress bars (training, with running losses; "
@@ -45,11 +42,6 @@ class LoggingParams(Section):
                                   "(live.jsonl: losses, learning rate, gradient norm, tokens "
                                   "per second; a line per epoch too; 0: the epoch lines alone)",
                                   low=0)
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        problem = output_path_problem(self.file, "logs/bert.log")
-        if problem:
-            yield "file", problem
 
 
 def as_config(name: str, note: str = "") -> str:
@@ -162,18 +154,12 @@ class TrainingParams(Section):
 
 @dataclass(frozen=True)
 class EvaluationParams(Section):
-    """The ``evaluation:`` section: scoring the trained model and the results file."""
+    """The ``evaluation:`` section: scoring the trained model. The scores go to the run's folder
+    (``metrics.json``, ``results.json``)."""
 
     batch_size: int = param(256, "examples per forward pass when scoring", low=1)
     train_examples: int = param(4096, "training examples scored for train_mlm_loss, the first "
                                 "ones of the set (0: all)", low=0)
-    results_file: str = param("artifacts/results.json", "where the results JSON is written: a "
-                              "file inside artifacts/ that is not one of the workflow's own")
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        problem = output_path_problem(self.results_file, "results.json")
-        if problem:
-            yield "results_file", problem
 
 
 PICTURE_FORMATS = ("png", "svg")  # the formats the plots stage can write a picture in
@@ -184,8 +170,8 @@ class PlotsParams(Section):
     """The ``plots:`` section: the files each picture of the plots stage is written as."""
 
     formats: tuple[str, ...] = param(("png",), "the formats each picture is written in, a file "
-                                     "per format: png and/or svg (e.g. artifacts/plots/"
-                                     "curves.png and curves.svg)")
+                                     "per format: png and/or svg (e.g. plots/curves.png and "
+                                     "plots/curves.svg in the run's folder)")
 
     def problems(self) -> Iterator[tuple[str, str]]:
         unknown = [f for f in self.formats if f not in PICTURE_FORMATS]
@@ -215,13 +201,8 @@ class Params:
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """Problems across sections: two outputs in one file, micro-batches that do not divide
-        the batch (memory: ``bert.workflow.resources``)."""
-        log, results = PurePosixPath(self.logging.file), PurePosixPath(self.evaluation.results_file)
-        if results == log or results.name.startswith(f"{log.name}.") and (
-                results.parent == log.parent):
-            yield "evaluation.results_file", (f"is {bounded(str(results))}, the log file or one "
-                                              "of its rotated copies; choose another name")
+        """Problems across sections: micro-batches that do not divide the batch (memory:
+        ``bert.workflow.resources``)."""
         batch_size, micro_batches = self.data.batch_size, self.training.micro_batches
         if batch_size % micro_batches:
             yield "data.batch_size", (f"is {batch_size}, not a multiple of "
@@ -230,7 +211,7 @@ class Params:
     def subset(self, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """The parameters named by ``keys``, nested as in the file: each key is a section
         (``"model"``), one parameter (``"training.dtype"``) or, with a leading ``-``, a parameter
-        left out of a section taken whole (``"-evaluation.results_file"``)."""
+        left out of a section taken whole (``"-training.threads"``)."""
         everything = self.to_dict()
         chosen: dict[str, dict[str, Any]] = {}
         for key in keys:

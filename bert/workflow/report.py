@@ -1,12 +1,11 @@
 """The report stage: the results JSON, with the classic keys first-class and everything else.
 
-The results file is marked as ours by its ``schema`` key: an existing file at
-``evaluation.results_file`` is replaced, and removed by ``doit clean``, only if it has that mark.
+The results file (``results.json`` in the run's folder) carries its ``schema``, and the run it
+reports on.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bert import __version__
@@ -49,22 +48,6 @@ def _gap(key: str, score: float | None, optimum: float | None) -> float | None:
     """The gap to the optimum, or None (null) when either is not a number (JSON stores NaN as
     null)."""
     return None if score is None or optimum is None else gap(key, score, optimum)
-
-
-def is_results_file(path: Path) -> bool:
-    """Whether ``path`` holds a results JSON this stage wrote (its ``schema`` mark)."""
-    try:
-        return json.loads(path.read_bytes()).get("schema") == RESULTS_SCHEMA
-    except (OSError, ValueError, RecursionError, AttributeError):
-        return False
-
-
-def clean_results(path: str | Path) -> None:
-    """``doit clean`` for the report stage: remove the results file only if this stage wrote
-    it (any other file at that path, or a path outside the project, is left alone)."""
-    path = Path(path)
-    if path.is_file() and is_results_file(path):
-        path.unlink()
 
 
 def results(params: Params, metrics: dict, history: dict) -> dict:
@@ -124,11 +107,10 @@ def results(params: Params, metrics: dict, history: dict) -> dict:
     return document
 
 
-def write_results(params: Params, layout: Layout = Layout()) -> dict:
+def write_results(params: Params, layout: Layout) -> dict:
     """The report stage: read the metrics and the history, check that both are of the model
     these parameters train, write the results JSON."""
-    target = layout.output_file(params.evaluation.results_file, "evaluation.results_file",
-                                is_results_file)
+    target = layout.results
     metrics, history = read_metrics(layout.metrics), read_history(layout.history)
     check_model_id(metrics["model"], params, layout, layout.metrics, "evaluate")
     check_model_id({"run": history["run"], "step": len(history["steps"]["loss_total"])},

@@ -11,12 +11,25 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bert.errors import DataFileError
 from bert.storage.atomic import read_json, write_json
 
+if TYPE_CHECKING:
+    from bert.workflow.layout import Layout
+    from bert.workflow.params import Params
+
 SCHEMA = "bert-from-scratch/run"
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """Where a run's parameters come from: the base file, what differs, the sweep if any."""
+
+    base: str = ""
+    overrides: dict[str, str] = field(default_factory=dict)
+    sweep: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,21 @@ class RunRecord:
 def write_run_record(path: Path, record: RunRecord) -> Path:
     """Write ``run.json`` atomically."""
     return write_json(path, asdict(record))
+
+
+def record_run(params: Params, layout: Layout, origin: RunOrigin | None,
+               total_steps: int) -> Path:
+    """Write the record of the run of ``layout`` (run.json), made from ``params`` and
+    ``origin``."""
+    from bert.workflow.stages import stage
+
+    origin = origin or RunOrigin()
+    root = layout.root
+    return write_run_record(layout.run_record, RunRecord(
+        name=layout.run, base=origin.base, overrides=dict(origin.overrides),
+        params=params.to_dict(), report_params=params.subset(stage("report").reads),
+        data=str(layout.data_dir.relative_to(root)), init=str(layout.init_dir.relative_to(root)),
+        total_steps=total_steps, sweep=origin.sweep))
 
 
 def read_run_record(path: Path) -> RunRecord | None:

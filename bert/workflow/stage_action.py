@@ -35,7 +35,7 @@ from doit.exceptions import TaskError, TaskFailed
 from bert.errors import BertError
 from bert.workflow.interrupts import running_stage
 from bert.workflow.layout import Layout
-from bert.workflow.lock import child_process_options, held_locks
+from bert.workflow.lock import child_process_options, held_locks, take_claimed
 
 if TYPE_CHECKING:
     from bert.workflow.params import Params
@@ -98,6 +98,7 @@ class StageAction(CmdAction):
     def execute(self, out: Any = None, err: Any = None) -> TaskFailed | TaskError | None:
         self.out = self.err = self.result = ""
         try:
+            take_claimed()  # the locks of the runs this doit writes, at its first stage
             for lock in held_locks():  # the lock file may have been removed meanwhile
                 lock.check()
         except BertError as error:

@@ -33,6 +33,7 @@ class Stage:
     needs: str = ""  # a package the stage cannot run without: it then prints ``missing``
     missing: str = ""
     in_default_run: bool = True  # run by a plain ``doit``
+    folder: str = "run_dir"  # the Layout member of the folder it writes: its lock, its log
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -59,30 +60,35 @@ PICTURES = (
 )
 
 STAGES = (
-    Stage("data", "Generate the synthetic language or read data.text_files, and write the "
-          "train/test sets and the NSP and SOP probe sets (data/*.h5).",
+    Stage("data", "Draw the synthetic language or read data.text_files; write the train and "
+          "test sets and the NSP and SOP probe sets (data/<data>/*.h5).",
           "bert.workflow.data:make_data", ("text_sources",),
-          ("train_data", "test_data", "probe_nsp_data", "probe_sop_data"), reads=("data",)),
-    Stage("init", "Initialize the model's weights as transformers does (artifacts/init.h5).",
+          ("train_data", "test_data", "probe_nsp_data", "probe_sop_data"), reads=("data",),
+          folder="data_dir"),
+    Stage("init", "Initialize the model's weights as transformers does "
+          "(artifacts/init/<init>/init.h5).",
           "bert.workflow.init:initialize", ("init_sources",), ("init_weights",),
-          reads=("data.sequence_length", "data.vocab_size", "model", "training.dtype")),
-    Stage("train", "Train (resuming from the newest valid checkpoint) to artifacts/model.h5.",
+          reads=("data.sequence_length", "data.vocab_size", "model", "training.dtype"),
+          folder="init_dir"),
+    Stage("train", "Train the run, resuming from its newest valid checkpoint (model.h5 in the "
+          "run's folder).",
           "bert.workflow.train:train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights"),
           reads=TRAIN_READS),
-    Stage("evaluate", "Score the trained model against the optimum (artifacts/metrics.json).",
+    Stage("evaluate", "Score the trained model against the optimum and print the table "
+          "(metrics.json).",
           "bert.workflow.evaluate:evaluate_model", ("train_data", "test_data", "model_weights"),
-          ("metrics",), reads=("evaluation", "-evaluation.results_file"),
+          ("metrics",), reads=("evaluation",),
           show="bert.views.tables:results_table"),
-    Stage("report", "Write the results JSON (artifacts/results.json by default).",
+    Stage("report", "Write the run's results JSON (results.json).",
           "bert.workflow.report:write_results", ("metrics", "history"), ("results",),
           reads=(*TRAIN_READS, "evaluation")),
     Stage("export", "Export the trained model as a transformers directory, with the tokenizer "
-          "of text data (artifacts/export/).", "bert.workflow.export:export",
+          "of text data (export/ in the run's folder).", "bert.workflow.export:export",
           ("model_weights", "test_data"),
           ("export_tokenizer", "export_config", "export_weights"),
           in_default_run=False),
-    Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png or .svg; needs "
+    Stage("plots", "Draw the pictures of the run (plots/ in the run's folder; needs "
           "matplotlib).",
           "", parts=PICTURES, needs="matplotlib",
           missing=PLOTS_MISSING),

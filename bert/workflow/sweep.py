@@ -11,7 +11,7 @@
 
 ``doit sweep=sweeps/lr.yaml -n 2`` runs every variant (two at a time), each in its own run folder
 named ``<sweep>.<variant>`` (a grid's variants are named after their values, as
-``lr.learning_rate=0.002+nsp_loss_weight=0.25``); runs that share their data or initial
+``lr.learning_rate@0.002+nsp_loss_weight@0.25``); runs that share their data or initial
 weights share those stages. The thread count changes no result, so each run ends bit-identical
 to the same parameters run alone.
 """
@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from bert.errors import ParamsError, bounded
-from bert.workflow.overrides import check_run_name, short_keys, split_variables
+from bert.workflow.overrides import check_run_name, override_words, split_variables
 from bert.workflow.yamlfile import read_yaml
 
 KEYS = {"base": "the base parameters file", "threads": "compute threads of each run",
@@ -127,10 +127,9 @@ def _grid(stem: str, grid: Any) -> list[Variant]:
         raise ParamsError("grid must be a mapping of section.key: [values...], each list "
                           "non-empty")
     keys = list(_overrides("grid", {key: None for key in grid}))
-    names = short_keys(keys)
     variants = []
     for values in itertools.product(*(grid[key] for key in keys)):
         overrides = {key: as_text(value) for key, value in zip(keys, values, strict=True)}
-        label = "+".join(f"{names[key]}={text}" for key, text in overrides.items())
+        label = "+".join(override_words(overrides))
         variants.append(Variant(check_run_name(f"{stem}.{label}"), overrides))
     return variants

@@ -56,10 +56,12 @@ def run_part(part: Stage, layout: Layout, params: Params | None = None) -> Any:
                                *layout.files(part.outputs, params))
 
 
-def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = ()) -> None:
+def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = (),
+        **options: Any) -> None:
     """Run stage ``name`` with its inputs in place, and print what it shows.
 
     parts: the names of the parts to run (the pictures of the plots stage); all when empty.
+    options: passed on to the stage's function (the train stage's ``origin``).
     """
     record = stage(name)
     if not available(record):
@@ -71,7 +73,7 @@ def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = ()) ->
             if part.name in chosen:
                 run_part(part, layout, params)
         return
-    result = load(record.function)(params, layout)
+    result = load(record.function)(params, layout, **options)
     if record.show:
         print(load(record.show)(result))
 

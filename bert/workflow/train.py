@@ -43,6 +43,7 @@ from bert.workflow.params import Params, TrainingParams, bert_config
 from bert.workflow.progress import progress_bar
 from bert.workflow.provenance import project_run_params, whole_batches
 from bert.workflow.run import TRAIN_READS
+from bert.workflow.run_record import RunOrigin, record_run
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,15 @@ class Run:
         return self.params.data.batch_size * self.params.data.sequence_length
 
 
-def open_run(params: Params, layout: Layout, reduction: Reduction | None = None) -> Run:
-    """The run these parameters define, resumed from its newest valid checkpoint if any."""
+def open_run(params: Params, layout: Layout, reduction: Reduction | None = None,
+             origin: RunOrigin | None = None) -> Run:
+    """The run these parameters define, resumed from its newest valid checkpoint if any; its
+    record (``run.json``) written first by the process that writes (``origin``: where its
+    parameters come from)."""
     t = params.training
     config, run = bert_config(params), project_run_params(params, layout)
     folder = layout.checkpoints / fingerprint(run)
-    for writable in (layout.artifacts, folder):  # before an epoch of work, not after it
+    for writable in (layout.run_dir, folder):  # before an epoch of work, not after it
         check_writable(writable)
     train_data = load_dataset(layout.train_data, params.data)
     batches = whole_batches(train_data, params.data.batch_size)
@@ -132,6 +136,8 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None)
                  *divmod(state.step, batches), folder)
         packed(state, config)
     root = (reduction or OneProcess()).rank == 0
+    if root:
+        record_run(params, layout, origin, t.epochs * batches)
     tokens_per_step = params.data.batch_size * params.data.sequence_length
     live = LiveMetrics(layout.live_metrics, state.step, params.logging.live_every_steps,
                        tokens_per_step) if root else None
@@ -261,10 +267,14 @@ def finish(run: Run) -> None:
 
 
 def train(
-    params: Params, layout: Layout = Layout(), progress: bool | None = None
+    params: Params, layout: Layout, progress: bool | None = None,
+    origin: RunOrigin | None = None,
 ) -> ckpt.TrainingState:
     """The train stage: resume the newest valid checkpoint of this run (or start), train to
-    ``training.epochs``, write ``artifacts/history.json`` and then ``artifacts/model.h5``.
+    ``training.epochs``, write ``history.json`` and then ``model.h5`` in the run's folder.
+
+    ``origin``: where the run's parameters come from, for its record (``run.json``, written
+    when training starts).
 
     ``progress`` (default: ``logging.progress_bar``) shows a progress bar when stderr is a
     terminal (``bert.workflow.progress``). With
@@ -276,7 +286,7 @@ def train(
     keep_freed_memory()  # every step allocates alike: reuse the memory instead of faulting it in
     if params.training.processes == 1:
         log.info("%d compute threads", set_threads(params.training.threads))
-        return train_loop(open_run(params, layout), progress)
+        return train_loop(open_run(params, layout, origin=origin), progress)
     from bert.parallel.job import join, same_start
     from bert.parallel.mpi import MpiReduction, cores_per_rank, fail_fast
 
@@ -287,7 +297,7 @@ def train(
     log.info("rank 0 of %d; %d compute thread(s) per rank", reduction.size, threads)
     try:
         with fail_fast(reduction.comm, _on_every_rank):
-            run = open_run(params, layout, reduction)
+            run = open_run(params, layout, reduction, origin)
             same_start(reduction.comm, run.state.step, run.folder)
             return train_loop(run, progress and run.root)
     except (TrainingInterrupted, TrainingDivergedError) as stop:
