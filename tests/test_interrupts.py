@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from bert.parallel.mpi import mpi_available
 
+from bert.parallel.mpi import mpi_available
 from bert.workflow import interrupts
 from bert.workflow.stage_action import _prctl, end_with_parent
 from tests.test_mpi import processes_in

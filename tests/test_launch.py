@@ -11,7 +11,6 @@ from bert.errors import ParamsError
 from bert.workflow.launch import find_launcher, train_command
 from tests.workflow import tiny_params
 
-
 COMMAND = [sys.executable, "-m", "bert", "train", "--params", "p.yaml", "--run", "p"]
 
 

@@ -63,9 +63,8 @@ def test_one_to_four_ranks_take_the_same_step(tmp_path):
 
 
 def test_an_mpi_that_cannot_be_imported_is_one_line_naming_the_rank(monkeypatch):
-    from bert.parallel.mpi import world
-
     from bert.errors import MissingExtraError
+    from bert.parallel.mpi import world
 
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # as an mpi4py that fails to import
     monkeypatch.setitem(sys.modules, "mpi4py.MPI", None)
