@@ -33,6 +33,14 @@ def _attention(args: argparse.Namespace) -> None:
     print(attention_text(args.path, args.index, args.model, args.layer, args.head))
 
 
+def _init_project(args: argparse.Namespace) -> None:
+    from bert.workflow.project import init_project
+
+    for path in init_project(args.folder):
+        print(f"wrote {path}")
+    print(f"now: cd {args.folder} && doit")
+
+
 def _runs(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -197,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--test", help="the test set holding the optimum (default: the run's, "
                         "as its run.json names it)")
     curves.set_defaults(func=_curves)
+    init = commands.add_parser(
+        "init-project", help="make a folder to run the workflow in, outside a clone: write its "
+        "dodo.py (the installed package's tasks) and the default params.yaml")
+    init.add_argument("folder", help="the project folder (made if missing)")
+    init.set_defaults(func=_init_project)
     runs = commands.add_parser(
         "runs", help="list the runs of this project folder side by side: what differs, steps, "
         "time, test scores against the optimum, status (reads artifacts/runs/*/)")
