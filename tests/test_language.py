@@ -9,18 +9,14 @@ import numpy as np
 import pytest
 
 from bert.data.examples import content_view, make_examples, observation_model
-from bert.data.language import (
-    Language,
+from bert.data.inference import (
     chain_posterior,
-    draw_language,
-    one_topic,
     posterior,
-    sample_pairs,
     sop_posterior,
-    stationary,
     swapped_slots,
     topic_only_nsp,
 )
+from bert.data.language import Language, draw_language, one_topic, sample_pairs, stationary
 
 
 def tiny_language(seed: int = 0, num_content: int = 3, num_topics: int = 2,

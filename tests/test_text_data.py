@@ -64,7 +64,7 @@ def test_text_has_baselines_and_no_optimum(files):
 
 def test_the_closed_form_baseline_is_the_posterior_of_the_synthetic_one():
     from bert.data.examples import observation_model
-    from bert.data.language import context_free_posterior
+    from bert.data.inference import context_free_posterior
 
     rng = np.random.default_rng(0)
     c = 7

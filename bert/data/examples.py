@@ -30,16 +30,15 @@ import math
 import numpy as np
 
 from bert.core.labels import IGNORE_INDEX
-from bert.data.language import (
-    Language,
+from bert.data.inference import (
     chain_posterior,
     context_free_posterior,
     posterior,
-    sample_pairs,
     sop_posterior,
     swapped_slots,
     topic_only_nsp,
 )
+from bert.data.language import Language, sample_pairs
 from bert.data.tokens import CLS, MASK, NUM_SPECIAL, PAD, SEP
 
 MASK_FRACTION = 0.8  # of selected tokens, replaced by [MASK]
