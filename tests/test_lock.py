@@ -299,12 +299,12 @@ def test_a_lock_file_replaced_while_it_is_taken_is_taken_again(folder, monkeypat
     lock_file = folder / LOCK_FILE
     original, calls = lock_module._lock, []
 
-    def replaced_first(fd, path, protects):
+    def replaced_first(fd, path, protects, wait=False):
         calls.append(fd)
         if len(calls) == 1:
             (folder / "new").write_text("")
             os.replace(folder / "new", lock_file)
-        return original(fd, path, protects)
+        return original(fd, path, protects, wait)
 
     monkeypatch.setattr(lock_module, "_lock", replaced_first)
     with hold_project_lock() as lock:

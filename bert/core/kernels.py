@@ -412,15 +412,10 @@ def cross_entropy_forward(
     logits: np.ndarray, labels: np.ndarray, ignore_index: int = IGNORE_INDEX,
     normalizer: int | None = None,
 ) -> tuple[float, CrossEntropyCache]:
-    """Mean cross-entropy of logits (N, C) against labels (N,) over the rows not ignored.
-
-    Rows labelled ``ignore_index`` carry no loss. With no row left the loss is 0 (torch would
-    give NaN) and so is the gradient. The cache is the softmax (N, C), made in one new array;
-    the rows go through the chain in blocks, and the loss is summed over all rows at the end.
-    ``normalizer``: divide the summed loss by this count instead of the rows not ignored here,
-    e.g. those of a whole batch when these rows are one micro-batch of it, so that the losses
-    and gradients of the micro-batches add up to the batch's.
-    """
+    """``bert.core.layers.cross_entropy_forward``: the mean cross-entropy over the rows not
+    ignored (0 without any), divided by ``normalizer`` when given. The softmax (N, C), the cache,
+    is made in one new array; the rows go through the chain in blocks, and the loss is summed
+    over all rows at the end."""
     valid = labels != ignore_index
     count = int(valid.sum()) if normalizer is None else normalizer
     safe_labels = np.where(valid, labels, 0)

@@ -53,7 +53,8 @@ def write_failure(exc: OSError, path: Path) -> OutputError:
     return OutputError(f"{path}: cannot be written ({reason}); check the folder and the disk")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` is running (another user's counts)."""
     if pid <= 0:  # 0 and -1 would name process groups, not a process
         return False
     try:
@@ -71,7 +72,8 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             match = _TEMPORARY.match(entry.name)
-            if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            pid = int(match.group(1)) if match else os.getpid()
+            if pid != os.getpid() and not process_alive(pid):
                 with contextlib.suppress(OSError):
                     if entry.is_dir(follow_symlinks=False):  # a folder being replaced
                         shutil.rmtree(entry.path)

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bert.errors import BertError, BusyError, OutputError
+from bert.storage.atomic import process_alive
 from bert.storage.reading import kind
 
 LOCK_FILE = ".bert.lock"
@@ -291,22 +292,10 @@ def _record(fd: int) -> list[str]:
     return data.decode("utf-8", errors="replace").splitlines() if data else []
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:  # 0 and -1 would name process groups, not a process
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def _holders(fd: int) -> str:
     """The holders a lock file records, those still running first: "pid 12: doit train"."""
     lines = [line for line in _record(fd) if _RECORD_LINE.fullmatch(line)]
-    live = [line for line in lines if _alive(int(line.split()[0]))]
+    live = [line for line in lines if process_alive(int(line.split()[0]))]
     shown = [f"pid {line.split(' ', 1)[0]}: {line.split(' ', 1)[1]}" if " " in line
              else f"pid {line}" for line in (live or lines)]
     return "; ".join(shown) or "pid unknown"
@@ -340,7 +329,7 @@ def _record_holder(fd: int, keep_others: bool) -> None:
     """Write this process into the record: alone, or after the running holders it shares the
     lock with. A record that cannot be written (a full disk) leaves the lock held."""
     others = [line for line in _record(fd) if keep_others and _RECORD_LINE.fullmatch(line)
-              and _alive(int(line.split()[0])) and int(line.split()[0]) != os.getpid()]
+              and process_alive(int(line.split()[0])) and int(line.split()[0]) != os.getpid()]
     text = "".join(f"{line}\n" for line in [*others, f"{os.getpid()} {command_line()}"])
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
