@@ -70,7 +70,7 @@ def test_the_stage_writes_the_metrics_and_shows_nothing_itself(project, capsys):
     metrics = evaluate_model(PARAMS, project)
     assert capsys.readouterr().out == ""  # the stage's record prints the table
     assert json.loads(project.metrics.read_text()) == metrics
-    assert set(metrics) == {"test", "train", "optimum", "model"}
+    assert set(metrics) == {"sentence_task", "test", "train", "optimum", "probes", "model"}
     assert metrics["model"] == model_id(PARAMS, project)
     assert metrics["optimum"] == load_optimum(project.test_data)
     assert metrics["train"]["num_examples"] == min(PARAMS.evaluation.train_examples,

@@ -70,8 +70,10 @@ STAGES = (
           "bert.workflow.train:train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights"),
           reads=TRAIN_READS),
-    Stage("evaluate", "Score the trained model against the optimum (artifacts/metrics.json).",
-          "bert.workflow.evaluate:evaluate_model", ("train_data", "test_data", "model_weights"),
+    Stage("evaluate", "Score the trained model against the optimum, and its sentence head on "
+          "the NSP and SOP probe sets (artifacts/metrics.json).",
+          "bert.workflow.evaluate:evaluate_model",
+          ("train_data", "test_data", "probe_nsp_data", "probe_sop_data", "model_weights"),
           ("metrics",), reads=("evaluation", "-evaluation.results_file"),
           show="bert.views.tables:results_table"),
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
