@@ -108,8 +108,9 @@ class TrainingParams(Section):
                              "last step; only read by linear)", low=1)
     mlm_loss_weight: float = param(1.0, "weight of the MLM loss in the total loss", low=0.0)
     nsp_loss_weight: float = param(
-        0.25, "weight of the NSP loss in the total loss (BERT: 1; the demo's MLM learns faster "
-        "at 0.25)", low=0.0,
+        0.25, "weight of the sentence-task loss (NSP, or SOP under data.sentence_task: sop; "
+        "none has none) in the total loss (BERT: 1; the demo's MLM learns faster at 0.25)",
+        low=0.0,
     )
     weight_decay: float = param(0.01, "decoupled weight decay (not on biases and LayerNorm)",
                                 low=0.0)
@@ -160,7 +161,9 @@ class EvaluationParams(Section):
 
     batch_size: int = param(256, "examples per forward pass when scoring", low=1)
     train_examples: int = param(4096, "training examples scored for train_mlm_loss, the first "
-                                "ones of the set (0: all)", low=0)
+                                "ones of the set (0: all); under data.masking: dynamic with the "
+                                "masks of epoch training.epochs (0-based), which training never "
+                                "drew", low=0)
     results_file: str = param("artifacts/results.json", "where the results JSON is written: a "
                               "file inside artifacts/ that is not one of the workflow's own")
 
