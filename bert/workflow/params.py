@@ -212,13 +212,17 @@ class Params:
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """Problems across sections: two outputs in one file, micro-batches that do not divide
-        the batch (memory: ``bert.workflow.resources``)."""
+        """Problems across sections: two outputs in one file, no loss to train on, micro-batches
+        that do not divide the batch (memory: ``bert.workflow.resources``)."""
         log, results = PurePosixPath(self.logging.file), PurePosixPath(self.evaluation.results_file)
         if results == log or results.name.startswith(f"{log.name}.") and (
                 results.parent == log.parent):
             yield "evaluation.results_file", (f"is {bounded(str(results))}, the log file or one "
                                               "of its rotated copies; choose another name")
+        if self.data.sentence_task == "none" and self.training.mlm_loss_weight == 0:
+            yield "training.mlm_loss_weight", ("is 0 and data.sentence_task is none, which has "
+                                               "no sentence loss: nothing would be trained; "
+                                               "make it positive")
         batch_size, micro_batches = self.data.batch_size, self.training.micro_batches
         if batch_size % micro_batches:
             yield "data.batch_size", (f"is {batch_size}, not a multiple of "

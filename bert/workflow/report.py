@@ -22,15 +22,18 @@ from bert.workflow.gap import gap
 from bert.workflow.layout import Layout
 from bert.workflow.params import Params
 from bert.workflow.provenance import check_model_id
-from bert.workflow.sentence import LABELLED_TASKS, has_sentence_label, score_keys, task_of
+from bert.workflow.sentence import (
+    LABELLED_TASKS,
+    SENTENCE_TASKS,
+    has_sentence_label,
+    score_keys,
+    task_of,
+)
 from bert.workflow.stages import stage
 
 FIX_METRICS = remake_hint("evaluate")
 FIX_HISTORY = remake_hint("train")
 RESULTS_SCHEMA = "bert-from-scratch/results"
-
-SENTENCE_TASKS = ("nsp", "sop", "none")  # the values of data.sentence_task
-
 
 def scores_shape(task: str) -> dict:
     """What ``bert.workflow.evaluate.score`` gives for examples of ``task``."""

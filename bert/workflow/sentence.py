@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+SENTENCE_TASKS = ("nsp", "sop", "none")  # the values of data.sentence_task
 LABELLED_TASKS = ("nsp", "sop")  # the tasks with a sentence label, which the sentence head learns
 
 
