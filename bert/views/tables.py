@@ -58,7 +58,7 @@ NO_OPTIMUM = ("Bayes-opt and gap: – (text data has no optimum: the distributio
 
 
 COMPARISON_HEADER = ("", "model", "Bayes-opt", "unigram", "uniform", "gap")
-PROBE_HEADER = ("sentence head", "model", "Bayes-opt", "topics", "chance", "gap")
+PROBE_HEADER = ("sentence head", *COMPARISON_HEADER[1:3], "topics", "chance", "gap")
 
 
 def format_table(rows: list[tuple], header: tuple[str, ...] = COMPARISON_HEADER) -> str:
