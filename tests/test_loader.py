@@ -72,6 +72,12 @@ def test_bad_values_name_the_key_and_the_fix(tmp_path, text, expected):
     assert expected in error_of(tmp_path, f"data:\n  {text}\n")
 
 
+def test_without_a_sentence_task_the_mlm_loss_must_count(tmp_path):
+    text = "data:\n  sentence_task: none\ntraining:\n  mlm_loss_weight: 0\n"
+    assert ("training.mlm_loss_weight is 0 and data.sentence_task is none, which has no sentence "
+            "loss: nothing would be trained; make it positive") in error_of(tmp_path, text)
+
+
 def test_picture_formats_are_png_and_or_svg(tmp_path):
     assert Params().plots.formats == ("png",)
     assert load_text(tmp_path, "plots:\n  formats: [svg, png]\n").plots.formats == ("svg", "png")

@@ -121,6 +121,37 @@ def test_curves_show_the_gradient_norm_throughput_and_epoch_means_over_their_epo
         np.testing.assert_array_equal(np.array(means.get_segments()), expected)
 
 
+@pytest.mark.parametrize("task", ["sop", "none"])
+def test_curves_show_the_sentence_task_of_the_run(task, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from bert.views.plots import draw_curves
+    from bert.workflow.train import train
+
+    params = tiny_params(data={"sentence_task": task}, training={"epochs": 1})
+    layout = Layout(tmp_path)
+    make_datasets(params.data, layout.data_dir)
+    initialize(params, layout)
+    train(params, layout, progress=False)
+    figure = figure_of(monkeypatch, draw_curves, layout.history, layout.test_data,
+                       tmp_path / "curves.png")
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
+    labels = [line.get_label() for ax in figure.axes for line in ax.get_lines()]
+    assert "NSP loss" not in panels and not [label for label in labels if "NSP" in label]
+    accuracy = panels["Test accuracy at the end of each epoch"]
+    shown = [line.get_label() for line in accuracy.get_lines()]
+    if task == "sop":
+        record = json.loads(layout.history.read_text())["epochs"][0]
+        (test,) = [line for line in panels["SOP loss"].get_lines()
+                   if line.get_label() == "test set, end of epoch"]
+        assert list(test.get_ydata()) == [record["test_sop_loss"]]
+        assert "SOP, test set" in shown and "topics only SOP 0.500" in shown
+    else:
+        assert "SOP loss" not in panels and shown == ["MLM, test set"]
+        notes = [text.get_text() for ax in figure.axes for text in ax.texts]
+        assert any(note.startswith("no sentence task (data.sentence_task: none)")
+                   for note in notes)
+
+
 def test_attention_png(drawn):
     # 2 heads x 2 layers of 4-inch panels (16 tokens at 1/8 inch are less), 1/4 inch between
     # columns and 3/8 between rows, 1/2 inch for each axis name, 1 for the title, 1.25 for the

@@ -115,7 +115,8 @@ def test_evaluate_shows_a_bar_over_every_example_it_scores(tiny_run, monkeypatch
     screen = terminal(monkeypatch, caplog)
     asked = replace(PARAMS, logging=replace(PARAMS.logging, progress_bar=True))
     metrics = evaluate_model(asked, tiny_run)
-    scored = metrics["test"]["num_examples"] + metrics["train"]["num_examples"]
+    scored = metrics["test"]["num_examples"] + metrics["train"]["num_examples"] + sum(
+        probe["scores"]["num_examples"] for probe in metrics["probes"].values())
     assert f"{scored}/{scored}" in screen.getvalue() and "evaluate:" in screen.getvalue()
 
 

@@ -85,3 +85,29 @@ def test_each_micro_batch_draws_dropout_from_its_own_stream():
     training_step(params, config, batch_of(6), optimizer, lr=1e-2, adamw=AdamWConfig(),
                   max_grad_norm=0.0, rng=streams, micro_batches=3)
     assert asked == [0, 1, 2]
+
+
+@pytest.mark.parametrize("micro_batches", [1, 3])
+def test_without_sentence_labels_the_sentence_head_stays_bit_identical(micro_batches):
+    """Steps on batches without nsp_labels leave the pooler and the sentence classifier exactly
+    as they were (no gradient, no moments, no weight decay), as torch's AdamW leaves a parameter
+    whose gradient is None; every other decayed parameter moves."""
+    from bert.core.model import in_sentence_head
+    from bert.core.parameters import is_decayed
+
+    model = perturbed_model(TINY)
+    start = copy.deepcopy(dict(model.params))
+    params, optimizer = model.params, init_state(model.params)
+    for seed in range(3):
+        batch = {k: v for k, v in batch_of(6, seed).items() if k != "nsp_labels"}
+        result = training_step(params, TINY, batch, optimizer, lr=1e-2,
+                               adamw=AdamWConfig(weight_decay=0.5), max_grad_norm=1.0, rng=None,
+                               micro_batches=micro_batches)
+        assert result.losses["nsp"] == 0 and result.losses["total"] == result.losses["mlm"]
+    for name, value in params.items():
+        if in_sentence_head(name):
+            np.testing.assert_array_equal(value, start[name], err_msg=name)
+            assert not optimizer["exp_avg"][name].any(), name
+            assert not optimizer["exp_avg_sq"][name].any(), name
+        elif is_decayed(name):
+            assert not np.array_equal(value, start[name]), name

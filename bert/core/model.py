@@ -10,7 +10,10 @@ added with ``+=`` (``_accumulate``), so a shared parameter sums its parts whatev
 
 ``forward`` runs embeddings -> post-LayerNorm encoder layers -> pooler and both heads and keeps
 a cache; ``backward`` is ``forward`` read backwards, call for call. The MLM head runs only at the
-M positions that carry a label (the decoder over all positions would be most of the FLOPs).
+M positions that carry a label (the decoder over all positions would be most of the FLOPs). A
+batch without sentence labels (``nsp_labels``: no sentence task, as RoBERTa) has no sentence
+loss, so training runs neither the pooler nor ``cls.seq_relationship`` (``SENTENCE_HEAD``),
+whose gradients stay 0; inference (``predict``) always runs them.
 
 Every layer function comes from one of two modules with the same functions: ``bert.core.layers``,
 each body its formula (``layers="reference"``, the one to read and step through), or
@@ -47,8 +50,16 @@ from bert.errors import ConfigError
 
 Params = FlatParams  # the parameters (or their gradients): name -> view of one flat buffer
 
+# The pooler and the sentence classifier: the parameters only a sentence loss (NSP or SOP) trains.
+SENTENCE_HEAD = ("bert.pooler.dense", "cls.seq_relationship")
+
 # The two implementations of the layers: the same functions, the fast one written for speed.
 LAYERS: dict[str, ModuleType] = {"fast": kernels, "reference": layers}
+
+
+def in_sentence_head(name: str) -> bool:
+    """Whether parameter ``name`` belongs to the sentence head (``SENTENCE_HEAD``)."""
+    return name.rpartition(".")[0] in SENTENCE_HEAD
 
 
 def layer_functions(name: str) -> ModuleType:
@@ -106,8 +117,8 @@ class ForwardCache(NamedTuple):
     scored: np.ndarray  # (M,) flat positions that carry an MLM label
     mlm_head: MlmHeadCache
     mlm_loss: CrossEntropyCache
-    nsp_head: NspHeadCache
-    nsp_loss: CrossEntropyCache
+    nsp_head: NspHeadCache | None  # None without sentence labels: the head did not run
+    nsp_loss: CrossEntropyCache | None
     mlm_weight: float
     nsp_weight: float
     impl: ModuleType  # the layer functions the forward pass ran on; backward runs on them too
@@ -227,8 +238,11 @@ def forward(
     """Losses of one batch and the cache ``backward`` needs.
 
     batch: ``input_ids, token_type_ids, attention_mask, mlm_labels`` (B, T) and
-    ``nsp_labels`` (B,). MLM loss: mean cross-entropy over the M labelled positions of the batch;
-    NSP loss: mean over the batch; total = mlm_weight * MLM + nsp_weight * NSP.
+    ``nsp_labels`` (B,), the sentence task's labels (NSP or SOP: both train the head
+    ``cls.seq_relationship``). MLM loss: mean cross-entropy over the M labelled positions of the
+    batch; NSP loss: mean over the batch; total = mlm_weight * MLM + nsp_weight * NSP. Without
+    ``nsp_labels`` in the batch there is no sentence loss: the pooler and the sentence head do
+    not run, the NSP loss is 0 and total = mlm_weight * MLM.
     normalizers: (labelled positions, examples) of a larger batch of which this batch is one
     micro-batch; the losses are then summed over this batch and divided by those counts, so
     that the micro-batches' losses and gradients add up to the larger batch's. ``layers``: as
@@ -247,11 +261,15 @@ def forward(
                                           hidden.reshape(B * T, H)[scored])
     mlm_loss, c_mlm_loss = impl.cross_entropy_forward(mlm_logits, flat_labels[scored],
                                                       normalizer=mlm_count)
-    nsp_logits, c_nsp = _nsp_head_forward(impl, params, hidden)
-    nsp_loss, c_nsp_loss = impl.cross_entropy_forward(
-        nsp_logits, np.asarray(batch["nsp_labels"]), normalizer=nsp_count)
-    losses = {"mlm": mlm_loss, "nsp": nsp_loss,
-              "total": mlm_weight * mlm_loss + nsp_weight * nsp_loss}
+    if "nsp_labels" in batch:
+        nsp_logits, c_nsp = _nsp_head_forward(impl, params, hidden)
+        nsp_loss, c_nsp_loss = impl.cross_entropy_forward(
+            nsp_logits, np.asarray(batch["nsp_labels"]), normalizer=nsp_count)
+        total = mlm_weight * mlm_loss + nsp_weight * nsp_loss
+    else:  # no sentence task: no pooler, no sentence loss
+        c_nsp = c_nsp_loss = None
+        nsp_loss, total = 0.0, mlm_weight * mlm_loss
+    losses = {"mlm": mlm_loss, "nsp": nsp_loss, "total": total}
     cache = ForwardCache(c_encoder, (B, T, H), scored, c_mlm, c_mlm_loss, c_nsp, c_nsp_loss,
                          mlm_weight, nsp_weight, impl)
     return losses, cache
@@ -355,9 +373,12 @@ def backward(params: Params, config: BertConfig, cache: ForwardCache) -> Params:
     dtype = params[WORD_EMBEDDINGS].dtype
     B, T, H = cache.hidden_shape
     grads = params.zeros_like()
-    dnsp_logits = impl.cross_entropy_backward(cache.nsp_weight, cache.nsp_loss)
-    dhidden = _nsp_head_backward(impl, grads, dnsp_logits, cache.nsp_head, cache.hidden_shape,
-                                 dtype)
+    if cache.nsp_head is None:  # no sentence loss: the sentence head's gradients stay 0
+        dhidden = np.zeros(cache.hidden_shape, dtype=dtype)
+    else:
+        dnsp_logits = impl.cross_entropy_backward(cache.nsp_weight, cache.nsp_loss)
+        dhidden = _nsp_head_backward(impl, grads, dnsp_logits, cache.nsp_head,
+                                     cache.hidden_shape, dtype)
     dhidden.reshape(B * T, H)[cache.scored] += _mlm_head_backward(
         impl, grads, impl.cross_entropy_backward(cache.mlm_weight, cache.mlm_loss),
         cache.mlm_head)

@@ -9,6 +9,11 @@ data-parallel processes share): each one's losses are normalised by the counts o
 batch, so that their gradients are parts of one sum, which is added up in the fixed order of
 ``bert.core.summation``. A ``Reduction`` says which micro-batches this process computes and
 finishes the sum; the default is one process computing all of them.
+
+A batch without sentence labels (no ``nsp_labels``: no sentence task) trains no sentence head
+(``bert.core.model.SENTENCE_HEAD``): those parameters get no gradient, and as torch's AdamW
+skips a parameter whose gradient is None (no moment update, no weight decay), they stay exactly
+as they were.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 from bert.core.config import BertConfig
 from bert.core.flat import FlatParams
 from bert.core.labels import IGNORE_INDEX
-from bert.core.model import backward, forward
+from bert.core.model import backward, forward, in_sentence_head
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
 from bert.core.parameters import is_decayed
 from bert.core.summation import Node, pieces, sum_pieces, tree_sum
@@ -43,7 +48,7 @@ class NonFiniteError(ArithmeticError):
 class StepResult:
     """What one step measured: the losses of the batch and the gradient norm before clipping."""
 
-    losses: dict[str, float]  # "mlm", "nsp", "total"
+    losses: dict[str, float]  # "mlm", "nsp" (the sentence task's; 0 without one), "total"
     grad_norm: float
 
 
@@ -103,7 +108,7 @@ def _micro_batch_sum(
     mlm_weight: float, nsp_weight: float, reduction: Reduction, layers: str,
 ) -> Partial:
     """The gradient of the batch's total loss and its two losses, summed over micro-batches."""
-    B = len(batch["nsp_labels"])
+    B = len(batch["input_ids"])
     size = B // micro_batches
     normalizers = (int(np.count_nonzero(np.asarray(batch["mlm_labels"]) != IGNORE_INDEX)), B)
 
@@ -142,11 +147,12 @@ def training_step(
     """Update ``params`` and ``optimizer`` (``bert.core.optim`` state) in place from one batch.
 
     batch: the five example arrays, (B, T) and (B,), B a multiple of ``micro_batches``; micro-
-    batch i is rows ``[i B/m, (i+1) B/m)``. Dropout draws from ``rng``, or from ``rng(i)`` for
-    micro-batch i when it is a function. The gradient's global norm is clipped to
-    ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before anything is updated, when
-    the loss or the gradient norm is not finite. Weight decay follows
-    ``parameters.is_decayed``. ``layers``: the layer functions, as for ``bert.core.model``.
+    batch i is rows ``[i B/m, (i+1) B/m)``; without ``nsp_labels`` there is no sentence loss
+    and the sentence head is left exactly as it is (see the module docstring). Dropout draws
+    from ``rng``, or from ``rng(i)`` for micro-batch i when it is a function. The gradient's
+    global norm is clipped to ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before
+    anything is updated, when the loss or the gradient norm is not finite. Weight decay follows
+    ``decay_rule``. ``layers``: the layer functions, as for ``bert.core.model``.
     """
     total = _micro_batch_sum(params, config, batch, micro_batches, rng, mlm_weight, nsp_weight,
                              reduction or OneProcess(), layers)
@@ -158,5 +164,18 @@ def training_step(
     norm = clip_grad_norm(grads, max_grad_norm) if max_grad_norm > 0 else global_norm(grads)
     if not math.isfinite(norm):
         raise NonFiniteError("gradient norm", norm)
-    adamw_step(params, grads, optimizer, lr, adamw, is_decayed)
+    adamw_step(params, grads, optimizer, lr, adamw, decay_rule(batch))
     return StepResult(losses, norm)
+
+
+def decay_rule(batch: Mapping[str, np.ndarray]) -> Callable[[str], bool]:
+    """Which parameters AdamW decays on this batch: ``parameters.is_decayed``, and without
+    sentence labels none of the sentence head, which then has no gradient.
+
+    torch's AdamW skips a parameter whose gradient is None altogether. Here such a parameter
+    has a zero gradient and, as no step of the run gives it one, zero moments, so that AdamW's
+    update of it is exactly 0: leaving out its weight decay leaves it bit for bit unchanged.
+    """
+    if "nsp_labels" in batch:
+        return is_decayed
+    return lambda name: is_decayed(name) and not in_sentence_head(name)

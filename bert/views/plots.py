@@ -1,9 +1,10 @@
 """The plots stage: the pictures of a run under ``artifacts/plots/``, as PNG and/or SVG files
 (``plots.formats``).
 
-- ``curves``: the MLM and NSP losses per step (smoothed) and per epoch on the training and the
-  test set, beside the Bayes-optimal scores and the baselines; the test accuracies; the learning
-  rate; the gradient norm; the throughput.
+- ``curves``: the MLM and sentence-task (NSP or SOP) losses per step (smoothed) and per epoch on
+  the training and the test set, beside the Bayes-optimal scores and the baselines (without a
+  sentence task, a note in the sentence panel); the test accuracies; the learning rate; the
+  gradient norm; the throughput.
 - ``attention``: the attention probabilities of one test example, every head of every layer,
   tokens on the axes and padding cut off; the picture grows with the sequence, up to a window of
   ``ATTENTION_WINDOW`` tokens, so that its labels keep their size.
@@ -44,9 +45,11 @@ from bert.views.text import (
     masked_predictions,
     moving_average,
     nsp_line,
+    sentence_task,
     smoothing_window,
 )
 from bert.workflow.layout import Layout
+from bert.workflow.sentence import has_sentence_label, task_name
 from bert.workflow.stages import PICTURES
 from bert.workflow.tasks import run_part
 
@@ -136,6 +139,7 @@ def draw_curves(history_path: str | Path, test_path: str | Path, *out: str | Pat
     from matplotlib.ticker import LogFormatter
 
     history, optimum = load_history(history_path), load_optimum(test_path)
+    task, name = sentence_task(test_path), task_name(sentence_task(test_path))
     per_step, epochs = history["steps"], history["epochs"]
     steps = np.arange(1, len(per_step["loss_total"]) + 1)
     window = smoothing_window(len(steps))
@@ -156,31 +160,39 @@ def draw_curves(history_path: str | Path, test_path: str | Path, *out: str | Pat
         ax.hlines(values, spans[:, 0], spans[:, 1], color=EPOCH_MEAN, linewidth=2.5,
                   label=label)
 
-    for ax, what, key, lines in (
-        (mlm, "MLM", "mlm", (("Bayes-optimal", "bayes_mlm_loss"),
-                             ("unigram", "unigram_mlm_loss"), ("uniform", "uniform_mlm_loss"))),
-        (nsp, "NSP", "nsp", (("Bayes-optimal", "bayes_nsp_loss"),
-                             ("chance", "chance_nsp_loss"))),
-    ):
-        per_step_curve(ax, per_step[f"loss_{key}"], "training")
+    panels = [(mlm, "MLM", "mlm", "mlm", (("Bayes-optimal", "bayes_mlm_loss"),
+                                          ("unigram", "unigram_mlm_loss"),
+                                          ("uniform", "uniform_mlm_loss")))]
+    if has_sentence_label(task):  # the per-step history holds the sentence loss as loss_nsp
+        panels.append((nsp, name, "nsp", task, (("Bayes-optimal", f"bayes_{task}_loss"),
+                                                ("chance", f"chance_{task}_loss"))))
+    else:
+        nsp.set_axis_off()
+        nsp.text(0.5, 0.5, "no sentence task (data.sentence_task: none):\nno sentence loss, "
+                 "the pooler and the sentence head untrained", ha="center", va="center",
+                 transform=nsp.transAxes)
+    for ax, what, step_key, key, lines in panels:
+        per_step_curve(ax, per_step[f"loss_{step_key}"], "training")
         epoch_means(ax, [r[f"train_{key}_loss"] for r in epochs],
                     "training set, mean over each epoch")
         ax.plot(epoch_steps, [r[f"test_{key}_loss"] for r in epochs], "s-", color=TEST,
                 label="test set, end of epoch")
-        for name, optimum_key in lines:
-            _reference(ax, name, optimum.get(optimum_key))
+        for reference, optimum_key in lines:
+            _reference(ax, reference, optimum.get(optimum_key))
         bottom, top = ax.get_ylim()
         lowest = min(optimum[k] for _, k in lines if k in optimum)
         ax.set_ylim(min(bottom, lowest - 0.04 * (top - lowest)), top)  # the floor off the edge
         ax.set_title(f"{what} loss")
         ax.set_ylabel(f"{what} loss (nats per {'masked token' if key == 'mlm' else 'example'})")
-    accuracy.plot(epoch_steps, [r["test_nsp_accuracy"] for r in epochs], "s-", color=TEST,
-                  label="NSP, test set")
+    if has_sentence_label(task):
+        accuracy.plot(epoch_steps, [r[f"test_{task}_accuracy"] for r in epochs], "s-",
+                      color=TEST, label=f"{name}, test set")
     accuracy.plot(epoch_steps, [r["test_mlm_accuracy"] for r in epochs], "^-",
                   color="tab:brown", label="MLM, test set")
-    _reference(accuracy, "Bayes-optimal", optimum.get("bayes_nsp_accuracy"), "NSP")
-    _reference(accuracy, "topics only", optimum.get("topic_only_nsp_accuracy"), "NSP")
-    _reference(accuracy, "chance", optimum["chance_nsp_accuracy"], "NSP")
+    if has_sentence_label(task):
+        _reference(accuracy, "Bayes-optimal", optimum.get(f"bayes_{task}_accuracy"), name)
+        _reference(accuracy, "topics only", optimum.get(f"topic_only_{task}_accuracy"), name)
+        _reference(accuracy, "chance", optimum[f"chance_{task}_accuracy"], name)
     accuracy.set_ylim(0, 1.02)
     accuracy.set_title("Test accuracy at the end of each epoch")
     accuracy.set_ylabel("accuracy")
@@ -200,14 +212,15 @@ def draw_curves(history_path: str | Path, test_path: str | Path, *out: str | Pat
     speed.set_title("Training throughput")
     speed.set_ylabel("tokens per second")
     batches = history.get("batches_per_epoch") or max(len(steps), 1)
-    for ax in (mlm, nsp, accuracy, rate, norm, speed):
+    losses = [ax for ax, *_ in panels]
+    for ax in (*losses, accuracy, rate, norm, speed):
         ax.grid(alpha=0.3)
         ax.set_xlim(0, max(len(steps), 1) * 1.015)  # room for the last epoch's markers
-    for ax in (mlm, nsp, accuracy, norm, speed):
+    for ax in (*losses, accuracy, norm, speed):
         ax.legend(fontsize=8, loc="best", framealpha=0.9)
     for ax in (norm, speed):
         ax.set_xlabel("optimizer step")
-    for ax in (mlm, nsp):
+    for ax in losses:
         top = ax.secondary_xaxis("top", functions=(lambda s: s / batches,
                                                    lambda e: e * batches))
         top.set_xlabel("epoch")

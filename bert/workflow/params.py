@@ -101,8 +101,9 @@ class TrainingParams(Section):
                              "last step; only read by linear)", low=1)
     mlm_loss_weight: float = param(1.0, "weight of the MLM loss in the total loss", low=0.0)
     nsp_loss_weight: float = param(
-        0.25, "weight of the NSP loss in the total loss (BERT: 1; the demo's MLM learns faster "
-        "at 0.25)", low=0.0,
+        0.25, "weight of the sentence-task loss (NSP, or SOP under data.sentence_task: sop; "
+        "none has none) in the total loss (BERT: 1; the demo's MLM learns faster at 0.25)",
+        low=0.0,
     )
     weight_decay: float = param(0.01, "decoupled weight decay (not on biases and LayerNorm)",
                                 low=0.0)
@@ -159,7 +160,9 @@ class EvaluationParams(Section):
 
     batch_size: int = param(256, "examples per forward pass when scoring", low=1)
     train_examples: int = param(4096, "training examples scored for train_mlm_loss, the first "
-                                "ones of the set (0: all)", low=0)
+                                "ones of the set (0: all); under data.masking: dynamic with the "
+                                "masks of epoch training.epochs (0-based), which training never "
+                                "drew", low=0)
 
 
 PICTURE_FORMATS = ("png", "svg")  # the formats the plots stage can write a picture in
@@ -201,8 +204,12 @@ class Params:
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """Problems across sections: micro-batches that do not divide the batch (memory:
-        ``bert.workflow.resources``)."""
+        """Problems across sections: no loss to train on, micro-batches that do not divide the
+        batch (memory: ``bert.workflow.resources``)."""
+        if self.data.sentence_task == "none" and self.training.mlm_loss_weight == 0:
+            yield "training.mlm_loss_weight", ("is 0 and data.sentence_task is none, which has "
+                                               "no sentence loss: nothing would be trained; "
+                                               "make it positive")
         batch_size, micro_batches = self.data.batch_size, self.training.micro_batches
         if batch_size % micro_batches:
             yield "data.batch_size", (f"is {batch_size}, not a multiple of "

@@ -75,9 +75,10 @@ STAGES = (
           "bert.workflow.train:train", ("train_data", "test_data", "init_weights"),
           ("history", "model_weights"),
           reads=TRAIN_READS),
-    Stage("evaluate", "Score the trained model against the optimum and print the table "
-          "(metrics.json).",
-          "bert.workflow.evaluate:evaluate_model", ("train_data", "test_data", "model_weights"),
+    Stage("evaluate", "Score the trained model against the optimum, and its sentence head on "
+          "the NSP and SOP probe sets; print the table (metrics.json).",
+          "bert.workflow.evaluate:evaluate_model",
+          ("train_data", "test_data", "probe_nsp_data", "probe_sop_data", "model_weights"),
           ("metrics",), reads=("evaluation",),
           show="bert.views.tables:results_table"),
     Stage("report", "Write the run's results JSON (results.json).",

@@ -3,9 +3,14 @@
 Everything random in training comes from ``training.random_seed`` through the streams of
 ``bert.core.streams``: the order of the examples in epoch ``e`` is drawn from ``(seed, e)``
 alone, the dropout masks of micro-batch ``i`` of step ``s`` from ``(seed, s, i)``. The learning
-rate is a function of the global step alone. So a run stopped anywhere (Ctrl-C, a crash, a kill,
-or simply fewer epochs) and resumed from a checkpoint ends bit-identical to a run that never
-stopped.
+rate is a function of the global step alone. Under ``data.masking: dynamic`` the MLM masks of
+epoch ``e`` are drawn from ``(seed, e)`` and each example's index alone (``bert.data.masking``),
+once per epoch. So a run stopped anywhere (Ctrl-C, a crash, a kill, or simply fewer epochs) and
+resumed from a checkpoint ends bit-identical to a run that never stopped.
+
+The sentence task (``data.sentence_task``) names the epoch's sentence scores
+(``train_sop_loss``, ``test_sop_accuracy``, ...; ``bert.workflow.sentence``); without one there
+are none, and the per-step history's ``loss_nsp`` (the sentence loss of each step) is 0.
 
 With ``training.processes`` N > 1 this runs on each of N MPI ranks (``bert.parallel.mpi``): every
 rank holds the whole state and takes the same step from the same summed gradient, rank 0 alone
@@ -26,7 +31,9 @@ from bert.core.optim import AdamWConfig, init_state, schedule_multiplier
 from bert.core.parameters import pack_params
 from bert.core.step import NonFiniteError, OneProcess, Reduction, StepResult, training_step
 from bert.core.streams import dropout_streams, epoch_order
-from bert.data.datasets import load_dataset, load_vocab
+from bert.data.datasets import load_dataset, load_vocab, masking_spec
+from bert.data.examples import num_examples
+from bert.data.masking import MaskingSpec, masked_epoch
 from bert.data.tokenizer import vocab_digest
 from bert.engine.allocation import keep_freed_memory
 from bert.engine.pool import set_threads
@@ -34,7 +41,7 @@ from bert.errors import ParamsError, TrainingDivergedError, remake_hint
 from bert.fingerprint import fingerprint
 from bert.storage import checkpoint as ckpt
 from bert.storage.atomic import check_writable, write_json
-from bert.workflow.evaluate import SCORE_KEYS, score
+from bert.workflow.evaluate import score
 from bert.workflow.interrupts import TrainingInterrupted, deferred_interrupts
 from bert.workflow.layout import Layout
 from bert.workflow.live import LiveMetrics
@@ -44,6 +51,7 @@ from bert.workflow.progress import progress_bar
 from bert.workflow.provenance import project_run_params, whole_batches
 from bert.workflow.run import TRAIN_READS
 from bert.workflow.run_record import RunOrigin, record_run
+from bert.workflow.sentence import has_sentence_label, score_keys, task_name
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,8 @@ class Run:
     epoch_start: int = 0  # the first step of the current epoch done in this session
     epoch_seconds: float = 0.0  # time spent in steps of the current epoch, this session
     live: LiveMetrics | None = None  # the run's live-metrics file (rank 0's)
+    masking: MaskingSpec | None = None  # dynamic masking: how train_data (unmasked) is masked
+    masked: tuple[int, dict[str, np.ndarray]] | None = None  # (epoch, its masked train_data)
 
     @property
     def root(self) -> bool:
@@ -111,6 +121,11 @@ class Run:
     @property
     def tokens_per_step(self) -> int:
         return self.params.data.batch_size * self.params.data.sequence_length
+
+    @property
+    def task(self) -> str:
+        """The sentence task of the training examples: nsp, sop or none."""
+        return self.params.data.sentence_task
 
 
 def open_run(params: Params, layout: Layout, reduction: Reduction | None = None,
@@ -146,7 +161,9 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None,
                AdamWConfig(beta1=t.adam_beta1, beta2=t.adam_beta2, eps=t.adam_epsilon,
                            weight_decay=t.weight_decay),
                saved_step=state.step, reduction=reduction or OneProcess(),
-               epoch_start=state.step, live=live)
+               epoch_start=state.step, live=live,
+               masking=masking_spec(layout.train_data) if "mlm_labels" not in train_data
+               else None)
 
 
 def warn_past_schedule(training: TrainingParams, total_steps: int) -> None:
@@ -185,14 +202,25 @@ def refuse_going_back(
                           f"alone: set training.epochs to {epochs} or more")
 
 
+def epoch_examples(run: Run, epoch: int) -> dict[str, np.ndarray]:
+    """The training examples of epoch ``epoch`` (0-based): the file's arrays, or under dynamic
+    masking those arrays masked for the epoch (``masked_epoch``, keyed by
+    ``training.random_seed``), computed once per epoch."""
+    if run.masking is None:
+        return run.train_data
+    if run.masked is None or run.masked[0] != epoch:
+        run.masked = (epoch, masked_epoch(run.train_data, run.params.training.random_seed, epoch,
+                                          run.masking))
+    return run.masked[1]
+
+
 def next_batch(run: Run) -> dict[str, np.ndarray]:
     """The batch of the next step: its rows of this epoch's order (B rows of each array)."""
     batch_size = run.params.data.batch_size
     epoch, position = divmod(run.state.step, run.batches_per_epoch)
-    order = epoch_order(run.params.training.random_seed, epoch,
-                        len(run.train_data["nsp_labels"]))
+    order = epoch_order(run.params.training.random_seed, epoch, num_examples(run.train_data))
     rows = order[position * batch_size:(position + 1) * batch_size]
-    return {name: values[rows] for name, values in run.train_data.items()}
+    return {name: values[rows] for name, values in epoch_examples(run, epoch).items()}
 
 
 def take_step(run: Run) -> StepResult:
@@ -239,9 +267,7 @@ def after_step(run: Run) -> None:
     if step % run.batches_per_epoch == 0:
         if run.root:  # the epoch's record goes into the checkpoint, which rank 0 writes
             record = end_of_epoch(run)
-            log.info("epoch %(epoch)d: train MLM %(train_mlm_loss).4f NSP %(train_nsp_loss).4f "
-                     "| test MLM %(test_mlm_loss).4f NSP %(test_nsp_loss).4f acc "
-                     "%(test_nsp_accuracy).3f | %(tokens_per_second).0f tokens/s", record)
+            log.info("%s", epoch_line(record, run.task))
             if run.live is not None:
                 run.live.epoch(record)
         save_checkpoint(run)
@@ -326,8 +352,10 @@ def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
                 bar.update(1)
                 rate = ((run.state.step - run.epoch_start) * run.tokens_per_step
                         / max(run.epoch_seconds, 1e-9))
-                bar.set_postfix(mlm=f"{losses['mlm']:.3f}", nsp=f"{losses['nsp']:.3f}",
-                                tok_s=f"{rate:,.0f}", refresh=False)
+                sentence = ({run.task: f"{losses['nsp']:.3f}"}
+                            if has_sentence_label(run.task) else {})
+                bar.set_postfix(mlm=f"{losses['mlm']:.3f}", **sentence, tok_s=f"{rate:,.0f}",
+                                refresh=False)
                 after_step(run)
                 if run.reduction.any(bool(signals)):
                     if run.saved_step != run.state.step:
@@ -345,18 +373,34 @@ def train_loop(run: Run, progress: bool) -> ckpt.TrainingState:
     return run.state
 
 
+def epoch_line(record: dict[str, float], task: str) -> str:
+    """The log line of an epoch's record: its losses, test scores and throughput."""
+    train = f"train MLM {record['train_mlm_loss']:.4f}"
+    test = f"test MLM {record['test_mlm_loss']:.4f}"
+    if has_sentence_label(task):
+        name = task_name(task)
+        train += f" {name} {record[f'train_{task}_loss']:.4f}"
+        test += (f" {name} {record[f'test_{task}_loss']:.4f} acc "
+                 f"{record[f'test_{task}_accuracy']:.3f}")
+    return (f"epoch {record['epoch']}: {train} | {test} | "
+            f"{record['tokens_per_second']:.0f} tokens/s")
+
+
 def end_of_epoch(run: Run) -> dict[str, float]:
-    """Record the finished epoch: mean training losses, test scores, time and throughput."""
+    """Record the finished epoch: mean training losses (MLM, and the sentence task's), test
+    scores (``score_keys`` of the task), time and throughput."""
     state, data = run.state, run.params.data
     steps = state.step - run.epoch_start  # done in this session, for the throughput
     begin = state.step - run.batches_per_epoch  # the epoch's first step
-    test = score(state.params, run.config, run.test_data, data.batch_size)
+    test = score(state.params, run.config, run.test_data, data.batch_size, task=run.task)
+    sentence = ({f"train_{run.task}_loss": float(np.mean(state.history["loss_nsp"][begin:]))}
+                if has_sentence_label(run.task) else {})
     record = {
         "epoch": state.step // run.batches_per_epoch,
         "step": state.step,
         "train_mlm_loss": float(np.mean(state.history["loss_mlm"][begin:])),
-        "train_nsp_loss": float(np.mean(state.history["loss_nsp"][begin:])),
-        **{f"test_{key}": test[key] for key in SCORE_KEYS},
+        **sentence,
+        **{f"test_{key}": test[key] for key in score_keys(run.task)},
         "learning_rate": state.history["learning_rate"][-1],
         "seconds": run.epoch_seconds,
         "tokens_per_second": steps * run.tokens_per_step / max(run.epoch_seconds, 1e-9),
