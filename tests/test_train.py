@@ -12,7 +12,7 @@ from bert.core.model import in_sentence_head
 from bert.core.streams import epoch_order
 from bert.data.datasets import make_datasets, masking_spec
 from bert.data.masking import masked_epoch
-from bert.errors import TrainingDivergedError
+from bert.errors import ParamsError, TrainingDivergedError
 from bert.storage import checkpoint as ckpt
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
@@ -158,12 +158,12 @@ def test_steps_past_the_end_of_a_linear_schedule_are_announced(layout, caplog):
 def test_schedules_depend_on_the_step_alone():
     params = tiny_params(training={"warmup_steps": 4, "decay_steps": 12, "lr_schedule": "linear"})
     t = params.training
-    assert [learning_rate(s, t) for s in (0, 2, 4, 8, 12, 20)] == pytest.approx(
+    assert [learning_rate(s, t, 100) for s in (0, 2, 4, 8, 12, 20)] == pytest.approx(
         [0, 0.005, 0.01, 0.005, 0, 0])
     constant = dataclasses.replace(t, lr_schedule="constant")
-    assert [learning_rate(s, constant) for s in (2, 4, 100)] == pytest.approx([0.005, 0.01, 0.01])
+    assert [learning_rate(s, constant, 100) for s in (2, 4, 100)] == pytest.approx([0.005, 0.01, 0.01])
     inverse = dataclasses.replace(t, lr_schedule="inverse_sqrt")
-    assert [learning_rate(s, inverse) for s in (2, 4, 16)] == pytest.approx([0.005, 0.01, 0.005])
+    assert [learning_rate(s, inverse, 100) for s in (2, 4, 16)] == pytest.approx([0.005, 0.01, 0.005])
 
 
 def test_the_reference_layers_train_to_the_same_model_within_round_off(layout):
@@ -252,3 +252,23 @@ def test_the_epoch_records_name_the_scores_after_the_sentence_task(tmp_path, dat
         begin = len(state.history["loss_nsp"]) - 6
         assert record[f"train_{task}_loss"] == pytest.approx(
             np.mean(state.history["loss_nsp"][begin:]), rel=1e-12)
+
+
+def test_a_schedule_that_ends_at_the_last_step_makes_the_epochs_part_of_the_run(layout):
+    """decay_steps: 0: the rate falls to 0 at the run's last step (epochs x batches), so 1 and
+    2 epochs are two runs, each ending at 0."""
+    ends = {"lr_schedule": "linear", "decay_steps": 0, "warmup_steps": 2}
+    one = train(tiny_params(training={**ends, "epochs": 1}), layout, progress=False)
+    two = train(tiny_params(training={**ends, "epochs": 2}), layout, progress=False)
+    assert len(one.history["learning_rate"]) == 6 and len(two.history["learning_rate"]) == 12
+    for state in (one, two):
+        rates = state.history["learning_rate"]
+        assert rates[-1] == pytest.approx(0.01 / (len(rates) - 2))  # one step before 0
+        assert rates[2] == 0.01  # warmup done
+    assert one.history["learning_rate"][:6] != two.history["learning_rate"][:6]
+    assert run_folder(layout, tiny_params(training={**ends, "epochs": 1})) != run_folder(
+        layout, tiny_params(training={**ends, "epochs": 2}))
+    with pytest.raises(ParamsError, match="decay_steps is 0, the run's last step .6., not after "
+                                          "training.warmup_steps .6."):
+        train(tiny_params(training={**ends, "epochs": 1, "warmup_steps": 6}), layout,
+              progress=False)

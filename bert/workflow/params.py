@@ -98,7 +98,9 @@ class TrainingParams(Section):
     warmup_steps: int = param(300, "steps over which the rate rises linearly from 0", low=0)
     decay_steps: int = param(4000, "step at which the linear schedule reaches 0 (a step "
                              "count, not tied to epochs: the default is the default run's "
-                             "last step; only read by linear)", low=1)
+                             "last step; 0: the run's last step, training.epochs times the "
+                             "batches of an epoch, and then more epochs are another run; only "
+                             "read by linear)", low=0)
     mlm_loss_weight: float = param(1.0, "weight of the MLM loss in the total loss", low=0.0)
     nsp_loss_weight: float = param(
         0.25, "weight of the sentence-task loss (NSP, or SOP under data.sentence_task: sop; "
@@ -146,7 +148,7 @@ class TrainingParams(Section):
         if self.micro_batches % self.processes:
             yield "micro_batches", (f"is {self.micro_batches}, not a multiple of "
                                     f"training.processes ({self.processes}); make it one")
-        if self.lr_schedule == "linear" and self.decay_steps <= self.warmup_steps:
+        if self.lr_schedule == "linear" and 0 < self.decay_steps <= self.warmup_steps:
             yield "decay_steps", (f"is {self.decay_steps}, not after training.warmup_steps "
                                   f"({self.warmup_steps}); make it larger")
         if self.mlm_loss_weight == 0 and self.nsp_loss_weight == 0:

@@ -30,10 +30,19 @@ HOW_LONG_AND_WHERE = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "p
 TRAIN_READS = ("data", "model", "training", *(f"-training.{key}" for key in HOW_TRAINED))
 
 
+def decays_at_last_step(params: Params) -> bool:
+    """Whether the learning rate falls to 0 at the run's last step (``decay_steps: 0``): the
+    number of epochs then shapes every step's rate, so it defines the run."""
+    return params.training.lr_schedule == "linear" and params.training.decay_steps == 0
+
+
 def run_params(params: Params, corpus_sha256: str | None = None) -> dict:
-    """The parameters that define a training run: the train stage's but ``HOW_LONG_AND_WHERE``,
-    and for text data ``data.corpus_sha256``, the digest of the text of the training set."""
-    run = params.subset((*TRAIN_READS, *(f"-training.{key}" for key in HOW_LONG_AND_WHERE)))
+    """The parameters that define a training run: the train stage's but ``HOW_LONG_AND_WHERE``
+    (``epochs`` kept when the schedule ends at the last step), and for text data
+    ``data.corpus_sha256``, the digest of the text of the training set."""
+    dropped = [key for key in HOW_LONG_AND_WHERE
+               if not (key == "epochs" and decays_at_last_step(params))]
+    run = params.subset((*TRAIN_READS, *(f"-training.{key}" for key in dropped)))
     if corpus_sha256 is not None:
         run["data"]["corpus_sha256"] = corpus_sha256
     return run

@@ -58,10 +58,11 @@ log = logging.getLogger(__name__)
 INIT_FIX = remake_hint("init")
 
 
-def learning_rate(step: int, training: TrainingParams) -> float:
-    """The learning rate of optimizer step ``step`` (0-based), as ``training`` schedules it."""
+def learning_rate(step: int, training: TrainingParams, total_steps: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based), as ``training`` schedules it, in a
+    run of ``total_steps`` steps (the linear schedule's end with ``decay_steps: 0``)."""
     return training.learning_rate * schedule_multiplier(
-        step, training.lr_schedule, training.warmup_steps, training.decay_steps)
+        step, training.lr_schedule, training.warmup_steps, training.decay_steps or total_steps)
 
 
 def fresh_state(params: Params, config: BertConfig, layout: Layout) -> ckpt.TrainingState:
@@ -168,8 +169,13 @@ def open_run(params: Params, layout: Layout, reduction: Reduction | None = None,
 
 def warn_past_schedule(training: TrainingParams, total_steps: int) -> None:
     """Say so when the run goes on past the end of a linear schedule, where the learning rate
-    is 0 and the steps change nothing."""
-    if training.lr_schedule == "linear" and total_steps > training.decay_steps:
+    is 0 and the steps change nothing; refuse a schedule that would end before its warmup."""
+    if training.lr_schedule == "linear" and training.decay_steps == 0 \
+            and total_steps <= training.warmup_steps:
+        raise ParamsError(f"training.decay_steps is 0, the run's last step ({total_steps}), not "
+                          f"after training.warmup_steps ({training.warmup_steps}); lower the "
+                          "warmup or train more epochs")
+    if training.lr_schedule == "linear" and 0 < training.decay_steps < total_steps:
         log.warning("training.epochs asks for %d steps, but the linear schedule's learning rate "
                     "is 0 from step %d (training.decay_steps) on, so the steps past it change "
                     "nothing: raise training.decay_steps to train longer (it starts a new run)",
@@ -227,7 +233,7 @@ def take_step(run: Run) -> StepResult:
     """One optimizer step on the next batch, recorded in the history."""
     t, state = run.params.training, run.state
     started = time.perf_counter()
-    lr = learning_rate(state.step, t)
+    lr = learning_rate(state.step, t, run.total_steps)
     try:
         result = training_step(
             state.params, run.config, next_batch(run), state.optimizer, lr=lr,
