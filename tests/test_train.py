@@ -161,9 +161,11 @@ def test_schedules_depend_on_the_step_alone():
     assert [learning_rate(s, t, 100) for s in (0, 2, 4, 8, 12, 20)] == pytest.approx(
         [0, 0.005, 0.01, 0.005, 0, 0])
     constant = dataclasses.replace(t, lr_schedule="constant")
-    assert [learning_rate(s, constant, 100) for s in (2, 4, 100)] == pytest.approx([0.005, 0.01, 0.01])
+    assert [learning_rate(s, constant, 100) for s in (2, 4, 100)] == pytest.approx(
+        [0.005, 0.01, 0.01])
     inverse = dataclasses.replace(t, lr_schedule="inverse_sqrt")
-    assert [learning_rate(s, inverse, 100) for s in (2, 4, 16)] == pytest.approx([0.005, 0.01, 0.005])
+    assert [learning_rate(s, inverse, 100) for s in (2, 4, 16)] == pytest.approx(
+        [0.005, 0.01, 0.005])
 
 
 def test_the_reference_layers_train_to_the_same_model_within_round_off(layout):
