@@ -112,14 +112,19 @@ def override_words(overrides: Mapping[str, str]) -> list[str]:
 
 def run_name(params_file: str | Path, overrides: Mapping[str, str]) -> str:
     """The name of the run of ``params_file`` with ``overrides``: the file's name without its
-    suffix, then ``+key@value`` for each override, keys sorted (``params+learning_rate@0.002``).
-    Characters a folder or task name should not hold become ``_``."""
-    parts = [Path(params_file).stem, *override_words(overrides)]
-    name = _UNSAFE.sub("_", "+".join(parts)).lstrip("._+@,-") or "run"
-    if not RUN_NAME.match(name):  # too long: keep it readable, and unique by a digest
+    suffix, then ``+key@value`` for each override, keys sorted (``params+learning_rate@0.002``)."""
+    return variant_name(Path(params_file).stem, overrides)
+
+
+def variant_name(base: str, overrides: Mapping[str, str]) -> str:
+    """``base`` followed by ``+key@value`` for each override, keys sorted. Characters a folder
+    or task name should not hold become ``_``; a name too long keeps its start and gets a digest
+    of the overrides, so that it stays unique."""
+    name = _UNSAFE.sub("_", "+".join([base, *override_words(overrides)])).lstrip("._+@,-") or "run"
+    if not RUN_NAME.match(name):
         from bert.fingerprint import fingerprint
 
-        name = f"{name[:100]}~{fingerprint(dict(overrides))[:8]}".replace("~", "-")
+        name = f"{name[:100]}-{fingerprint(dict(overrides))[:8]}"
     return name
 
 

@@ -33,7 +33,7 @@ from bert.workflow.launch import train_command
 from bert.workflow.layout import Layout
 from bert.workflow.loader import load_params
 from bert.workflow.lock import claim
-from bert.workflow.overrides import check_run_name, run_name, split_variables
+from bert.workflow.overrides import check_run_name, run_name, split_variables, variant_name
 from bert.workflow.params import Params
 from bert.workflow.run_record import read_run_record
 from bert.workflow.stage_action import stage_action
@@ -92,7 +92,7 @@ def runs_asked(variables: dict[str, str]) -> list[RunPlan]:
     sweep = read_sweep(known["sweep"])
     plans = []
     for variant in sweep.variants:
-        name = variant.name if not overrides else run_name(variant.name, overrides)
+        name = variant_name(variant.name, overrides)
         plans.append(_plan(check_run_name(name), str(sweep.base),
                            {**variant.overrides, **overrides}, str(sweep.path),
                            {"training.threads": str(sweep.threads)}))
