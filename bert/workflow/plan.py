@@ -15,7 +15,7 @@ every run that shares them; a picture is ``plots:<run>:<picture>``. A task rerun
 when, a file it reads changes, a file it writes is missing, a parameter it reads changes, or the
 code it runs changes (``bert.workflow.tasks.code_fingerprint``).
 
-``doit`` takes the lock of every run it will write at its first stage (``doit list`` takes
+``doit`` takes the lock of every run it will write before it runs a task (``doit list`` takes
 none); each stage holds the lock of the folder it writes (``bert.workflow.lock``).
 """
 
@@ -32,7 +32,7 @@ from bert.errors import BertError, ParamsError
 from bert.workflow.launch import train_command
 from bert.workflow.layout import Layout
 from bert.workflow.loader import load_params
-from bert.workflow.lock import claim
+from bert.workflow.lock import claim, take_claimed
 from bert.workflow.overrides import check_run_name, run_name, split_variables, variant_name
 from bert.workflow.params import Params
 from bert.workflow.run_record import read_run_record
@@ -186,10 +186,24 @@ def clean_shared(paths: list[Path], folder_member: str, folder: Path,
             print(f"{path} removed")
 
 
+def runs_tasks(argv: list[str]) -> bool:
+    """Whether doit's command line ``argv`` (without the program) runs tasks: its first word is
+    no other doit command than ``run`` (doit's default)."""
+    from doit.doit_cmd import DoitMain
+
+    commands = {command.get_name() for command in DoitMain.DOIT_CMDS}
+    return not argv or argv[0] not in commands or argv[0] == "run"
+
+
 def plan() -> Plan:
-    """The plan of the command line's runs; exits with one line on a bad one."""
+    """The plan of the command line's runs; exits with one line on a bad one. When doit is to
+    run tasks, the locks of the runs are taken now, before it starts the processes that run
+    them (``-n N``), which then share them."""
     try:
-        return Plan(runs_asked(command_line_variables()))
+        planned = Plan(runs_asked(command_line_variables()))
+        if runs_tasks(sys.argv[1:]):
+            take_claimed()
+        return planned
     except BertError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
