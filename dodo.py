@@ -82,8 +82,10 @@ def task_export():
 
 
 def task_plots():
-    """Draw the pictures of the run under artifacts/plots/ (needs matplotlib): one sub-task
-    per picture (``plots:curves``, …), so each is redrawn only when its own inputs change."""
+    """Draw the pictures of the run under artifacts/plots/ (needs matplotlib).
+
+    One sub-task per picture (``plots:curves``, …), so each is redrawn only when its own inputs
+    change; ``doit list`` shows the first line above."""
     plots = stage("plots")
     if not available(plots):  # one task that says why, writes nothing and is then up to date
         return stage_task(plots)
