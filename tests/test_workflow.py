@@ -114,6 +114,8 @@ def test_fresh_run_then_nothing_then_only_what_changed(tmp_path):
     pytest.importorskip("safetensors", reason="doit export needs pip install -e '.[interop]'")
     assert ran(doit(folder, "export")) == ["export"]  # not in the default run, on request
     assert (folder / "artifacts/export/model.safetensors").is_file()
+    assert (folder / "artifacts/export/tokenizer.json").is_file()  # the synthetic language's
+    assert (folder / "artifacts/export/README.md").is_file()
     assert ran(doit(folder, "export")) == []
 
 

@@ -77,11 +77,12 @@ STAGES = (
     Stage("report", "Write the results JSON (artifacts/results.json by default).",
           "bert.workflow.report:write_results", ("metrics", "history"), ("results",),
           reads=(*TRAIN_READS, "evaluation")),
-    Stage("export", "Export the trained model as a transformers directory, with the tokenizer "
-          "of text data (artifacts/export/).", "bert.workflow.export:export",
-          ("model_weights", "test_data"),
-          ("export_tokenizer", "export_config", "export_weights"),
-          in_default_run=False),
+    Stage("export", "Export the trained model as a transformers directory ready for the "
+          "Hub, with its tokenizer and model card (artifacts/export/).",
+          "bert.workflow.export:export",
+          ("model_weights", "test_data", "metrics", "history"),
+          ("export_tokenizer", "export_config", "export_weights", "export_card"),
+          reads=(*TRAIN_READS, "evaluation"), in_default_run=False),
     Stage("plots", "Draw the pictures of the run (artifacts/plots/*.png or .svg; needs "
           "matplotlib).",
           "", parts=PICTURES, needs="matplotlib",
