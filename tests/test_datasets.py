@@ -69,6 +69,7 @@ def test_train_file_has_no_optimum(files):
 def test_same_params_same_contents_other_seed_different(files, tmp_path, monkeypatch):
     """Every file of the same params holds the same arrays and attributes (when and with what
     it was made aside: h5io.ORIGIN_ATTRS); with SOURCE_DATE_EPOCH fixed, the same bytes."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")  # made at another time than the first
     again = make_datasets(PARAMS, tmp_path / "again")
     for split in SPLITS:
         first, second = files[0].parent / f"{split}.h5", again[0].parent / f"{split}.h5"

@@ -52,6 +52,7 @@ def test_the_commit_of_a_checkout_and_its_changes(tmp_path):
     assert origin.git_commit.__wrapped__(folder) == head
     (folder / "code.py").write_text("x = 2\n")
     assert origin.git_commit.__wrapped__(folder) == head + "+dirty"
+    (folder / "sub").mkdir()
     assert origin.git_commit.__wrapped__(folder / "sub") is None  # not the top of a checkout
 
 
