@@ -17,6 +17,7 @@ from tests.textcorpus import TEXT_DATA, write_corpus  # noqa: E402
 from tests.workflow import tiny  # noqa: E402
 
 TEXT = tiny(data=TEXT_DATA, training={"epochs": 1})
+pytestmark = pytest.mark.slow  # doit end to end
 
 
 @pytest.fixture(scope="module")

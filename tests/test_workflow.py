@@ -19,6 +19,7 @@ from bert.storage import h5io
 from bert.workflow.tasks import plots_available
 from tests.workflow import tiny, write_params
 
+pytestmark = pytest.mark.slow  # doit end to end
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("data", "init", "train", "evaluate", "report")
 # The pictures, redrawn whenever the run changes. Without matplotlib a single ``plots`` task
