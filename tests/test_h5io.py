@@ -42,7 +42,8 @@ def write(path, **kwargs):
 
 
 def read(path, **kwargs):
-    return h5io.read(path, schema=SCHEMA, schema_version=3, specs=SPECS, fix=FIX, **kwargs)
+    return h5io.read(path, schema=SCHEMA, schema_version=3, specs=SPECS, fix=FIX,
+                     **{"describe": True, **kwargs})
 
 
 def assert_clear_error(path, match, **kwargs):

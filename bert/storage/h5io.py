@@ -107,7 +107,7 @@ class DatasetInfo:
 class H5Contents:
     """What ``read`` returns: arrays by path, root attributes (``params`` decoded from JSON; the
     heap check left out), the attributes of every group that has some, by group path, and every
-    dataset of the file."""
+    dataset of the file (when asked for: ``read(..., describe=True)``)."""
 
     arrays: dict[str, np.ndarray]
     attrs: dict[str, Any]
@@ -318,6 +318,7 @@ def read(
     fix: str,
     names: Iterable[str] | None = None,
     dims: Mapping[str, int] | None = None,
+    describe: bool = False,
 ) -> H5Contents:
     """Read and check a file written by ``write``.
 
@@ -326,6 +327,8 @@ def read(
     specs: every dataset the file must have, checked without reading it; names: the datasets
     to load (default: those of ``specs``); dims: sizes that named dimensions must have.
     fix: what the user should do, appended to every error (e.g. "run `doit data`").
+    describe: also list every dataset of the file (``H5Contents.datasets``), which costs a read
+    of each one's attributes.
     Raises DataFileError for a missing, truncated, foreign, outdated or corrupt file.
     """
     path = Path(path)
@@ -395,7 +398,7 @@ def read(
             def collect(name: str, obj: Any) -> None:
                 if isinstance(obj, h5py.Group) and len(obj.attrs):
                     group_attrs[name] = {k: _plain(v) for k, v in obj.attrs.items()}
-                elif isinstance(obj, h5py.Dataset):
+                elif describe and isinstance(obj, h5py.Dataset):
                     datasets[name] = DatasetInfo(
                         obj.shape, obj.dtype,
                         {k: _plain(v) for k, v in obj.attrs.items() if k != "DIMENSION_LABELS"},
@@ -416,7 +419,8 @@ def content_digest(path: str | Path, fix: str) -> str:
     bytes) and every attribute of every object but the root's ``ORIGIN_ATTRS``. Two files
     made from the same inputs have the same digest, whenever and with whatever they were
     made."""
-    contents = read(path, schema=tuple(KINDS), schema_version=None, specs={}, fix=fix, names=())
+    contents = read(path, schema=tuple(KINDS), schema_version=None, specs={}, fix=fix, names=(),
+                    describe=True)
     arrays = read(path, schema=tuple(KINDS), schema_version=None, specs={}, fix=fix,
                   names=list(contents.datasets)).arrays
     digest = hashlib.sha256()

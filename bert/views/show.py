@@ -92,7 +92,7 @@ def summarize(path: str | Path) -> str:
     its labels mean, its scores, and its parameters; for weights and checkpoints, the
     architecture, the parameter count, the run and the step."""
     contents = h5io.read(path, schema=tuple(h5io.KINDS), schema_version=None, specs={},
-                         fix=FIX, names=())
+                         fix=FIX, names=(), describe=True)
     attrs = contents.attrs
     lines = [f"{path}: {h5io.KINDS[attrs['schema']]} ({attrs['schema']}, schema version "
              f"{attrs['schema_version']})"]
