@@ -17,6 +17,7 @@ import pytest
 from bert.workflow.tasks import plots_available
 from tests.workflow import tiny, write_params
 
+pytestmark = pytest.mark.slow  # doit end to end
 ROOT = Path(__file__).resolve().parents[1]
 # the pictures; without matplotlib, the one plots task that says how to install it
 PICTURES = (("plots:curves", "plots:attention", "plots:predictions") if plots_available()

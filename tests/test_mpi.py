@@ -95,6 +95,7 @@ def assert_no_rank_left(folder: Path) -> None:
     assert not processes_in(folder), "a rank outlived its job"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, stop):
     folder = make_project(tmp_path / "project", on(2, LONG))

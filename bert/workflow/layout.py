@@ -175,11 +175,16 @@ class Layout:
     def export_weights(self) -> Path:
         return self.export_dir / "model.safetensors"
 
-    def export_tokenizer(self, params: Params) -> list[Path]:
-        """The tokenizer files of the export (text data only)."""
-        if params.data.source != "text":
-            return []
-        return [self.export_dir / "tokenizer.json", self.export_dir / "tokenizer_config.json"]
+    @property
+    def export_tokenizer(self) -> list[Path]:
+        """The tokenizer files of the export."""
+        return [self.export_dir / name
+                for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")]
+
+    @property
+    def export_card(self) -> Path:
+        """The model card of the export."""
+        return self.export_dir / "README.md"
 
     @property
     def plots(self) -> Path:

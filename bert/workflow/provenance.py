@@ -76,7 +76,7 @@ def check_trained_model(params: Params, layout: Layout) -> None:
     """Raise DataFileError unless ``artifacts/model.h5`` is the trained model of ``params``
     (its attributes alone are read)."""
     path = layout.model_weights
-    header = h5io.read(path, schema=ckpt.WEIGHTS_SCHEMA, schema_version=ckpt.SCHEMA_VERSION,
+    header = h5io.read(path, schema=ckpt.WEIGHTS_SCHEMA, schema_version=ckpt.READABLE_VERSIONS,
                        specs={}, fix=remake_hint("train"), names=())
     check_model_id({"run": header.attrs.get("fingerprint"), "step": header.attrs.get("step")},
                    params, layout, path, "train")

@@ -84,11 +84,12 @@ STAGES = (
     Stage("report", "Write the run's results JSON (results.json).",
           "bert.workflow.report:write_results", ("metrics", "history"), ("results",),
           reads=(*TRAIN_READS, "evaluation")),
-    Stage("export", "Export the trained model as a transformers directory, with the tokenizer "
-          "of text data (export/ in the run's folder).", "bert.workflow.export:export",
-          ("model_weights", "test_data"),
-          ("export_tokenizer", "export_config", "export_weights"),
-          in_default_run=False),
+    Stage("export", "Export the trained model as a transformers directory ready for the "
+          "Hub, with its tokenizer and model card (export/ in the run's folder).",
+          "bert.workflow.export:export",
+          ("model_weights", "test_data", "metrics", "history"),
+          ("export_tokenizer", "export_config", "export_weights", "export_card"),
+          reads=(*TRAIN_READS, "evaluation"), in_default_run=False),
     Stage("plots", "Draw the pictures of the run (plots/ in the run's folder; needs "
           "matplotlib).",
           "", parts=PICTURES, needs="matplotlib",
