@@ -114,7 +114,13 @@ def run_name(params_file: str | Path, overrides: Mapping[str, str]) -> str:
     """The name of the run of ``params_file`` with ``overrides``: the file's name without its
     suffix, then ``+key@value`` for each override, keys sorted (``params+learning_rate@0.002``).
     Characters a folder or task name should not hold become ``_``."""
-    parts = [Path(params_file).stem, *override_words(overrides)]
+    return extended_name(Path(params_file).stem, overrides)
+
+
+def extended_name(name: str, overrides: Mapping[str, str]) -> str:
+    """``name`` (a file's stem, or a sweep's run) then ``+key@value`` for each override, as
+    ``run_name`` says."""
+    parts = [name, *override_words(overrides)]
     name = _UNSAFE.sub("_", "+".join(parts)).lstrip("._+@,-") or "run"
     if not RUN_NAME.match(name):  # too long: keep it readable, and unique by a digest
         from bert.fingerprint import fingerprint

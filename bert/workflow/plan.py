@@ -15,8 +15,9 @@ every run that shares them; a picture is ``plots:<run>:<picture>``. A task rerun
 when, a file it reads changes, a file it writes is missing, a parameter it reads changes, or the
 code it runs changes (``bert.workflow.tasks.code_fingerprint``).
 
-``doit`` takes the lock of every run it will write at its first stage (``doit list`` takes
-none); each stage holds the lock of the folder it writes (``bert.workflow.lock``).
+``doit`` takes the lock of every run it will write when it starts running tasks, before ``-n N``
+starts its workers (``Reporter``; ``doit list`` takes none); each stage holds the lock of the
+folder it writes (``bert.workflow.lock``).
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
 from bert.errors import BertError, ParamsError
 from bert.workflow.launch import train_command
 from bert.workflow.layout import Layout
 from bert.workflow.loader import load_params
-from bert.workflow.lock import claim
-from bert.workflow.overrides import check_run_name, run_name, split_variables
+from bert.workflow.lock import claim, take_claimed
+from bert.workflow.overrides import check_run_name, extended_name, run_name, split_variables
 from bert.workflow.params import Params
 from bert.workflow.run_record import read_run_record
 from bert.workflow.stage_action import stage_action
@@ -41,8 +43,24 @@ from bert.workflow.stages import STAGES, Stage, stage
 from bert.workflow.sweep import read_sweep
 from bert.workflow.tasks import STAGE_IO, available, code_fingerprint
 
+
+class Reporter(ConsoleReporter):
+    """doit's console reporter, which first takes the locks of the runs doit will write: in
+    doit's own process, before ``-n N`` starts the worker processes that run the stages (they
+    inherit the locks, as the stages do)."""
+
+    def initialize(self, tasks: dict, selected_tasks: list) -> None:
+        super().initialize(tasks, selected_tasks)
+        try:
+            take_claimed()
+        except BertError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+
 DOIT_CONFIG = {
     "default_tasks": [s.name for s in STAGES if s.in_default_run],
+    "reporter": Reporter,  # takes the runs' locks once doit runs tasks (`doit list` takes none)
     "backend": "sqlite3",  # transactional: a full disk or a kill never leaves it corrupt
     "dep_file": ".doit.db",  # one for every run: sqlite takes concurrent doits
     "verbosity": 2,  # show the stages' own output (tables, progress, errors) as it comes
@@ -92,7 +110,7 @@ def runs_asked(variables: dict[str, str]) -> list[RunPlan]:
     sweep = read_sweep(known["sweep"])
     plans = []
     for variant in sweep.variants:
-        name = variant.name if not overrides else run_name(variant.name, overrides)
+        name = variant.name if not overrides else extended_name(variant.name, overrides)
         plans.append(_plan(check_run_name(name), str(sweep.base),
                            {**variant.overrides, **overrides}, str(sweep.path),
                            {"training.threads": str(sweep.threads)}))
@@ -111,6 +129,9 @@ class Plan:
 
     def __init__(self, runs: list[RunPlan]) -> None:
         self.runs = runs
+        # under the MPI launcher for several processes: found now (ParamsError if not)
+        self.train_commands = {run.name: train_command(run.params, run.command("train"),
+                                                       run.base) for run in runs}
         for run in runs:
             claim(run.layout.run_lock, f"the run {run.name}")
 
@@ -145,9 +166,7 @@ class Plan:
         """The tasks of a stage of each run."""
         record = stage(name)
         for run in self.runs:
-            command = None
-            if name == "train":  # under the MPI launcher for several processes
-                command = train_command(run.params, run.command("train"), run.base)
+            command = self.train_commands[run.name] if name == "train" else None
             yield {**self._task(record, run, command), "name": run.name}
 
     def plots(self) -> Iterator[dict]:
