@@ -9,29 +9,32 @@ import os
 from pathlib import Path
 
 # The train stage: each step takes 20 ms, so that a signal lands in the middle of training, and
-# once a file ``slow`` exists in the project folder a checkpoint takes 2 s to write, so that a
-# stopping stage lives on a while.
+# while a file ``slow`` exists in the project folder a stage that stops waits (60 s at most)
+# before it ends, so that it lives on until the test lets it go.
 SLOW_TRAIN = """
 import sys, time
 from pathlib import Path
 
 argv = sys.orig_argv
 if argv[1:4] == ["-m", "bert", "train"]:
-    import bert.storage.checkpoint as ckpt
     import bert.workflow.train as train
 
-    take_step, save = train.take_step, ckpt.save_checkpoint
+    take_step, loop = train.take_step, train.train_loop
 
     def slow_step(run):
         time.sleep(0.02)
         return take_step(run)
 
-    def slow_save(*args, **kwargs):
-        if Path("slow").exists():
-            time.sleep(2)
-        return save(*args, **kwargs)
+    def slow_stop(run, progress):
+        try:
+            return loop(run, progress)
+        except KeyboardInterrupt:
+            deadline = time.monotonic() + 60
+            while Path("slow").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            raise
 
-    train.take_step, ckpt.save_checkpoint = slow_step, slow_save
+    train.take_step, train.train_loop = slow_step, slow_stop
 """
 
 # The init stage takes 1 s to start, marked by a file ``starting``.

@@ -259,14 +259,14 @@ def test_a_stage_left_by_a_killed_doit_stops_and_keeps_others_out_meanwhile(tmp_
     doit(folder, "data", "init")
     process = start(folder, "report", env=hook(tmp_path, SLOW_TRAIN))
     wait_for(lambda: checkpoint_steps(folder), process)
-    (folder / "slow").touch()  # the stage's next checkpoint takes 2 s
+    (folder / "slow").touch()  # the stage, once it stops, waits until this is removed
     stage = [pid for pid in processes_in(folder) if pid != process.pid]
     process.kill()  # SIGKILL to doit alone: the train stage gets SIGTERM, and stops
     refused_while_busy(folder, f"pid {stage[0]}: python -m bert train")
+    (folder / "slow").unlink()
     _, err = process.communicate(timeout=60)  # the stage's output comes on doit's pipes
     assert "checkpoint saved; run `doit train` to resume" in err and "Traceback" not in err
     wait_no_process_in(folder)
-    (folder / "slow").unlink()
     result = doit(folder, "report")
     assert "resuming from step" in result.stderr
     assert_same_run(run_dir(folder), run_dir(straight))
@@ -288,12 +288,12 @@ def test_ranks_of_a_stopped_doit_stop_together_and_keep_others_out_meanwhile(tmp
     # way mpiexec passes it on to the ranks, and they stop together after the same step.
     process.send_signal(stop)
     refused_while_busy(folder, "python -m bert train")
+    (folder / "slow").unlink()
     _, err = process.communicate(timeout=60)
     assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 143)
     assert err.count("checkpoint saved; run `doit train` to resume") == 1, err
     assert "Traceback" not in err
     wait_no_process_in(folder)
-    (folder / "slow").unlink()
     (folder / "params.yaml").write_text((one / "params.yaml").read_text())  # on 1 process
     assert "resuming from step" in doit(folder, "report").stderr
     assert_same_run(run_dir(folder), run_dir(one))
