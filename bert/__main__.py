@@ -174,7 +174,7 @@ def _in_words(names: Sequence[str]) -> str:
     from bert.workflow.layout import Layout
     from bert.workflow.params import Params
 
-    layout, params, found = Layout(), Params(), []
+    layout, params, found = Layout(Path("."), "<run>", "<data>", "<init>"), Params(), []
     for name in names:
         paths = [str(path) for path in layout.files((name,), params)]
         found += paths or [IN_WORDS[name]]
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "weights and checkpoints also the architecture, the parameter count, the run and the "
         "step. With an example number, prints that example of a dataset file as text instead. "
         "Writes nothing.")
-    show.add_argument("path", help="the file, e.g. data/train.h5, artifacts/model.h5")
+    show.add_argument("path", help="the file, e.g. a run's model.h5 or a data folder's test.h5")
     show.add_argument("index", type=int, nargs="?",
                       help="example number of a dataset file, from 0 (negative counts back)")
     show.set_defaults(func=_show)
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reads a dataset file and a weights file and prints, for one example, the "
         "model's three most probable tokens at each masked position beside the original. "
         "Writes nothing.")
-    predict.add_argument("path", help="dataset file, e.g. data/test.h5")
+    predict.add_argument("path", help="a dataset file (a data folder's test.h5)")
     predict.add_argument("index", type=int, help="example number, from 0 (negative counts back)")
     predict.add_argument("--model", default=str(layout.model_weights), help=model)
     predict.set_defaults(func=_predict)
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "attention", help="print where each token of an example attends most, per head",
         description="Reads a dataset file and a weights file and prints, for one example, the "
         "token each token attends to most in every head of every layer. Writes nothing.")
-    attention.add_argument("path", help="dataset file, e.g. data/test.h5")
+    attention.add_argument("path", help="a dataset file (a data folder's test.h5)")
     attention.add_argument("index", type=int,
                            help="example number, from 0 (negative counts back)")
     attention.add_argument("--layer", type=int, help="only this layer, from 0 (default: all)")
@@ -270,12 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     curves.set_defaults(func=_curves)
     init = commands.add_parser(
         "init-project", help="make a folder to run the workflow in, outside a clone: write its "
-        "dodo.py (the installed package's tasks) and the default params.yaml")
+        "dodo.py (the installed package's tasks) and the default params.yaml",
+        description="Makes FOLDER (if missing), so that doit works there without a clone, and "
+        "refuses when either file is there already. Reads: no file. Writes: FOLDER/dodo.py (the "
+        "installed package's tasks) and FOLDER/params.yaml (the default parameters).")
     init.add_argument("folder", help="the project folder (made if missing)")
     init.set_defaults(func=_init_project)
     runs = commands.add_parser(
         "runs", help="list the runs of this project folder side by side: what differs, steps, "
-        "time, test scores against the optimum, status (reads artifacts/runs/*/)")
+        "time, test scores against the optimum, status (reads artifacts/runs/*/)",
+        description="Prints one line per run: its name, what differs from its base, steps "
+        "done, training time, test MLM loss, the share of the MLM gap to the optimum closed, the "
+        "sentence task's accuracy, and its status. Reads: the run.json, live.jsonl and "
+        "results.json of every run under artifacts/runs/. Writes: the --plot FILE, if given.")
     runs.add_argument("--sweep", help="only the runs of this sweep file, in its order")
     runs.add_argument("--json", action="store_true",
                       help="a JSON list: name, params, results, status, ...")

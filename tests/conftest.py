@@ -1,8 +1,76 @@
-"""After the tests: the largest relative difference per named tensor against transformers."""
+"""Fixtures shared by the test files: runs made once per session through the Python API (each
+test that changes one works on a copy), and after the tests, the largest relative difference
+per named tensor against transformers."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bert.workflow.layout import Layout
 from tests.golden import REPORT
+from tests.workflow import API_STAGES, make_run, tiny
+
+# the run of the views' tests: 2 layers of 2 heads, some examples padded
+VIEWS = tiny(model={"num_layers": 2}, data={"short_sequence_probability": 0.5})
+
+
+@pytest.fixture(autouse=True)
+def package_logger_as_it_was():
+    """The package's logger as before the test: a stage run in this process (``main([...])``)
+    sets up its handlers, whose streams pytest closes after the test."""
+    logger = logging.getLogger("bert")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """A project folder with the default run of the tiny parameters made to its results
+    (never changed: copy it with ``project``)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    make_run(folder, tiny())
+    return folder
+
+
+@pytest.fixture
+def project(tiny_project, tmp_path, monkeypatch) -> Path:
+    """A copy of ``tiny_project``, the current folder for the duration of the test."""
+    folder = tmp_path / "project"
+    shutil.copytree(tiny_project, folder, symlinks=True)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def views_run(tmp_path_factory) -> Layout:
+    """A trained and evaluated run of ``VIEWS`` (never changed: copy its folder to change
+    it)."""
+    return make_run(tmp_path_factory.mktemp("views"), VIEWS,
+                    ("data", "init", "train", "evaluate"))
+
+
+@pytest.fixture(scope="session")
+def text_project(tmp_path_factory) -> Path:
+    """A project folder with a run on a small text corpus, trained and exported (never
+    changed)."""
+    pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text]'")
+    pytest.importorskip("safetensors", reason="the export needs pip install -e '.[interop]'")
+    from tests.textcorpus import TEXT_RUN, write_corpus
+
+    folder = tmp_path_factory.mktemp("text")
+    write_corpus(folder / "corpus")
+    make_run(folder, TEXT_RUN, (*API_STAGES, "export"))
+    return folder
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -37,3 +37,37 @@ def test_a_temporary_name_with_a_pid_no_process_can_have_is_removed_not_a_crash(
     stale.write_text("half")
     atomic.write_json(tmp_path / "r.json", {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_temporaries_of_killed_writes_are_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".results.json.{dead.pid}.0123abcd.tmp"
+    stale.write_text("half")
+    alive = tmp_path / f".results.json.{os.getppid()}.0123abcd.tmp"  # a live writer's: kept
+    alive.write_text("half")
+    atomic.write_json(tmp_path / "results.json", {})
+    assert not stale.exists() and alive.exists()
+
+
+def test_outputs_with_no_space_raise_one_output_error(tmp_path, monkeypatch):
+    """The atomic writer turns every OSError of a write into one line, old file intact."""
+    import json
+
+    from bert.errors import OutputError
+
+    target = tmp_path / "f.json"
+    atomic.write_json(target, {"old": 1})
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic, "fsync_path", full)
+    with pytest.raises(OutputError, match="no space left on device while writing"):
+        atomic.write_json(target, {"new": 1})
+    assert json.loads(target.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bert.bench import step as bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +22,7 @@ def run_bench(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # the command, in a process of its own
 def test_json_report_is_complete():
     report = json.loads(run_bench("--json", "--no-reference"))
     assert report["threads"] == 1 and report["reference"] is False
@@ -38,6 +41,7 @@ def test_json_report_is_complete():
     assert "transformers" not in result
 
 
+@pytest.mark.slow  # measures, as a benchmark run does
 def test_table_has_a_row_per_size_and_says_how_to_compare(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(bench, "reference_available", lambda: False)  # as without torch

@@ -12,6 +12,7 @@ from bert.bench.mpi import PROJECTED_RANKS, projection, ring_allreduce_s
 from bert.parallel.mpi import mpi_available
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
 def test_the_benchmark_reports_every_configuration():
     done = subprocess.run([sys.executable, "-m", "bert.bench", "--processes", "2", "--size",

@@ -11,7 +11,7 @@ import pytest
 
 from bert.__main__ import main
 from bert.data.datasets import make_datasets
-from tests.workflow import tiny_params
+from tests.workflow import cli_error, tiny_params
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,13 @@ def test_a_wrong_argument_is_one_line(capsys):
     assert stop.value.code == 2 and err.count("\n") == 1
     assert err.startswith("error: python -m bert: argument command: invalid choice: 'shw'")
     assert err.endswith("see `python -m bert --help`\n")
+
+
+def test_a_parameters_file_that_is_a_folder_is_named(project, capsys):
+    line = cli_error(capsys, "data", "--params", "artifacts")
+    assert "artifacts: is a folder" in line and "params.yaml" not in line
+
+
+def test_an_example_number_beyond_any_is_one_line(data, capsys):
+    line = cli_error(capsys, "show", str(data / "train.h5"), "99999999999999999999")
+    assert "no example 99999999999999999999" in line

@@ -36,12 +36,13 @@ def test_every_command_says_what_it_reads_and_writes():
     assert set(found) >= {stage.name for stage in STAGES} | {"show", "predict", "fill-mask"}
     for name, parser in found.items():
         assert parser.description, name
-        if name in {stage.name for stage in STAGES}:
+        if name in {stage.name for stage in STAGES} | {"init-project", "runs"}:
             assert " Reads: " in parser.description and " Writes: " in parser.description, name
         else:
             assert parser.description.endswith("Writes nothing."), name
     data = found["data"].description
-    assert "data/train.h5, data/test.h5, data/probe_nsp.h5, data/probe_sop.h5" in data
+    assert ("data/<data>/train.h5, data/<data>/test.h5, data/<data>/probe_nsp.h5, "
+            "data/<data>/probe_sop.h5") in data
     assert "the text files of data.text_files" in data
 
 

@@ -293,3 +293,13 @@ def test_text_files_of_each_task_and_masking(tmp_path):
     assert (spec.first_content, spec.vocab_size) == (5, len(vocab))
     assert spec.continuation.tolist() == [piece.startswith("##") for piece in vocab]
     assert masking_spec(shipped[0]).continuation is None
+
+
+def test_a_mask_probability_that_masks_nothing_is_refused(tmp_path):
+    from bert.errors import ParamsError
+    from tests.workflow import tiny_params
+
+    params = tiny_params(data={"mask_probability": 1e-6}).data
+    with pytest.raises(ParamsError, match="data.mask_probability is 1e-06: the test set has no "
+                       "masked token"):
+        make_datasets(params, tmp_path)

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from bert.workflow.tasks import plots_available
-from tests.workflow import tiny, write_params
+from tests.workflow import stage_of, tiny, write_params
+
+pytestmark = pytest.mark.slow
 
 pytestmark = pytest.mark.slow  # doit end to end
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +45,10 @@ class Project:
         return result
 
     def doit(self) -> tuple[list[str], str]:
-        """The tasks doit ran (it prints ``.  name`` for those), and its output."""
+        """The stages doit ran (it prints ``.  name`` for those), and its output."""
         out = self.python("-m", "doit").stdout
-        return [line[3:].strip() for line in out.splitlines() if line.startswith(".  ")], out
+        return [stage_of(line[3:].strip()) for line in out.splitlines()
+                if line.startswith(".  ")], out
 
     def edit(self, module: str, old: str, new: str) -> None:
         path = self.package / module

@@ -23,7 +23,7 @@ PARAMS = tiny_params()
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Layout:
+def perturbed(tmp_path_factory) -> Layout:
     """Data and a model (the initial weights, perturbed) of the tiny parameters."""
     layout = Layout(tmp_path_factory.mktemp("evaluate"))
     make_datasets(PARAMS.data, layout.data_dir)
@@ -38,9 +38,9 @@ def project(tmp_path_factory) -> Layout:
     return layout
 
 
-def test_scores_are_set_means_whatever_the_batch_size(project):
-    _, weights = ckpt.load_weights(project.model_weights, "fix")
-    config, data = bert_config(PARAMS), load_dataset(project.test_data)
+def test_scores_are_set_means_whatever_the_batch_size(perturbed):
+    _, weights = ckpt.load_weights(perturbed.model_weights, "fix")
+    config, data = bert_config(PARAMS), load_dataset(perturbed.test_data)
     whole = score(weights, config, data, batch_size=len(data["nsp_labels"]))
     for batch_size in (3, 7):
         batched = score(weights, config, data, batch_size)
@@ -56,9 +56,9 @@ def test_scores_are_set_means_whatever_the_batch_size(project):
     assert 0 <= whole["mlm_accuracy"] <= 1 and 0 <= whole["nsp_accuracy"] <= 1
 
 
-def test_the_first_examples_only(project):
-    _, weights = ckpt.load_weights(project.model_weights, "fix")
-    config, data = bert_config(PARAMS), load_dataset(project.train_data)
+def test_the_first_examples_only(perturbed):
+    _, weights = ckpt.load_weights(perturbed.model_weights, "fix")
+    config, data = bert_config(PARAMS), load_dataset(perturbed.train_data)
     first = score(weights, config, data, batch_size=4, num_examples=5)
     alone = score(weights, config, {n: a[:5] for n, a in data.items()}, batch_size=5)
     assert first["num_examples"] == 5
@@ -66,15 +66,15 @@ def test_the_first_examples_only(project):
         assert first[key] == pytest.approx(alone[key], rel=1e-6)
 
 
-def test_the_stage_writes_the_metrics_and_shows_nothing_itself(project, capsys):
-    metrics = evaluate_model(PARAMS, project)
+def test_the_stage_writes_the_metrics_and_shows_nothing_itself(perturbed, capsys):
+    metrics = evaluate_model(PARAMS, perturbed)
     assert capsys.readouterr().out == ""  # the stage's record prints the table
-    assert json.loads(project.metrics.read_text()) == metrics
+    assert json.loads(perturbed.metrics.read_text()) == metrics
     assert set(metrics) == {"sentence_task", "test", "train", "optimum", "probes", "model"}
-    assert metrics["model"] == model_id(PARAMS, project)
-    assert metrics["optimum"] == load_optimum(project.test_data)
+    assert metrics["model"] == model_id(PARAMS, perturbed)
+    assert metrics["optimum"] == load_optimum(perturbed.test_data)
     assert metrics["train"]["num_examples"] == min(PARAMS.evaluation.train_examples,
-                                                   len(load_dataset(project.train_data)
+                                                   len(load_dataset(perturbed.train_data)
                                                        ["nsp_labels"]))
 
 
@@ -160,3 +160,17 @@ def test_a_dynamically_masked_training_set_is_scored_with_masks_training_never_d
     again = score(weights, bert_config(params), scored, 16, task=params.data.sentence_task)
     assert metrics["train"]["mlm_loss"] == pytest.approx(again["mlm_loss"], rel=1e-6)
     assert metrics["train"]["num_mlm_labels"] == int((scored["mlm_labels"] >= 0).sum())
+
+
+def test_train_examples_beyond_the_training_set_scores_what_exists(project, capsys):
+    from bert.__main__ import main
+    from tests.workflow import layout_of, tiny
+
+    assert main(["evaluate"]) == 0
+    assert "evaluation.train_examples is 4096 but the training set has 48 examples" in (
+        capsys.readouterr().err)
+    layout = layout_of(project, tiny())
+    metrics = json.loads(layout.metrics.read_text())
+    assert metrics["train"]["num_examples"] == 48
+    all48 = tiny_params(evaluation={"train_examples": 0})
+    assert evaluate_model(all48, layout)["train"] == metrics["train"]

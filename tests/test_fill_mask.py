@@ -17,41 +17,27 @@ from bert.__main__ import main  # noqa: E402
 from bert.data.datasets import load_tokenizer, make_datasets  # noqa: E402
 from bert.storage.checkpoint import VOCAB_DIGEST  # noqa: E402
 from bert.views.fill_mask import fill_mask_text  # noqa: E402
-from bert.workflow.export import export  # noqa: E402
-from bert.workflow.init import initialize  # noqa: E402
-from bert.workflow.layout import Layout  # noqa: E402
-from bert.workflow.loader import params_from_mapping  # noqa: E402
-from bert.workflow.train import train  # noqa: E402
-from tests.textcorpus import TEXT_DATA, text_params, write_corpus  # noqa: E402
-from tests.workflow import tiny  # noqa: E402
+from tests.textcorpus import TEXT_DATA, TEXT_RUN, text_params  # noqa: E402
+from tests.workflow import API_STAGES, layout_of, make_run, tiny  # noqa: E402
 
-TEXT = tiny(data=TEXT_DATA, training={"epochs": 1})
 SENTENCE = "the cat [MASK] over the river."
-
-
-def trained_project(folder: Path, mapping: dict = TEXT) -> Path:
-    params = params_from_mapping(mapping)
-    layout = Layout(folder)
-    make_datasets(params.data, layout.data_dir, folder)
-    initialize(params, layout)
-    train(params, layout, progress=False)
-    export(params, layout)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("text")
-    write_corpus(folder / "corpus")
-    return trained_project(folder)
+MODEL = "artifacts/runs/params/model.h5"
+EXPORT = "artifacts/runs/params/export"
 
 
 @pytest.fixture
-def project(trained, tmp_path, monkeypatch) -> Path:
+def project(text_project, tmp_path, monkeypatch) -> Path:
+    """A copy of the trained and exported text run (conftest.text_project), the current
+    folder for the duration of the test."""
     folder = tmp_path / "project"
-    shutil.copytree(trained, folder)
+    shutil.copytree(text_project, folder)
     monkeypatch.chdir(folder)
     return folder
+
+
+def text_test_set(folder: Path) -> Path:
+    """The test set of the text run in ``folder``."""
+    return layout_of(folder, TEXT_RUN).test_data
 
 
 def refused(capsys, *args: str) -> str:
@@ -63,7 +49,7 @@ def refused(capsys, *args: str) -> str:
 
 
 def test_the_typed_mask_is_the_mask_token(project):
-    for model in ("artifacts/model.h5", "artifacts/export"):
+    for model in (MODEL, EXPORT):
         text = fill_mask_text(SENTENCE, model, None)
         assert text.splitlines()[1] == "[MASK] 1:" and len(text.splitlines()) == 7
 
@@ -75,10 +61,11 @@ def test_another_corpus_s_vocabulary_of_the_same_size_is_refused(project, tmp_pa
         words = path.read_text().split(" ")
         (other / "corpus" / path.name).write_text(" ".join(w[::-1] for w in words))
     _, test = make_datasets(text_params(), other / "data", other)
-    assert len(load_tokenizer(test).vocab) == len(load_tokenizer("data/test.h5").vocab)
-    assert load_tokenizer(test).vocab != load_tokenizer("data/test.h5").vocab
+    ours = text_test_set(project)
+    assert len(load_tokenizer(test).vocab) == len(load_tokenizer(ours).vocab)
+    assert load_tokenizer(test).vocab != load_tokenizer(ours).vocab
     line = refused(capsys, "--tokenizer", str(test))
-    assert f"artifacts/model.h5 and {test} do not belong together: the model was trained with " \
+    assert f"{MODEL} and {test} do not belong together: the model was trained with " \
            "another vocabulary" in line
 
 
@@ -88,20 +75,20 @@ def test_an_export_of_one_model_with_the_tokenizer_of_another_is_refused(project
     for path in (project / "corpus").iterdir():
         (other / "corpus").mkdir(parents=True, exist_ok=True)
         (other / "corpus" / path.name).write_text(path.read_text().replace("the", "a"))
-    trained_project(other)
-    shutil.copy(other / "artifacts/export/tokenizer.json", "artifacts/export/tokenizer.json")
-    line = refused(capsys, "--model", "artifacts/export")
-    assert "artifacts/export: its model and its tokenizer do not belong together" in line
+    make_run(other, TEXT_RUN, (*API_STAGES, "export"))
+    shutil.copy(other / EXPORT / "tokenizer.json", f"{EXPORT}/tokenizer.json")
+    line = refused(capsys, "--model", EXPORT)
+    assert f"{EXPORT}: its model and its tokenizer do not belong together" in line
 
 
 def test_a_tokenizer_with_two_ids_swapped_is_refused(project, capsys):
-    path = project / "artifacts/export/tokenizer.json"
+    path = project / EXPORT / "tokenizer.json"
     document = json.loads(path.read_text())
     vocab = document["model"]["vocab"]
     first, second = [piece for piece, i in vocab.items() if i in (10, 11)]
     vocab[first], vocab[second] = vocab[second], vocab[first]
     path.write_text(json.dumps(document))
-    line = refused(capsys, "--model", "artifacts/export")
+    line = refused(capsys, "--model", EXPORT)
     assert "do not belong together: the model was trained with another vocabulary (or the " \
            "same pieces under other ids)" in line
 
@@ -117,34 +104,30 @@ def test_a_tokenizer_with_two_ids_swapped_is_refused(project, capsys):
      "its ids 0 to 4 are [PAD] [CLS] [SEP] [MASQUE] [UNK], not the special tokens"),
 ])
 def test_a_tokenizer_json_that_is_not_ours_is_refused(project, capsys, change, expected):
-    path = project / "artifacts/export/tokenizer.json"
+    path = project / EXPORT / "tokenizer.json"
     document = json.loads(path.read_text())
     document["model"]["vocab"] = change(document["model"]["vocab"])
     path.write_text(json.dumps(document))
-    line = refused(capsys, "--model", "artifacts/export")
+    line = refused(capsys, "--model", EXPORT)
     assert f"tokenizer.json: {expected}" in line and "run `doit export`" in line
 
 
 def test_a_model_of_the_synthetic_language_is_refused_with_a_text_tokenizer(project, tmp_path,
                                                                             capsys):
-    from bert.workflow.data import make_data
-
-    synthetic = tmp_path / "synthetic"
-    params = params_from_mapping(tiny(training={"epochs": 1}))
-    make_data(params, Layout(synthetic))
-    initialize(params, Layout(synthetic))
-    train(params, Layout(synthetic), progress=False)
-    line = refused(capsys, "--model", str(synthetic / "artifacts/model.h5"))
+    synthetic = make_run(tmp_path / "synthetic", tiny(training={"epochs": 1}),
+                         ("data", "init", "train"))
+    line = refused(capsys, "--model", str(synthetic.model_weights))
     assert "was trained on the synthetic language, which has no words to fill in" in line
 
 
 def test_a_model_that_records_no_vocabulary_is_checked_by_size_and_warned_about(project, capsys):
-    with h5py.File("artifacts/model.h5", "r+") as f:
+    with h5py.File(MODEL, "r+") as f:
         del f.attrs[VOCAB_DIGEST]
-    assert main(["fill-mask", SENTENCE]) == 0
-    assert "records no vocabulary, so nothing checks that data/test.h5 is the tokenizer" in (
+    assert main(["fill-mask", SENTENCE]) == 0  # the tokenizer of the run's test set
+    test = text_test_set(project).relative_to(project)
+    assert f"records no vocabulary, so nothing checks that {test} is the tokenizer" in (
         capsys.readouterr().err)
-    with h5py.File("artifacts/model.h5", "r+") as f:
+    with h5py.File(MODEL, "r+") as f:
         f.attrs["params"] = json.dumps({"data": {"source": "text"}})
     other = TEXT_DATA | {"vocab_size": 100}
     make_datasets(text_params(**other), project / "other", project)

@@ -40,12 +40,9 @@ def test_fixture_exercises_what_matters():
     assert set(params) == set(BertForPreTraining(BertConfig.from_hf(hf_config)).params)
 
 
-@pytest.mark.parametrize("layers", ["fast", "reference"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_matches_transformers_live(dtype, layers):
-    pytest.importorskip("torch", reason="needs torch: pip install -e '.[test,reference]'")
-    pytest.importorskip("transformers", reason="the live comparison needs transformers")
-    from tests.reference import run_reference
+def live_inputs() -> tuple[BertConfig, dict, dict, dict]:
+    """The configuration, optimizer settings, weights and batch of the live comparison (made
+    anew for each caller: nothing one run changes reaches another)."""
     from tests.test_model import make_batch
 
     config = BertConfig(vocab_size=37, hidden_size=12, num_hidden_layers=3, num_attention_heads=3,
@@ -59,13 +56,31 @@ def test_matches_transformers_live(dtype, layers):
     batch = make_batch(np.random.default_rng(13), config, B=4, T=10)
     optim = {"lr": 3e-3, "weight_decay": 0.05, "betas": [0.8, 0.95], "eps": 1e-6,
              "max_grad_norm": 0.5, "warmup_steps": 1, "total_steps": 4, "steps": 3}
-    reference = run_reference(config.to_hf(), params, batch, steps=optim["steps"], lr=optim["lr"],
-                              weight_decay=optim["weight_decay"], betas=tuple(optim["betas"]),
-                              eps=optim["eps"], max_grad_norm=optim["max_grad_norm"],
-                              warmup_steps=optim["warmup_steps"],
-                              total_steps=optim["total_steps"])
+    return config, optim, params, batch
+
+
+@pytest.fixture(scope="module")
+def live_reference() -> dict:
+    """What transformers computes on ``live_inputs`` (once for every dtype and layer module)."""
+    pytest.importorskip("torch", reason="needs torch: pip install -e '.[test,reference]'")
+    pytest.importorskip("transformers", reason="the live comparison needs transformers")
+    from tests.reference import run_reference
+
+    config, optim, params, batch = live_inputs()
+    return run_reference(config.to_hf(), params, batch, steps=optim["steps"], lr=optim["lr"],
+                         weight_decay=optim["weight_decay"], betas=tuple(optim["betas"]),
+                         eps=optim["eps"], max_grad_norm=optim["max_grad_norm"],
+                         warmup_steps=optim["warmup_steps"], total_steps=optim["total_steps"])
+
+
+@pytest.mark.parametrize("layers", ["fast", "reference"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_matches_transformers_live(dtype, layers, live_reference):
+    config, optim, params, batch = live_inputs()
     ours = run_ours(config.to_hf(), optim, params, batch, dtype, layers)
-    assert_within(compare(f"live {np.dtype(dtype).name}", ours, reference), TOLERANCE[dtype])
+    assert_within(compare(f"live {np.dtype(dtype).name}", ours, live_reference),
+                  TOLERANCE[dtype])
+
 
 
 @pytest.mark.parametrize("layers", ["fast", "reference"])

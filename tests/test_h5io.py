@@ -264,3 +264,14 @@ def test_every_bit_flip_is_detected_or_harmless(tmp_path):
         for name in names:
             np.testing.assert_array_equal(contents.arrays[name], reference.arrays[name])
     assert detected > 0
+
+
+def test_a_dataset_file_of_forged_size_is_refused(tmp_path):
+    """A few kilobytes that declare 8 GB: refused before anything is read."""
+    path = tmp_path / "forged.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", shape=(10**9,), dtype=np.float64, chunks=(10**6,),
+                         compression="gzip")
+        f.attrs["schema"], f.attrs["schema_version"] = "s", 1
+    with pytest.raises(DataFileError, match="declares"):
+        h5io.read(path, schema="s", schema_version=1, specs={"x": h5io.Spec(("N",))}, fix="x")

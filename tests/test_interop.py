@@ -14,6 +14,7 @@ from bert.storage.checkpoint import save_weights
 from bert.storage.interop import save_pretrained
 from tests.numgrad import relative_error
 from tests.test_model import make_batch
+from tests.workflow import API_STAGES, make_run, tiny, tiny_params
 
 safetensors = pytest.importorskip("safetensors.numpy", reason="needs pip install -e '.[interop]'")
 
@@ -170,7 +171,6 @@ def test_training_can_start_from_a_transformers_checkpoint(tmp_path):
     from bert.workflow.init import initialize
     from bert.workflow.layout import Layout
     from bert.workflow.params import bert_config
-    from tests.workflow import tiny_params
 
     source = trained_like(bert_config(tiny_params()), seed=3)
     save_pretrained(source, tmp_path / "pretrained")
@@ -193,22 +193,13 @@ def test_runs_of_every_sentence_task_export_and_load_in_transformers(tmp_path, t
     missing or unexpected key and computes the same logits."""
     import torch
 
-    from bert.data.datasets import load_dataset, make_datasets
+    from bert.data.datasets import load_dataset
     from bert.storage.checkpoint import load_weights
-    from bert.workflow.export import export
-    from bert.workflow.init import initialize
-    from bert.workflow.layout import Layout
     from bert.workflow.params import bert_config
-    from bert.workflow.train import train
-    from tests.workflow import tiny_params
 
-    params = tiny_params(data={"sentence_task": task, "masking": "dynamic"},
-                         training={"epochs": 1})
-    layout = Layout(tmp_path)
-    make_datasets(params.data, layout.data_dir)
-    initialize(params, layout)
-    train(params, layout, progress=False)
-    export(params, layout)
+    mapping = tiny(data={"sentence_task": task, "masking": "dynamic"}, training={"epochs": 1})
+    params = tiny_params(data=mapping["data"], training=mapping["training"])
+    layout = make_run(tmp_path, mapping, (*API_STAGES, "export"))
     theirs, info = transformers.BertForPreTraining.from_pretrained(
         layout.export_dir, output_loading_info=True, attn_implementation="eager")
     assert not info["missing_keys"] and not info["unexpected_keys"], info

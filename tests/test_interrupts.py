@@ -16,60 +16,23 @@ import pytest
 from bert.parallel.mpi import mpi_available
 from bert.workflow import interrupts
 from bert.workflow.stage_action import _prctl, end_with_parent
+from tests.hooks import SLOW_DATA, SLOW_START, SLOW_TRAIN, hook
 from tests.test_mpi import processes_in
-from tests.test_workflow import assert_same_run, doit, make_project, ran
-from tests.workflow import tiny
+from tests.workflow import (
+    assert_same_run,
+    doit,
+    layout_of,
+    make_project,
+    run_dir,
+    stages_ran,
+    tiny,
+    tiny_params,
+)
 
 # 2 epochs of 60 steps, a checkpoint every 20
 RUN = tiny(data={"num_train_batches": 60},
            training={"epochs": 2, "checkpoint_every_steps": 20, "keep_checkpoints": 3})
 MPI_RUN = {**RUN, "training": {**RUN["training"], "micro_batches": 2}}
-
-# Loaded by every Python process started with this folder on PYTHONPATH; acts in the train
-# stage alone (doit's own process and the other stages are left as they are): each step takes
-# 20 ms, so that a signal lands in the middle of training, and once a file ``slow`` exists in
-# the project folder a checkpoint takes 2 s to write, so that a stopping stage lives on a while.
-SLOW_TRAIN = """
-import sys, time
-from pathlib import Path
-
-argv = sys.orig_argv
-if argv[1:4] == ["-m", "bert", "train"]:
-    import bert.storage.checkpoint as ckpt
-    import bert.workflow.train as train
-
-    take_step, save = train.take_step, ckpt.save_checkpoint
-
-    def slow_step(run):
-        time.sleep(0.02)
-        return take_step(run)
-
-    def slow_save(*args, **kwargs):
-        if Path("slow").exists():
-            time.sleep(2)
-        return save(*args, **kwargs)
-
-    train.take_step, ckpt.save_checkpoint = slow_step, slow_save
-"""
-
-# A stage that takes 1 s to start (``python -m bert init``), marked by a file ``starting``.
-SLOW_START = """
-import sys, time
-from pathlib import Path
-
-if sys.orig_argv[1:4] == ["-m", "bert", "init"]:
-    Path("starting").touch()
-    time.sleep(1)
-"""
-
-
-def hook(tmp_path: Path, code: str) -> dict[str, str]:
-    """The environment that loads ``code`` into every Python process at start-up."""
-    folder = tmp_path / "hook"
-    folder.mkdir(exist_ok=True)
-    (folder / "sitecustomize.py").write_text(code)
-    return {**os.environ, "PYTHONPATH": str(folder)}
-
 
 def start(folder: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """``doit *args`` in its own session (its process group: as a terminal runs it)."""
@@ -80,7 +43,7 @@ def start(folder: Path, *args: str, env: dict | None = None) -> subprocess.Popen
 
 def checkpoint_steps(folder: Path) -> list[int]:
     return sorted(int(p.stem.split("-")[1])
-                  for p in folder.glob("artifacts/checkpoints/*/step-*.h5"))
+                  for p in folder.glob("artifacts/runs/*/checkpoints/*/step-*.h5"))
 
 
 def wait_for(condition, process: subprocess.Popen | None = None, timeout: float = 120) -> None:
@@ -96,12 +59,14 @@ def wait_no_process_in(folder: Path) -> None:
 
 
 def refused_while_busy(folder: Path, holder: str) -> None:
-    """A second doit and ``python -m bert train`` are both refused, naming ``holder``."""
+    """A second doit of the same run and ``python -m bert train`` are both refused, naming
+    ``holder``."""
     for command in (["-m", "doit", "train"], ["-m", "bert", "train"]):
         result = subprocess.run([sys.executable, *command], cwd=folder, capture_output=True,
                                 text=True, timeout=60)
         assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
-        assert "is in use by another workflow process" in result.stderr, result.stderr
+        assert "the run params is in use by another workflow process" in result.stderr, (
+            result.stderr)
         assert holder in result.stderr, result.stderr
 
 
@@ -150,6 +115,27 @@ def test_during_a_stage_doit_waits_for_it_then_stops():
     assert stop.value.code == 143 and early.sent == [signal.SIGTERM]
     with interrupts.running_stage() as stage:  # no signal: doit goes on
         stage.started(Process())
+
+
+def test_a_second_ctrl_c_says_which_checkpoint_is_intact(project, monkeypatch):
+    from bert.workflow import train as train_module
+    from bert.workflow.train import train
+
+    calls = []
+
+    def interrupted_step(run):
+        calls.append(run.state.step)
+        raise KeyboardInterrupt  # what the second Ctrl-C raises in the middle of a step
+
+    monkeypatch.setattr(train_module, "take_step", interrupted_step)
+    three = tiny_params(training={"epochs": 3})
+    with pytest.raises(interrupts.TrainingInterrupted) as info:
+        train(three, layout_of(project, three), progress=False)
+    assert calls == [12] and not info.value.saved
+    message = interrupts.interrupted_message(info.value)
+    assert message == ("interrupted; the newest checkpoint (step 12) is intact; run `doit "
+                       "train` to resume from it")
+    assert "nothing was written" not in interrupts.interrupted_message(KeyboardInterrupt())
 
 
 # --- a stage ends with doit ---------------------------------------------------------------------
@@ -204,7 +190,7 @@ _process_task_result = doit.runner.Runner.process_task_result
 
 def _pause_after_data(self, node, base_fail):
     _process_task_result(self, node, base_fail)
-    if node.task.name == "data":
+    if node.task.name.startswith("data:"):
         Path("between").touch()
         time.sleep(60)
 
@@ -223,11 +209,11 @@ def test_ctrl_c_between_two_stages_stops_doit(tmp_path):
     os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err
-    assert ran(subprocess.CompletedProcess([], 0, out)) == ["data"]
+    assert stages_ran(subprocess.CompletedProcess([], 0, out)) == ["data"]
     assert "interrupted (Ctrl-C) while no stage was running" in err
     (folder / "between").unlink()
     dodo.write_text(dodo.read_text().replace(PAUSE_AFTER_DATA, ""))
-    assert ran(doit(folder))[0] == "init"  # data was recorded as done
+    assert stages_ran(doit(folder))[0] == "init"  # data was recorded as done
 
 
 @pytest.mark.slow
@@ -235,12 +221,13 @@ def test_ctrl_c_while_a_stage_starts_stops_it_cleanly(tmp_path):
     folder = make_project(tmp_path / "project", tiny())
     doit(folder, "data")
     process = start(folder, "init", env=hook(tmp_path, SLOW_START))
+    init = layout_of(folder, tiny()).init_weights
     wait_for(lambda: (folder / "starting").exists(), process)
     os.killpg(process.pid, signal.SIGINT)  # while Python starts the stage
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "interrupted; no partly written file was left" in err
-    assert not (folder / "artifacts/init.h5").exists()
+    assert not init.exists() and not list(init.parent.glob(".*.tmp"))
 
 
 @pytest.mark.slow
@@ -259,9 +246,9 @@ def test_a_signal_during_training_stops_it_with_a_checkpoint_and_doit_after_it(
     assert process.returncode == 128 + stop and "Traceback" not in err, err
     assert "checkpoint saved; run `doit train` to resume" in err
     wait_no_process_in(folder)
-    assert not (folder / "artifacts/model.h5").exists()
+    assert not (run_dir(folder) / "model.h5").exists()
     assert "resuming from step" in doit(folder, "report").stderr
-    assert_same_run(folder, straight)
+    assert_same_run(run_dir(folder), run_dir(straight))
 
 
 # --- a killed doit: its stage stops, and keeps every other writer out until it has -------------
@@ -272,17 +259,17 @@ def test_a_stage_left_by_a_killed_doit_stops_and_keeps_others_out_meanwhile(tmp_
     doit(folder, "data", "init")
     process = start(folder, "report", env=hook(tmp_path, SLOW_TRAIN))
     wait_for(lambda: checkpoint_steps(folder), process)
-    (folder / "slow").touch()  # the stage's next checkpoint takes 2 s
+    (folder / "slow").touch()  # the stage, once it stops, waits until this is removed
     stage = [pid for pid in processes_in(folder) if pid != process.pid]
     process.kill()  # SIGKILL to doit alone: the train stage gets SIGTERM, and stops
     refused_while_busy(folder, f"pid {stage[0]}: python -m bert train")
+    (folder / "slow").unlink()
     _, err = process.communicate(timeout=60)  # the stage's output comes on doit's pipes
     assert "checkpoint saved; run `doit train` to resume" in err and "Traceback" not in err
     wait_no_process_in(folder)
-    (folder / "slow").unlink()
     result = doit(folder, "report")
     assert "resuming from step" in result.stderr
-    assert_same_run(folder, straight)
+    assert_same_run(run_dir(folder), run_dir(straight))
 
 
 @pytest.mark.slow
@@ -301,37 +288,18 @@ def test_ranks_of_a_stopped_doit_stop_together_and_keep_others_out_meanwhile(tmp
     # way mpiexec passes it on to the ranks, and they stop together after the same step.
     process.send_signal(stop)
     refused_while_busy(folder, "python -m bert train")
+    (folder / "slow").unlink()
     _, err = process.communicate(timeout=60)
     assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 143)
     assert err.count("checkpoint saved; run `doit train` to resume") == 1, err
     assert "Traceback" not in err
     wait_no_process_in(folder)
-    (folder / "slow").unlink()
     (folder / "params.yaml").write_text((one / "params.yaml").read_text())  # on 1 process
     assert "resuming from step" in doit(folder, "report").stderr
-    assert_same_run(folder, one)
+    assert_same_run(run_dir(folder), run_dir(one))
 
 
 # --- more that a careful user tries -------------------------------------------------------------
-
-# The data stage's writes take 1 s each, marked by a file ``writing``.
-SLOW_DATA = """
-import sys, time
-from pathlib import Path
-
-if sys.orig_argv[1:4] == ["-m", "bert", "data"]:
-    import bert.storage.h5io as h5io
-
-    write = h5io.write
-
-    def slow_write(*args, **kwargs):
-        Path("writing").touch()
-        time.sleep(1)
-        return write(*args, **kwargs)
-
-    h5io.write = slow_write
-"""
-
 
 @pytest.mark.slow
 def test_a_data_stage_left_by_a_killed_doit_stops_without_a_partial_file(tmp_path):
@@ -343,8 +311,9 @@ def test_a_data_stage_left_by_a_killed_doit_stops_without_a_partial_file(tmp_pat
     assert "interrupted; no partly written file was left; run `doit` to go on" in err
     assert "Traceback" not in err
     wait_no_process_in(folder)
-    assert not (folder / "data/train.h5").exists() and not list(folder.glob("data/.*.tmp"))
-    assert ran(doit(folder, "data")) == ["data"]
+    data = layout_of(folder, tiny()).data_dir
+    assert not (data / "train.h5").exists() and not list(data.glob(".*.tmp"))
+    assert stages_ran(doit(folder, "data")) == ["data"]
 
 
 @pytest.mark.slow
@@ -357,17 +326,17 @@ def test_a_stage_whose_lock_file_another_workflow_took_stops_with_a_checkpoint(t
                              env=hook(tmp_path, SLOW_TRAIN), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     wait_for(lambda: checkpoint_steps(folder), stage)
-    (folder / ".bert.lock").unlink()  # "a stale lock file", removed by hand
-    holder = start_holder(folder)  # and a second workflow takes the new one
+    lock = layout_of(folder, RUN).run_lock
+    lock.unlink()  # "a stale lock file", removed by hand
+    holder = start_holder(folder, lock=lock)  # and a second workflow takes the new one
     try:
         wait_held(holder)
         _, err = stage.communicate(timeout=60)
     finally:
         stop(holder)
     assert stage.returncode == 130 and "Traceback" not in err
-    assert ("error: the lock file was removed or replaced while this stage ran: the project "
-            f"folder {folder.resolve()} is in use by another workflow process (pid {holder.pid}"
-            ) in err
+    assert ("error: the lock file was removed or replaced while this stage ran: the run params "
+            f"is in use by another workflow process (pid {holder.pid}") in err
     assert "checkpoint saved; run `doit train` to resume" in err
 
 
@@ -390,4 +359,4 @@ def test_a_killed_launcher_takes_its_ranks_and_doit_says_so(tmp_path):
     wait_no_process_in(folder)
     (folder / "params.yaml").write_text((one / "params.yaml").read_text())
     assert "resuming from step" in doit(folder, "report").stderr
-    assert_same_run(folder, one)
+    assert_same_run(run_dir(folder), run_dir(one))

@@ -17,8 +17,7 @@ from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.live import LiveMetrics, read_lines
 from bert.workflow.train import train
-from tests.test_workflow import make_project
-from tests.workflow import tiny, tiny_params
+from tests.workflow import make_project, tiny, tiny_params
 
 LOSSES = {"total": 1.5, "mlm": 1.25, "nsp": float("nan")}
 
@@ -74,8 +73,9 @@ def test_a_training_run_writes_its_live_metrics(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_and_resumed_has_each_step_once(tmp_path):
-    """SIGKILL of the train stage mid-epoch, past a checkpoint; the resumed run's file holds
-    steps 1..N once each, equal to the history of the finished run."""
+    """SIGKILL of doit's process group (doit and its train stage) mid-epoch, past a
+    checkpoint; the resumed run's file holds steps 1..N once each, equal to the history of the
+    finished run."""
     mapping = tiny(logging={"live_every_steps": 1},
                    data={"num_train_batches": 40},
                    training={"epochs": 2, "checkpoint_every_steps": 7})

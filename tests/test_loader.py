@@ -132,8 +132,11 @@ def test_subset_takes_sections_single_keys_and_leaves_keys_out():
     assert params.subset(("model",)) == {"model": params.model.to_dict()}
     assert params.subset(("data.vocab_size", "training.dtype")) == {
         "data": {"vocab_size": 64}, "training": {"dtype": "float32"}}
-    evaluation = params.subset(("evaluation", "-evaluation.results_file"))["evaluation"]
-    assert evaluation == {"batch_size": 256, "train_examples": 4096}
+    assert params.subset(("evaluation",))["evaluation"] == {"batch_size": 256,
+                                                             "train_examples": 4096}
+    training = params.subset(("training", "-training.threads"))["training"]
+    assert training == {key: value for key, value in params.training.to_dict().items()
+                        if key != "threads"}
 
 
 def test_model_parameters_explain_themselves_with_the_config_s_own_words():
@@ -153,6 +156,8 @@ def test_model_parameters_explain_themselves_with_the_config_s_own_words():
     ("data:\n  vocab_size: 16\n  batch_size: 4\ndata: {vocab_size: 32}\n",
      "key 'data' appears twice, at lines 1 and 4"),
     ("training: {epochs: 2, 'epochs': 3}\n", "key 'epochs' appears twice, on line 1"),
+    ("training:\n  epochs: 2\n  learning_rate: 0.1\n  epochs: 3\n",
+     "key 'epochs' appears twice, at lines 2 and 4"),
 ])
 def test_a_key_given_twice_is_refused_in_flow_mappings_too(tmp_path, text, expected):
     assert expected in error_of(tmp_path, text)
@@ -168,6 +173,53 @@ def test_merge_keys_may_still_override_what_they_merge():
     loaded = yaml.load(text, Loader=UniqueKeyLoader)
     assert loaded == yaml.safe_load(text)  # what PyYAML makes of them, refused nowhere
     assert loaded["mid"] == {"x": 2, "y": 1} and loaded["flow"] == {"x": 1, "y": 4}
+
+
+def test_a_key_may_be_given_once_in_each_mapping():
+    import yaml
+
+    from bert.workflow.yamlfile import UniqueKeyLoader
+
+    text = "a: {x: 1}\nb: {x: 2}\nbase: &b {y: 1}\nc:\n  <<: *b\n  y: 2\n"
+    assert yaml.load(text, Loader=UniqueKeyLoader) == {"a": {"x": 1}, "b": {"x": 2},
+                                                       "base": {"y": 1}, "c": {"y": 2}}
+
+
+# --- files made to hurt the reader --------------------------------------------------------------
+
+def alias_bomb(levels: int = 9) -> str:
+    """A YAML list whose printed form has 9**levels items, in a few hundred bytes."""
+    items = ['&a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, levels):
+        items.append(f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "[" + ", ".join(items) + "]"
+
+
+@pytest.mark.parametrize("where", ["data:\n  vocab_size: {}\n", "data: {}\n"])
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
+    import time
+
+    text = where.format(alias_bomb())
+    assert len(text) < 1000
+    started = time.perf_counter()
+    assert len(error_of(tmp_path, text)) < 400 + len(str(tmp_path))
+    assert time.perf_counter() - started < 2
+
+
+def test_a_huge_integer_is_said_in_a_short_line(tmp_path):
+    message = error_of(tmp_path, "data:\n  random_seed: " + "9" * 5000 + "\n")
+    assert "params.yaml: a value cannot be read" in message
+    assert len(message) < 400 + len(str(tmp_path))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("\x00\xff\xfe binary", "params.yaml: "),
+    ("data: " + "[" * 5000 + "]" * 5000, "nested too deeply to be read"),
+    ("data:\n  vocab_size: 1e400\n", "data.vocab_size is '1e400'; set it to an integer"),
+    ("data:\n  concentration: 1e400\n", "data.concentration is inf"),
+])
+def test_text_no_parameters_file_holds_is_one_line(tmp_path, text, expected):
+    assert expected in error_of(tmp_path, text)
 
 
 # --- what cannot be a parameters file ---------------------------------------------------------
@@ -212,10 +264,6 @@ def test_a_device_a_pipe_a_folder_or_a_huge_file_is_refused_at_once(tmp_path):
 # --- values no path, command or machine can take ----------------------------------------------
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("logging:\n  file: \"artifacts/a\\0b.log\"\n",
-     "logging.file is 'artifacts/a\\x00b.log', with a NUL character"),
-    ("evaluation:\n  results_file: \"artifacts/r\\0.json\"\n",
-     "evaluation.results_file is 'artifacts/r\\x00.json', with a NUL character"),
     ("data:\n  source: text\n  text_files: [\"a\\0.txt\"]\n", "data.text_files is ('a\\x00.txt',),"
      " with a NUL character"),
     ("model:\n  init_from: \"w\\0.h5\"\n", "model.init_from is 'w\\x00.h5', with a NUL character"),
@@ -227,6 +275,22 @@ def test_a_device_a_pipe_a_folder_or_a_huge_file_is_refused_at_once(tmp_path):
      "logging.backup_count is 1000000000, outside [0, 1000]"),
 ])
 def test_values_that_would_fail_later_are_refused_with_the_key(tmp_path, text, expected):
+    assert expected in error_of(tmp_path, text)
+
+
+# --- parameters of earlier versions ----------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("logging:\n  file: artifacts/logs/bert.log\n",
+     "logging.file is no longer a parameter: each stage logs into the folder it writes, a run's "
+     "stages into artifacts/runs/<run>/log.txt; remove it"),
+    ("evaluation:\n  results_file: artifacts/results.json\n",
+     "evaluation.results_file is no longer a parameter: each run writes its results to "
+     "artifacts/runs/<run>/results.json; remove it"),
+    ("evaluation:\n  results_file: \"artifacts/r\\0.json\"\n",
+     "evaluation.results_file is no longer a parameter"),
+])
+def test_a_retired_key_says_where_its_file_goes_now(tmp_path, text, expected):
     assert expected in error_of(tmp_path, text)
 
 

@@ -1,11 +1,14 @@
-"""The lock (``bert.workflow.lock``): one writer at a time, shared with the child processes it is
-passed to, and never anything written into a file that is not the lock file."""
+"""The locks (``bert.workflow.lock``): one writer at a time of what each protects, shared with the
+child processes it is passed to, and never anything written into a file that is not the lock
+file; through the workflow, a lock per folder a stage writes: a run's, its data's, its initial
+weights'."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -20,23 +23,24 @@ import pytest
 from bert.__main__ import main
 from bert.errors import BusyError, OutputError
 from bert.workflow import lock as lock_module
-from bert.workflow.lock import LOCK_FILE, child_process_options, hold, hold_project_lock
-from tests.workflow import tiny, write_params
+from bert.workflow.lock import LOCK_FILE, Lock, child_process_options, hold
+from tests.workflow import doit, layout_of, make_project, tiny, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTECTS = "the test folder"
 
-# A process that takes the lock of the folder it runs in, says so, and waits to be killed.
-# With "--child", it first starts a child that shares the lock, and prints the child's pid.
+# A process that takes the lock at the path it is given, says so, and waits to be killed. With
+# "--child", it first starts a child that shares the lock, and prints the child's pid.
 HOLDER = """
 import subprocess, sys, time
-from bert.workflow.lock import child_process_options, hold_project_lock
+from bert.workflow.lock import child_process_options, hold
 
-hold_project_lock()
+path = sys.argv[1]
+hold(path, "the test folder")
 if "--child" in sys.argv:
-    child = subprocess.Popen([sys.executable, "-c", "import time\\n"
-        "from bert.workflow.lock import hold_project_lock\\n"
-        "hold_project_lock(); print('held', flush=True); time.sleep(60)"],
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\\n"
+        "from bert.workflow.lock import hold\\n"
+        "hold(sys.argv[1], 'the test folder'); print('held', flush=True); time.sleep(60)", path],
         stdout=subprocess.PIPE, text=True, **child_process_options())
     assert child.stdout.readline().strip() == "held"
     print(child.pid, flush=True)
@@ -45,8 +49,14 @@ time.sleep(60)
 """
 
 
-def start_holder(folder: Path, *args: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, *args], cwd=folder,
+def take_lock() -> Lock:
+    """The lock of the current folder, as every holder here takes it."""
+    return hold(LOCK_FILE, PROTECTS)
+
+
+def start_holder(folder: Path, *args: str, lock: Path | str = LOCK_FILE) -> subprocess.Popen:
+    """A process that holds the lock file ``lock`` (relative to ``folder``)."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock), *args], cwd=folder,
                                stdout=subprocess.PIPE, text=True)
     return process
 
@@ -87,10 +97,9 @@ def wait_gone(pid: int) -> None:
 
 def take(folder: Path) -> subprocess.CompletedProcess:
     """A fresh process that tries to take the folder's lock."""
-    return subprocess.run([sys.executable, "-c", "from bert.__main__ import main\n"
-                           "from bert.workflow.lock import hold_project_lock\n"
+    return subprocess.run([sys.executable, "-c", "from bert.workflow.lock import hold\n"
                            "from bert.errors import BertError\n"
-                           "try:\n    hold_project_lock()\n"
+                           f"try:\n    hold({LOCK_FILE!r}, {PROTECTS!r})\n"
                            "except BertError as e:\n    raise SystemExit(f'error: {e}')\n"
                            "print('taken')"],
                           cwd=folder, capture_output=True, text=True, timeout=60)
@@ -111,8 +120,8 @@ def test_a_second_process_is_refused_with_the_holder_named(folder):
         wait_held(holder)
         refused = take(folder)
         assert refused.returncode != 0 and "Traceback" not in refused.stderr
-        assert (f"error: the project folder {folder.resolve()} is in use by another workflow "
-                f"process (pid {holder.pid}: python -c ") in refused.stderr
+        assert (f"error: {PROTECTS} is in use by another workflow process (pid {holder.pid}: "
+                "python -c ") in refused.stderr
         assert "wait for it to finish, then run the command again" in refused.stderr
     finally:
         stop(holder)
@@ -120,14 +129,14 @@ def test_a_second_process_is_refused_with_the_holder_named(folder):
 
 
 def test_the_record_names_the_holder_and_a_killed_one_leaves_nothing_in_the_way(folder):
-    with hold_project_lock() as lock:
+    with take_lock() as lock:
         record = (folder / LOCK_FILE).read_text()
         assert record == f"{os.getpid()} {lock_module.command_line()}\n"
         assert lock.path == Path(LOCK_FILE)
     holder = start_holder(folder)
     wait_held(holder)
     stop(holder)  # SIGKILL: no chance to clean up
-    with hold_project_lock():
+    with take_lock():
         assert (folder / LOCK_FILE).read_text().startswith(f"{os.getpid()} ")
 
 
@@ -148,7 +157,7 @@ def refused(folder: Path, expected: str) -> None:
     """Taking the lock refuses in one line with ``expected``, and writes nothing."""
     before = sorted(p.name for p in folder.iterdir())
     with pytest.raises(OutputError, match=re.escape(expected)) as caught:
-        hold_project_lock()
+        take_lock()
     assert "\n" not in str(caught.value)
     assert sorted(p.name for p in folder.iterdir()) == before
 
@@ -183,25 +192,49 @@ NOT_OURS = {  # how .bert.lock is made, and the line every command says
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(NOT_OURS))
-def test_every_command_that_takes_the_lock_refuses_what_is_not_ours(folder, kind):
+def test_every_command_that_takes_the_run_s_lock_refuses_what_is_not_ours(folder, kind):
+    """The run's lock file made something else: the stage and doit (which takes the locks of
+    its runs at its first stage) refuse in one line and write nothing; ``doit list`` takes no
+    lock."""
     make, expected = NOT_OURS[kind]
-    (folder / "precious.txt").write_text("my text\n")
-    make(folder)
-    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
     write_params(folder, tiny())
+    run = layout_of(folder, tiny()).run_dir
+    run.mkdir(parents=True)
+    (run / "precious.txt").write_text("my text\n")
+    make(run)
+    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
     try:
-        for command in (["-m", "bert", "data"], ["-m", "doit", "list"], ["-m", "doit"]):
+        for command in (["-m", "bert", "train"], ["-m", "doit"]):
             result = subprocess.run([sys.executable, *command], cwd=folder, capture_output=True,
                                     text=True, timeout=60)
             assert result.returncode != 0, result.stdout
             assert "Traceback" not in result.stderr
             errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-            assert len(errors) == 1 and f"{LOCK_FILE}: " in errors[0], result.stderr
+            assert len(errors) == 1, result.stderr
+            assert f"artifacts/runs/params/{LOCK_FILE}: " in errors[0], result.stderr
             assert expected in errors[0], result.stderr
+        assert doit(folder, "list").stderr == ""
     finally:
-        mutable(folder / LOCK_FILE)
+        mutable(run / LOCK_FILE)
+    assert (run / "precious.txt").read_text() == "my text\n"
+    assert sorted(p.name for p in run.iterdir()) == sorted(["precious.txt", LOCK_FILE])
+    assert not (folder / "data").exists() and not (folder / "artifacts/init").exists()
+
+
+@pytest.mark.parametrize(("stage", "folder_of"), [("data", "data_dir"), ("init", "init_dir")])
+def test_the_shared_stages_refuse_a_lock_file_of_theirs_that_is_not_ours(folder, capsys, stage,
+                                                                         folder_of):
+    write_params(folder, tiny())
+    shared = getattr(layout_of(folder, tiny()), folder_of)
+    shared.mkdir(parents=True)
+    (folder / "precious.txt").write_text("my text\n")
+    (shared / LOCK_FILE).symlink_to(folder / "precious.txt")
+    assert main([stage]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{LOCK_FILE}: is a symbolic link" in err
+    assert str(shared.relative_to(folder)) in err
     assert (folder / "precious.txt").read_text() == "my text\n"
-    assert not (folder / "data").exists() and not (folder / "artifacts").exists()
+    assert [p.name for p in shared.iterdir()] == [LOCK_FILE]
 
 
 def test_a_link_is_refused_and_nothing_is_written_through_it(folder):
@@ -229,7 +262,7 @@ def test_a_file_holding_other_data_is_left_alone(folder):
     refused(folder, "holds other data than a lock record, so it is left alone")
     assert (folder / LOCK_FILE).read_text() == "my notes about locks\n"
     (folder / LOCK_FILE).write_text("12345\n")  # a record of an earlier version: ours
-    with hold_project_lock():
+    with take_lock():
         pass
 
 
@@ -248,9 +281,8 @@ def test_a_folder_or_a_pipe_is_refused_at_once(folder, kind):
 
 @pytest.mark.slow
 def test_two_workflows_never_both_run_when_the_lock_is_a_folder(folder):
-    (folder / LOCK_FILE).mkdir()
-    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
-    write_params(folder, tiny())
+    make_project(folder, tiny())
+    (layout_of(folder, tiny()).run_lock).mkdir(parents=True)
     runs = [subprocess.Popen([sys.executable, "-m", "doit"], cwd=folder, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for run in runs:
@@ -280,7 +312,7 @@ def test_a_read_only_folder_is_refused(folder, monkeypatch):
     monkeypatch.setattr(os, "open", read_only)
     with pytest.raises(OutputError, match="cannot be opened \\(Read-only file system\\).*run "
                        "from a folder you can write to"):
-        hold_project_lock()
+        take_lock()
 
 
 def test_a_file_system_without_locks_is_refused(folder, monkeypatch):
@@ -289,7 +321,7 @@ def test_a_file_system_without_locks_is_refused(folder, monkeypatch):
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     with pytest.raises(OutputError, match="cannot be locked \\(No locks available\\)"):
-        hold_project_lock()
+        take_lock()
     assert lock_module.held_locks() == []
 
 
@@ -307,7 +339,7 @@ def test_a_lock_file_replaced_while_it_is_taken_is_taken_again(folder, monkeypat
         return original(fd, path, protects, wait)
 
     monkeypatch.setattr(lock_module, "_lock", replaced_first)
-    with hold_project_lock() as lock:
+    with take_lock() as lock:
         assert len(calls) == 2
         assert lock.identity == (lock_file.stat().st_dev, lock_file.stat().st_ino)
         assert "in use" in take(folder).stderr
@@ -334,12 +366,13 @@ def test_a_child_shares_the_lock_and_keeps_it_after_its_parent_is_killed(folder)
 
 
 def test_an_environment_naming_a_descriptor_that_was_not_passed_down_is_not_trusted(folder):
-    take_lock = [sys.executable, "-c", "from bert.workflow.lock import hold_project_lock\n"
-                 "hold_project_lock()"]
-    with hold_project_lock():
+    take_lock_again = [sys.executable, "-c", "from bert.workflow.lock import hold\n"
+                       f"hold({LOCK_FILE!r}, {PROTECTS!r})"]
+    with take_lock():
         env = child_process_options()["env"]
         # the variable without the descriptor: nothing to adopt
-        result = subprocess.run(take_lock, capture_output=True, text=True, env=env, timeout=60)
+        result = subprocess.run(take_lock_again, capture_output=True, text=True, env=env,
+                                timeout=60)
         assert "is in use by another workflow process" in result.stderr
         # another file's descriptor under the number the variable names: not adopted either
         other = os.open(folder / "other", os.O_RDWR | os.O_CREAT)
@@ -347,7 +380,7 @@ def test_an_environment_naming_a_descriptor_that_was_not_passed_down_is_not_trus
         device, inode, _ = env[lock_module.INHERITED].split(":")
         env = {**env, lock_module.INHERITED: f"{device}:{inode}:{number}"}
         try:
-            result = subprocess.run(take_lock, capture_output=True, text=True, env=env,
+            result = subprocess.run(take_lock_again, capture_output=True, text=True, env=env,
                                     pass_fds=(number,), timeout=60)
         finally:
             os.close(number)
@@ -355,21 +388,44 @@ def test_an_environment_naming_a_descriptor_that_was_not_passed_down_is_not_trus
         assert "is in use by another workflow process" in result.stderr
 
 
-def test_a_stage_run_by_hand_beside_a_holder_is_refused(folder, capsys):
+def test_a_stage_run_by_hand_beside_a_holder_of_its_run_is_refused(folder, capsys):
     write_params(folder, tiny())
-    holder = start_holder(folder)
+    layout = layout_of(folder, tiny())
+    holder = start_holder(folder, lock=layout.run_lock)
     try:
         wait_held(holder)
-        assert main(["data"]) == 2
+        assert main(["train"]) == 2
         err = capsys.readouterr().err
-        assert f"is in use by another workflow process (pid {holder.pid}" in err
-        assert not (folder / "data").exists()
+        assert err.startswith("error: the run params is in use by another workflow process "
+                              f"(pid {holder.pid}: python -c ") and err.count("\n") == 1
+        assert sorted(p.name for p in layout.run_dir.iterdir()) == [LOCK_FILE]
     finally:
         stop(holder)
 
 
+def test_a_shared_stage_waits_for_the_writer_of_its_folder(folder):
+    """The data and the initial weights are shared by runs: their stage waits for another
+    writer of its folder (saying so once), then goes on."""
+    write_params(folder, tiny())
+    layout = layout_of(folder, tiny())
+    holder = start_holder(folder, lock=layout.lock("data_dir"))
+    try:
+        wait_held(holder)
+        stage = subprocess.Popen([sys.executable, "-m", "bert", "data"], cwd=folder,
+                                 stderr=subprocess.PIPE, text=True)
+        waiting = stage.stderr.readline()
+        assert waiting.startswith(f"waiting for another workflow process (pid {holder.pid}: "
+                                  "python -c ")
+        assert f", which writes {layout.data_dir.relative_to(folder)}" in waiting
+        assert stage.poll() is None and not layout.train_data.exists()
+    finally:
+        stop(holder)
+    assert stage.wait(timeout=60) == 0, stage.stderr.read()
+    assert layout.train_data.is_file()
+
+
 def test_a_removed_lock_file_is_taken_again_or_the_other_holder_named(folder):
-    with hold_project_lock() as lock:
+    with take_lock() as lock:
         (folder / LOCK_FILE).unlink()  # e.g. a careful user removing a "stale" lock file
         lock.check()  # nobody took the new one: now held as well
         assert "in use" in take(folder).stderr
@@ -389,7 +445,7 @@ def test_a_removed_lock_file_is_taken_again_or_the_other_holder_named(folder):
 # --- a lock file removed while it is held -----------------------------------------------------
 
 def test_a_watched_lock_takes_its_removed_file_again(folder):
-    with hold_project_lock() as lock:
+    with take_lock() as lock:
         lock.watch(0.05, lambda error: None)
         (folder / LOCK_FILE).unlink()
         deadline = time.monotonic() + 10
@@ -403,7 +459,7 @@ def test_a_watched_lock_takes_its_removed_file_again(folder):
 
 def test_a_watched_lock_says_when_another_process_holds_its_replacement(folder):
     lost: list[BusyError] = []
-    with hold_project_lock() as lock:
+    with take_lock() as lock:
         (folder / LOCK_FILE).unlink()
         holder = start_holder(folder)  # a second workflow gets in before the watch looks
         try:
@@ -417,19 +473,56 @@ def test_a_watched_lock_says_when_another_process_holds_its_replacement(folder):
     assert len(lost) == 1 and f"(pid {holder.pid}: python -c" in str(lost[0])
 
 
+# --- through doit: a lock per run, and one per shared folder --------------------------------------
+
 @pytest.mark.slow
-def test_two_doits_started_together_never_both_run(folder):
-    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
-    write_params(folder, tiny())
-    runs = [subprocess.Popen([sys.executable, "-m", "doit", "data"], cwd=folder,
+def test_two_doits_of_the_same_run_never_both_run(folder):
+    make_project(folder, tiny())
+    runs = [subprocess.Popen([sys.executable, "-m", "doit"], cwd=folder,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
-    results = [run.communicate(timeout=120) for run in runs]
+    results = [run.communicate(timeout=300) for run in runs]
     codes = sorted(run.returncode for run in runs)
     assert codes[0] == 0 and codes[1] != 0, results
+    winner = next(run for run in runs if run.returncode == 0)
     refused_err = next(err for run, (_, err) in zip(runs, results, strict=True) if run.returncode)
-    assert "is in use by another workflow process (pid " in refused_err
-    assert "Traceback" not in refused_err
+    errors = [line for line in refused_err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in refused_err, refused_err
+    assert errors[0].startswith("error: the run params is in use by another workflow process "
+                                f"(pid {winner.pid}: "), errors
+    assert "-m doit" in errors[0]
+    assert (layout_of(folder, tiny()).results).is_file()
+
+
+@pytest.mark.slow
+def test_two_doits_of_different_runs_run_at_once_and_share_the_data(folder, tmp_path):
+    """The second doit's data stage waits for the first's (which holds the data's lock), then
+    both runs train; they share one data folder and one initial weights' folder."""
+    from tests.hooks import SLOW_DATA, hook
+
+    make_project(folder, tiny())
+    env = hook(tmp_path, SLOW_DATA)
+    first = subprocess.Popen([sys.executable, "-m", "doit"], cwd=folder, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (folder / "writing").exists():  # the first's data stage holds the data's lock
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    second = subprocess.Popen([sys.executable, "-m", "doit", "training.learning_rate=0.02"],
+                              cwd=folder, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    _, first_err = first.communicate(timeout=300)
+    _, second_err = second.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second_err
+    base = layout_of(folder, tiny())
+    waiting = [line for line in second_err.splitlines() if line.startswith("waiting for ")]
+    assert len(waiting) == 1 and "python -m bert data" in waiting[0], second_err
+    assert waiting[0].endswith(f", which writes {base.data_dir.relative_to(folder)}")
+    assert [p.name for p in (folder / "data").iterdir()] == [base.data]
+    assert [p.name for p in (folder / "artifacts/init").iterdir()] == [base.init]
+    for run in ("params", "params+learning_rate@0.02"):
+        assert json.loads((folder / "artifacts/runs" / run / "results.json").read_text())
 
 
 # A doit that waits after the data stage until a file ``go`` appears.
@@ -445,7 +538,7 @@ _process_task_result = doit.runner.Runner.process_task_result
 
 def _wait_after_data(self, node, base_fail):
     _process_task_result(self, node, base_fail)
-    if node.task.name == "data":
+    if node.task.name.startswith("data:"):
         Path("between").touch()
         while not Path("go").exists():
             time.sleep(0.02)
@@ -457,18 +550,20 @@ doit.runner.Runner.process_task_result = _wait_after_data
 
 @pytest.mark.slow
 @pytest.mark.parametrize("taken", [False, True], ids=["removed", "taken by another"])
-def test_a_lock_file_removed_between_stages(folder, taken):
-    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
+def test_a_run_s_lock_file_removed_between_stages(folder, taken):
+    """doit holds the lock of its run from its first stage to its end: its file removed
+    between two stages is taken again, or, taken by another process, stops doit."""
+    make_project(folder, tiny())
     (folder / "dodo.py").write_text((folder / "dodo.py").read_text() + WAIT_AFTER_DATA)
-    write_params(folder, tiny())
+    layout = layout_of(folder, tiny())
     run = subprocess.Popen([sys.executable, "-m", "doit", "data", "init"], cwd=folder,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (folder / "between").exists():
         assert run.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    (folder / LOCK_FILE).unlink()  # "a stale lock file"
-    holder = start_holder(folder) if taken else None
+    layout.run_lock.unlink()  # "a stale lock file"
+    holder = start_holder(folder, lock=layout.run_lock) if taken else None
     try:
         if holder:
             wait_held(holder)
@@ -479,17 +574,17 @@ def test_a_lock_file_removed_between_stages(folder, taken):
             stop(holder)
     if taken:  # doit stops before its next stage
         assert run.returncode != 0 and "Traceback" not in err
-        assert f"error: the project folder {folder.resolve()} is in use by another workflow " \
-               f"process (pid {holder.pid}" in err
-        assert not (folder / "artifacts/init.h5").exists()
+        assert ("error: the run params is in use by another workflow process "
+                f"(pid {holder.pid}") in err
+        assert not layout.init_weights.exists()
     else:  # doit takes the new lock file and goes on
         assert run.returncode == 0, err
-        assert (folder / "artifacts/init.h5").exists()
+        assert layout.init_weights.exists()
 
 
 def test_a_record_naming_impossible_pids_is_no_crash(folder):
     (folder / LOCK_FILE).write_text("9999999999\n0\n")  # numbers no live process has
-    with hold_project_lock():
+    with take_lock():
         assert (folder / LOCK_FILE).read_text().startswith(f"{os.getpid()} ")
     holder = start_holder(folder)
     try:

@@ -14,12 +14,10 @@ pytest.importorskip("tokenizers", reason="the export's tokenizer needs pip insta
 
 import bert  # noqa: E402
 from bert.storage import h5io  # noqa: E402
-from bert.workflow.evaluate import evaluate_model  # noqa: E402
-from bert.workflow.export import export  # noqa: E402
 from bert.workflow.layout import Layout  # noqa: E402
 from bert.workflow.report import read_metrics  # noqa: E402
 from bert.workflow.stages import stage  # noqa: E402
-from tests.workflow import tiny_params, tiny_project  # noqa: E402
+from tests.workflow import API_STAGES, make_run, tiny, tiny_params  # noqa: E402
 
 EXPORT_FILES = {"README.md", "config.json", "model.safetensors", "tokenizer.json",
                 "tokenizer_config.json", "vocab.txt"}
@@ -27,11 +25,7 @@ EXPORT_FILES = {"README.md", "config.json", "model.safetensors", "tokenizer.json
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("project")
-    tiny_project(folder)
-    layout, params = Layout(folder), tiny_params()
-    evaluate_model(params, layout)
-    export(params, layout)
+    layout = make_run(tmp_path_factory.mktemp("project"), tiny(), (*API_STAGES, "export"))
     return layout.export_dir
 
 
@@ -61,7 +55,7 @@ def test_the_front_matter_is_what_the_hub_reads(exported):
 
 def test_the_card_gives_the_results_the_params_and_the_origin(exported):
     _, body = card(exported)
-    layout, params = Layout(exported.parents[1]), tiny_params()
+    layout, params = Layout.recorded(root=exported.parents[3]), tiny_params()
     metrics = read_metrics(layout.metrics)
     row = next(line for line in body.splitlines() if line.startswith("| test MLM loss |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
@@ -83,7 +77,7 @@ def test_transformers_reads_the_synthetic_tokenizer_and_fills_the_widget(exporte
     from transformers import AutoTokenizer, pipeline
 
     theirs = AutoTokenizer.from_pretrained(exported)
-    ours = bert.load_tokenizer(exported.parents[1] / "data/test.h5")
+    ours = bert.load_tokenizer(Layout.recorded(root=exported.parents[3]).test_data)
     assert theirs("t4 t5")["input_ids"] == [1, *ours.encode("t4 t5"), 2] == [1, 4, 5, 2]
     meta, _ = card(exported)
     guesses = pipeline("fill-mask", model=str(exported))(meta["widget"][0]["text"])

@@ -16,14 +16,16 @@ import pytest
 
 from bert.parallel.mpi import mpi_available
 from bert.workflow.launch import find_launcher
-from tests.test_workflow import (
+from tests.test_workflow import wait_for_mid_epoch_checkpoint
+from tests.workflow import (
     assert_same_run,
     doit,
     make_project,
-    ran,
-    wait_for_mid_epoch_checkpoint,
+    run_dir,
+    stages_ran,
+    tiny,
+    write_params,
 )
-from tests.workflow import tiny, write_params
 
 pytestmark = pytest.mark.skipif(not mpi_available(),
                                 reason='needs the mpi extra: pip install -e ".[mpi]"')
@@ -56,24 +58,26 @@ def one_process_long(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_two_ranks_end_bit_identical_to_one_process(tmp_path, one_process):
     folder = make_project(tmp_path / "project", on(2, SHORT))
     result = doit(folder, "report")
-    assert_same_run(folder, one_process, COUNTS)
-    training = json.loads((folder / "artifacts/results.json").read_text())["training"]
+    assert_same_run(run_dir(folder), run_dir(one_process), COUNTS)
+    training = json.loads((run_dir(folder) / "results.json").read_text())["training"]
     assert (training["processes"], training["micro_batches"]) == (2, 4)
-    for text in (result.stderr, (folder / "artifacts/logs/bert.log").read_text()):
+    for text in (result.stderr, (run_dir(folder) / "log.txt").read_text()):
         assert text.count("training from the initial weights") == 1  # rank 0 alone logs
         assert text.count("rank 0 of 2; 1 compute thread(s) per rank") == 1
 
 
+@pytest.mark.slow
 def test_two_processes_then_one_ends_as_one_straight(tmp_path, one_process):
     folder = make_project(tmp_path / "project", on(2, SHORT, epochs=1))
     doit(folder, "train")
     write_params(folder, on(1, SHORT, epochs=2))
     result = doit(folder, "report")
     assert "resuming from step 6" in result.stderr
-    assert_same_run(folder, one_process, COUNTS)
+    assert_same_run(run_dir(folder), run_dir(one_process), COUNTS)
 
 
 def processes_in(folder: Path) -> list[int]:
@@ -108,17 +112,18 @@ def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, 
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0
     assert_no_rank_left(folder)
-    assert not (folder / "artifacts/model.h5").exists()
+    assert not (run_dir(folder) / "model.h5").exists()
     if stop == signal.SIGINT:
-        assert not list(folder.glob("artifacts/checkpoints/*/.*.tmp"))
+        assert not list(run_dir(folder).glob("checkpoints/*/.*.tmp"))
         assert stderr.count("checkpoint saved; run `doit train` to resume") == 1
         assert "Traceback" not in stderr
     result = doit(folder, "report")
     assert "resuming from step" in result.stderr
     assert "skipping checkpoint" not in result.stderr  # none was half-written
-    assert_same_run(folder, one_process_long, COUNTS)
+    assert_same_run(run_dir(folder), run_dir(one_process_long), COUNTS)
 
 
+@pytest.mark.slow
 def test_mpiexec_forwards_ctrl_c_and_the_job_exits_130(tmp_path):
     folder = make_project(tmp_path / "project", on(2, LONG))
     doit(folder, "data", "init")
@@ -132,7 +137,7 @@ def test_mpiexec_forwards_ctrl_c_and_the_job_exits_130(tmp_path):
     assert process.returncode == 130
     assert stderr.count("checkpoint saved; run `doit train` to resume") == 1
     step = int(stderr.split("interrupted at step ")[1].split(";")[0])
-    assert list(folder.glob(f"artifacts/checkpoints/*/step-{step:09d}.h5"))
+    assert list(run_dir(folder).glob(f"checkpoints/*/step-{step:09d}.h5"))
     assert_no_rank_left(folder)
 
 
@@ -163,7 +168,7 @@ import os
 if os.environ.get("PMI_RANK") == "1":
     import bert.workflow.logs as logs
 
-    def setup_logging(params, layout):
+    def setup_logging(params, path):
         raise RuntimeError("injected failure")
 
     logs.setup_logging = setup_logging
@@ -171,6 +176,7 @@ if os.environ.get("PMI_RANK") == "1":
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", list(RAISE_ON_RANK_1))
 def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process, where):
     folder = make_project(tmp_path / "project", on(2, SHORT))
@@ -186,12 +192,12 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process, where):
     assert failed.returncode != 0
     assert_no_rank_left(folder)
     assert "error: rank 1 of 2 failed: RuntimeError: injected failure" in failed.stderr
-    assert not (folder / "artifacts/model.h5").exists()
+    assert not (run_dir(folder) / "model.h5").exists()
     result = doit(folder, "report")
     if where == "in a step":
         assert "resuming from step 4" in result.stderr
     assert "skipping checkpoint" not in result.stderr  # none was half-written
-    assert_same_run(folder, one_process, COUNTS)
+    assert_same_run(run_dir(folder), run_dir(one_process), COUNTS)
 
 
 @pytest.mark.parametrize(("training", "message"), [
@@ -231,10 +237,10 @@ def test_a_launcher_that_runs_no_rank_fails_the_train_stage(tmp_path, launcher):
     result = doit(folder, "train", check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert (f"error: training.mpiexec is '{launcher}': it exited 0, but no rank trained "
-            "(artifacts/model.h5 was not written; the launcher's output, if any, is just above); "
-            "set training.mpiexec to an MPI launcher, e.g. mpiexec") in result.stderr
-    assert not (folder / "artifacts/model.h5").exists()
-    assert "train" in ran(doit(folder, "train", check=False))  # not taken for done
+            "(artifacts/runs/params/model.h5 was not written; the launcher's output, if any, is "
+            "just above); set training.mpiexec to an MPI launcher, e.g. mpiexec") in result.stderr
+    assert not (run_dir(folder) / "model.h5").exists()
+    assert "train" in stages_ran(doit(folder, "train", check=False))  # not taken for done
 
 
 @pytest.mark.slow

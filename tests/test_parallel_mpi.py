@@ -53,6 +53,7 @@ def run_step(tmp_path, processes: int) -> dict[str, np.ndarray]:
         return dict(saved)
 
 
+@pytest.mark.slow
 def test_one_to_four_ranks_take_the_same_step(tmp_path):
     one = run_step(tmp_path, 1)
     for processes in (2, 3, 4):

@@ -2,16 +2,19 @@
 (and as an SVG on request), the same bytes twice; token labels that stay readable at any sequence
 length, WordPiece text that never overlaps, every colour explained, the gradient norm, the
 throughput and the epoch means over their epochs; and a clear skip (nothing written, nothing
-rerun) without matplotlib."""
+rerun) without matplotlib.
+
+The tests that draw whole pictures to files (every picture of a run, every format, every
+sequence length) are marked slow; those of one figure's contents are not."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -27,8 +30,9 @@ from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.stages import PLOTS_MISSING
 from bert.workflow.tasks import run
-from tests.test_text import PARAMS, make_tiny_run
-from tests.workflow import tiny, tiny_params, write_params
+from tests.conftest import VIEWS
+from tests.test_text import PARAMS
+from tests.workflow import doit, make_project, tiny, tiny_params, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -56,19 +60,27 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Layout:
-    return make_tiny_run(tmp_path_factory.mktemp("run"))
+def tiny_run(views_run) -> Layout:
+    """The trained run of PARAMS (conftest.views_run)."""
+    return views_run
+
+
+def copy_run(run: Layout, folder: Path) -> Layout:
+    """The run's project folder copied into ``folder`` (without its pictures)."""
+    shutil.copytree(run.root, folder, ignore=shutil.ignore_patterns("plots"))
+    return dataclasses.replace(run, root=folder)
 
 
 @pytest.fixture(scope="module")
-def drawn(tiny_run) -> Layout:
-    """The three pictures of the tiny run, drawn by the stage's Python API."""
+def drawn(tiny_run, tmp_path_factory) -> Layout:
+    """The three pictures of a copy of the tiny run, drawn by the stage's Python API."""
     pytest.importorskip("matplotlib")
     from bert.views.plots import draw
 
-    assert draw(tiny_run, ["curves", "attention", "predictions"]) == [
-        *tiny_run.curves_plot(), *tiny_run.attention_plot(), *tiny_run.predictions_plot()]
-    return tiny_run
+    run = copy_run(tiny_run, tmp_path_factory.mktemp("drawn") / "project")
+    assert draw(run, ["curves", "attention", "predictions"]) == [
+        *run.curves_plot(), *run.attention_plot(), *run.predictions_plot()]
+    return run
 
 
 def figure_of(monkeypatch, picture, *args, **kwargs):
@@ -91,6 +103,7 @@ def text_boxes(figure) -> list[tuple[str, object]]:
             if text.get_visible() and text.get_text()]
 
 
+@pytest.mark.slow  # draws every picture of a run to files
 def test_curves_png(drawn):
     (curves,) = drawn.curves_plot()
     assert png_size(curves) == (1300, 1350)  # 13 x 13.5 inches at 100 dpi
@@ -152,6 +165,9 @@ def test_curves_show_the_sentence_task_of_the_run(task, monkeypatch, tmp_path):
                    for note in notes)
 
 
+
+
+@pytest.mark.slow  # draws every picture of a run to files
 def test_attention_png(drawn):
     # 2 heads x 2 layers of 4-inch panels (16 tokens at 1/8 inch are less), 1/4 inch between
     # columns and 3/8 between rows, 1/2 inch for each axis name, 1 for the title, 1.25 for the
@@ -161,6 +177,7 @@ def test_attention_png(drawn):
     assert attention.stat().st_size > 20_000
 
 
+@pytest.mark.slow  # a whole attention picture at each length
 @pytest.mark.parametrize("length", [32, 64, 128, 512])
 def test_attention_labels_stay_8_pixels_apart_and_the_picture_bounded(length, tmp_path,
                                                                        monkeypatch):
@@ -246,6 +263,7 @@ def test_every_colour_of_predictions_is_explained_in_its_key(predictions):
     assert colours == set(named.values())
 
 
+@pytest.mark.slow  # draws every picture of a run to files
 def test_predictions_png_has_a_row_per_masked_position(drawn, monkeypatch, tmp_path):
     from bert.views.plots import draw_predictions
 
@@ -264,18 +282,18 @@ def test_predictions_png_has_a_row_per_masked_position(drawn, monkeypatch, tmp_p
     assert predictions.stat().st_size > 10_000
 
 
+@pytest.mark.slow  # draws every picture of a run to files
 def test_pictures_carry_no_version_or_time(drawn):
     for path in (*drawn.curves_plot(), *drawn.attention_plot(), *drawn.predictions_plot()):
         kinds = {kind for kind, _ in png_chunks(path)}
         assert not kinds & {b"tEXt", b"iTXt", b"zTXt", b"tIME"}, path
 
 
+@pytest.mark.slow  # draws every picture of a run to files
 def test_svg_on_request_the_same_bytes_twice(drawn, tmp_path):
     from bert.views.plots import draw
 
-    folder = tmp_path / "project"
-    shutil.copytree(drawn.root, folder, ignore=shutil.ignore_patterns("plots"))
-    layout = Layout(folder)
+    layout = copy_run(drawn, tmp_path / "project")
     params = tiny_params(plots={"formats": ["png", "svg"]})
     pictures = ["curves", "attention", "predictions"]
     paths = draw(layout, pictures, params)
@@ -292,14 +310,13 @@ def test_svg_on_request_the_same_bytes_twice(drawn, tmp_path):
             assert data == (drawn.plots / path.name).read_bytes()
 
 
+@pytest.mark.slow  # draws every picture of a run to files
 def test_the_command_draws_the_picture_asked_for_with_the_same_bytes(drawn, monkeypatch,
                                                                      tmp_path):
-    folder = tmp_path / "project"
-    shutil.copytree(drawn.root, folder, ignore=shutil.ignore_patterns("plots"))
-    layout = Layout(folder)
-    monkeypatch.chdir(folder)
-    params = str(write_params(folder, tiny(model={"num_layers": 2})))
-    assert main(["plots", "predictions", "--params", params]) == 0
+    layout = copy_run(drawn, tmp_path / "project")
+    monkeypatch.chdir(layout.root)
+    params = str(write_params(layout.root, VIEWS, "views.yaml"))
+    assert main(["plots", "predictions", "--params", params, "--run", "params"]) == 0
     assert layout.predictions_plot()[0].read_bytes() == drawn.predictions_plot()[0].read_bytes()
     assert not layout.curves_plot()[0].exists() and not layout.attention_plot()[0].exists()
 
@@ -313,25 +330,16 @@ def test_without_matplotlib_the_stage_says_so_and_writes_nothing(tiny_run, monke
     assert not layout.plots.exists()
 
 
+@pytest.mark.slow
 def test_without_matplotlib_doit_skips_once_and_then_is_up_to_date(tmp_path):
     """The doit task says why nothing is drawn, succeeds, and does not run again."""
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text('import sys\nsys.modules["matplotlib"] = None\n')
-    folder = tmp_path / "project"
-    folder.mkdir()
-    shutil.copy(ROOT / "dodo.py", folder / "dodo.py")
-    write_params(folder, tiny())
-
-    def doit() -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "doit", "plots"], cwd=folder, capture_output=True,
-            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(blocker)})
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result
-
-    first = doit()
-    assert ".  plots\n" in first.stdout and PLOTS_MISSING in first.stdout
-    assert not (folder / "artifacts/plots").exists()  # (the log file is written)
-    second = doit()
-    assert "-- plots" in second.stdout and PLOTS_MISSING not in second.stdout
+    folder = make_project(tmp_path / "project", tiny())
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    first = doit(folder, "plots", env=env)
+    assert ".  plots:params\n" in first.stdout and PLOTS_MISSING in first.stdout
+    assert not (folder / "artifacts/runs/params/plots").exists()  # (the log file is written)
+    second = doit(folder, "plots", env=env)
+    assert "-- plots:params" in second.stdout and PLOTS_MISSING not in second.stdout

@@ -21,8 +21,8 @@ from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.progress import phase_bar, progress_bar
 from bert.workflow.train import train
-from tests.test_text import PARAMS, make_tiny_run
-from tests.workflow import tiny, write_params
+from tests.test_text import PARAMS
+from tests.workflow import stage_of, tiny, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,15 +106,13 @@ def test_the_text_data_stage_reports_its_phases_in_order(tmp_path):
     assert seen == list(TEXT_PHASES)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Layout:
-    return make_tiny_run(tmp_path_factory.mktemp("run"))
-
-
-def test_evaluate_shows_a_bar_over_every_example_it_scores(tiny_run, monkeypatch, caplog):
+def test_evaluate_shows_a_bar_over_every_example_it_scores(views_run, tmp_path, monkeypatch,
+                                                           caplog):
+    shutil.copytree(views_run.root, tmp_path / "project")
+    run = replace(views_run, root=tmp_path / "project")
     screen = terminal(monkeypatch, caplog)
     asked = replace(PARAMS, logging=replace(PARAMS.logging, progress_bar=True))
-    metrics = evaluate_model(asked, tiny_run)
+    metrics = evaluate_model(asked, run)
     scored = metrics["test"]["num_examples"] + metrics["train"]["num_examples"] + sum(
         probe["scores"]["num_examples"] for probe in metrics["probes"].values())
     assert f"{scored}/{scored}" in screen.getvalue() and "evaluate:" in screen.getvalue()
@@ -158,9 +156,9 @@ def test_doit_into_a_file_writes_no_carriage_return(tmp_path):
     assert [line.split(":")[0] for line in epochs] == ["INFO epoch 1", "INFO epoch 2"]
     assert "step/s" not in text and "example/s" not in text
     # doit's own lines stay in order with the stages' lines, in the one file
-    ran = [line[3:] for line in text.splitlines() if line.startswith(".  ")]
+    ran = [stage_of(line[3:]) for line in text.splitlines() if line.startswith(".  ")]
     assert ran[:5] == ["data", "init", "train", "evaluate", "report"]
-    assert text.index(".  train") < text.index("INFO epoch 1") < text.index(".  evaluate")
+    assert text.index(".  train:") < text.index("INFO epoch 1") < text.index(".  evaluate:")
 
 
 @pytest.mark.slow

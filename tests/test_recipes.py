@@ -8,8 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_workflow import assert_same_run, doit, make_project, ran, weights
-from tests.workflow import tiny, write_params
+from tests.workflow import (
+    assert_same_run,
+    doit,
+    layout_of,
+    make_project,
+    ran,
+    run_dir,
+    tiny,
+    weights,
+    write_params,
+)
 
 RECIPES = {"nsp dynamic": {"masking": "dynamic"},
            "sop static": {"sentence_task": "sop"},
@@ -25,7 +34,7 @@ def test_a_recipe_runs_through_doit_and_exports(tmp_path, data):
     folder = make_project(tmp_path / "project", tiny(data=data))
     doit(folder)
     task = data.get("sentence_task", "nsp")
-    results = json.loads((folder / "artifacts/results.json").read_text())
+    results = json.loads((run_dir(folder) / "results.json").read_text())
     assert results["sentence_task"] == task and results["params"]["data"] == {
         **results["params"]["data"], **data}
     sentence = {f"test_{task}_loss", f"test_{task}_accuracy", f"train_{task}_loss",
@@ -42,18 +51,18 @@ def test_a_recipe_runs_through_doit_and_exports(tmp_path, data):
     per_epoch = results["training"]["per_epoch"]
     assert all((f"test_{task}_accuracy" in record) == (task != "none") for record in per_epoch)
     if task == "none":  # the sentence head as initialized
-        trained, initial = weights(folder / "artifacts/model.h5"), weights(
-            folder / "artifacts/init.h5")
+        layout = layout_of(folder, tiny(data=data))
+        trained, initial = weights(layout.model_weights), weights(layout.init_weights)
         for name in HEAD:
             np.testing.assert_array_equal(trained[name], initial[name], err_msg=name)
     assert ran(doit(folder)) == []
 
     pytest.importorskip("safetensors", reason="doit export needs pip install -e '.[interop]'")
-    assert ran(doit(folder, "export")) == ["export"]
+    assert ran(doit(folder, "export")) == ["export:params"]
     pytest.importorskip("torch", reason="loading in transformers needs '.[reference]'")
     transformers = pytest.importorskip("transformers")
     _, info = transformers.BertForPreTraining.from_pretrained(
-        folder / "artifacts/export", output_loading_info=True)
+        run_dir(folder) / "export", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
 
 
@@ -67,4 +76,4 @@ def test_dynamic_masks_one_epoch_then_two_equal_two_straight_through_doit(tmp_pa
     assert "resuming from step 6 (epoch 1, batch 0)" in result.stderr
     straight = make_project(tmp_path / "b", tiny(data=data, training={"epochs": 2}))
     doit(straight)
-    assert_same_run(one_then_two, straight)
+    assert_same_run(run_dir(one_then_two), run_dir(straight))

@@ -4,7 +4,6 @@ predictions, the epoch table, and the commands ``predict``, ``attention`` and ``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from bert.__main__ import main
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import attention_mask_bias, softmax
 from bert.core.model import encode, layer_prefix, predict
-from bert.data.datasets import load_dataset, load_optimum, make_datasets
+from bert.data.datasets import load_dataset, load_optimum
 from bert.data.tokens import PAD, token_name
 from bert.errors import DataFileError
 from bert.storage.checkpoint import load_weights
@@ -27,34 +26,22 @@ from bert.views.text import (
     masked_predictions,
     moving_average,
 )
-from bert.workflow.evaluate import evaluate_model
-from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
-from bert.workflow.train import train
-from tests.workflow import tiny_params
+from bert.workflow.loader import params_from_mapping
+from tests.conftest import VIEWS
 
-PARAMS = tiny_params(model={"num_layers": 2}, data={"short_sequence_probability": 0.5})
+PARAMS = params_from_mapping(VIEWS)  # 2 layers of 2 heads, some examples padded
 
 
-def make_tiny_run(folder: Path) -> Layout:
-    """A whole run of PARAMS (2 layers of 2 heads, some examples padded) in ``folder``,
-    through the Python API."""
-    layout = Layout(folder)
-    make_datasets(PARAMS.data, layout.data_dir)
-    initialize(PARAMS, layout)
-    train(PARAMS, layout, progress=False)
-    evaluate_model(PARAMS, layout)
-    return layout
+@pytest.fixture
+def run(views_run) -> Layout:
+    """The trained run of PARAMS (conftest.views_run)."""
+    return views_run
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Layout:
-    return make_tiny_run(tmp_path_factory.mktemp("run"))
-
-
-@pytest.fixture(scope="module")
-def model(run):
-    return load_weights(run.model_weights, "")
+def model(views_run):
+    return load_weights(views_run.model_weights, "")
 
 
 def padded_batch(run: Layout) -> dict[str, np.ndarray]:
@@ -213,6 +200,17 @@ def test_curves_prints_every_epoch_against_the_optimum(run, capsys):
     assert len(lines) == 8
 
 
+def test_curves_reads_the_run_s_history_and_test_set_by_default(project, capsys):
+    """In a project folder, the default run's history, and the test set its record names."""
+    assert main(["curves"]) == 0
+    default = capsys.readouterr().out
+    assert default.startswith("artifacts/runs/params/history.json: 2 epochs, 12 steps")
+    layout = Layout.recorded(root=project)
+    assert main(["curves", "--history", "artifacts/runs/params/history.json", "--test",
+                 str(layout.test_data.relative_to(project))]) == 0
+    assert capsys.readouterr().out == default
+
+
 def test_epoch_table_without_epochs_has_only_the_references():
     optimum = dict.fromkeys(("bayes_mlm_loss", "unigram_mlm_loss", "uniform_mlm_loss",
                              "bayes_nsp_loss", "chance_nsp_loss", "bayes_nsp_accuracy",
@@ -278,8 +276,8 @@ def test_a_model_of_another_vocabulary_is_refused(run):
     (["attention", "TEST", "0", "--head", "2"], "has 2 heads, no head 2; pick a head in 0..1"),
     (["attention", "TEST", "0", "--layer", "-1"], "has 2 layers, no layer -1"),
     # a file the user named is never theirs to delete on our advice
-    (["curves", "--history", "missing.json"], "missing.json: file not found; check that you "
-     "named the right file"),
+    (["curves", "--history", "missing.json", "--test", "TEST"], "missing.json: file not found; "
+     "check that you named the right file"),
 ])
 def test_errors_are_one_line(run, capsys, args, expected):
     args = [str(run.test_data) if a == "TEST" else a for a in args]

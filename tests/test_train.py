@@ -274,3 +274,30 @@ def test_a_schedule_that_ends_at_the_last_step_makes_the_epochs_part_of_the_run(
                                           "training.warmup_steps .6."):
         train(tiny_params(training={**ends, "epochs": 1, "warmup_steps": 6}), layout,
               progress=False)
+
+
+def test_fewer_epochs_use_the_checkpoint_of_that_epoch_and_keep_the_others(project, caplog):
+    import logging
+    import subprocess
+    import sys
+
+    from tests.workflow import layout_of, tiny
+
+    caplog.set_level(logging.INFO, logger="bert")
+    params = tiny_params()
+    layout = layout_of(project, tiny())
+    folder = run_folder(layout, params)
+    three = train(tiny_params(training={"epochs": 3}), layout, progress=False)
+    kept = {p: p.read_bytes() for p in ckpt.list_checkpoints(folder)}
+    two = train(params, layout, progress=False)  # epoch 2 ended at step 12, checkpointed
+    assert two.step == 12 and three.step == 18
+    assert "this run is already at step 18; using its checkpoint at the end of epoch 2" in (
+        caplog.text)
+    assert {p: p.read_bytes() for p in ckpt.list_checkpoints(folder)} == kept
+    (folder / "step-000000012.h5").unlink()
+    kept.pop(folder / "step-000000012.h5")
+    result = subprocess.run([sys.executable, "-m", "bert", "train"], cwd=project,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "training.epochs is 2, but this run is already at step 18" in result.stderr
+    assert {p: p.read_bytes() for p in ckpt.list_checkpoints(folder)} == kept

@@ -8,6 +8,7 @@ import numpy as np
 
 from bert.data.params import DataParams
 from bert.workflow.loader import params_from_mapping
+from tests.workflow import tiny
 
 WORDS = ("the cat dog bird sat ran flew over under a big small red blue green house tree river "
          "quickly slowly jumped sang played with and near far café naïve über Straße 42 3.14 "
@@ -44,3 +45,7 @@ TEXT_DATA = {"source": "text", "text_files": ["corpus/*.txt"], "vocab_size": 120
 
 def text_params(**data: object) -> DataParams:
     return params_from_mapping({"data": {**TEXT_DATA, **data}}).data
+
+
+# a run of the tiny model on that text, one epoch
+TEXT_RUN = tiny(data=TEXT_DATA, training={"epochs": 1})

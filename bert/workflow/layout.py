@@ -30,13 +30,14 @@ if TYPE_CHECKING:
 LOCK_FILE = ".bert.lock"
 LOG_FILE = "log.txt"
 DEFAULT_RUN = "params"
-# The workflow's own files, by where they lie in the project folder, and the stage that writes
-# each (for "delete it and run `doit X`").
+# The workflow's own files, by where they lie in the project folder, the stage that writes
+# each (for "delete it and run `doit X`") and the kind of file it is.
 OWN_FILES = (
-    (re.compile(r"(^|/)data/[^/]+/(train|test|probe_nsp|probe_sop)\.h5$"), "data"),
-    (re.compile(r"(^|/)artifacts/init/[^/]+/init\.h5$"), "init"),
-    (re.compile(r"(^|/)artifacts/runs/[^/]+/(model\.h5|history\.json)$"), "train"),
-    (re.compile(r"(^|/)artifacts/runs/[^/]+/metrics\.json$"), "evaluate"),
+    (re.compile(r"(^|/)data/[^/]+/(train|test|probe_nsp|probe_sop)\.h5$"), "data", "dataset"),
+    (re.compile(r"(^|/)artifacts/init/[^/]+/init\.h5$"), "init", "weights file"),
+    (re.compile(r"(^|/)artifacts/runs/[^/]+/model\.h5$"), "train", "weights file"),
+    (re.compile(r"(^|/)artifacts/runs/[^/]+/history\.json$"), "train", "training history"),
+    (re.compile(r"(^|/)artifacts/runs/[^/]+/metrics\.json$"), "evaluate", "metrics file"),
 )
 
 
@@ -275,10 +276,11 @@ class Layout:
 
 def read_fix(path: str | Path, kind: str) -> str:
     """What to do about a bad file at ``path`` that should be a ``kind`` (e.g. "dataset"):
-    delete and remake it when it is one of the workflow's own files, else check the name (a file
-    the user chose is never theirs to lose on our advice)."""
+    delete and remake it when it is one of the workflow's own files of that kind, else check the
+    name (a file the user chose, or a good file of another kind, is never to be lost on our
+    advice)."""
     text = Path(path).as_posix()
-    for pattern, stage in OWN_FILES:
-        if pattern.search(text):
+    for pattern, stage, own_kind in OWN_FILES:
+        if own_kind == kind and pattern.search(text):
             return remake_hint(stage)
     return check_hint(f"it should be a {kind}")

@@ -361,8 +361,8 @@ _claimed: dict[Path, str] = {}
 
 def claim(path: Path, protects: str) -> None:
     """Ask for the lock at ``path`` to be taken when ``take_claimed`` is called: ``doit`` claims
-    the locks of the runs it will write, and takes them at its first stage (``doit list`` takes
-    none)."""
+    the locks of the runs it will write, and takes them when it starts running tasks (``doit
+    list`` takes none)."""
     _claimed[Path(path)] = protects
 
 

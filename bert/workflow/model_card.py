@@ -65,10 +65,10 @@ def results_markdown(results: Mapping, sentence_task: str) -> str:
     rows = [("test MLM loss", "test_mlm_loss", baselines["unigram_mlm_loss"],
              baselines["uniform_mlm_loss"])]
     if sentence_task != "none":
-        name = sentence_task.upper()
-        rows += [(f"test {name} loss", "test_nsp_loss", None, baselines["chance_nsp_loss"]),
-                 (f"test {name} accuracy", "test_nsp_accuracy", None,
-                  baselines["chance_nsp_accuracy"])]
+        name, task = sentence_task.upper(), sentence_task
+        rows += [(f"test {name} loss", f"test_{task}_loss", None, baselines[f"chance_{task}_loss"]),
+                 (f"test {name} accuracy", f"test_{task}_accuracy", None,
+                  baselines[f"chance_{task}_accuracy"])]
     rows += [("test MLM accuracy", "test_mlm_accuracy", None, None),
              ("train MLM loss", "train_mlm_loss", None, None)]
     lines = ["| | model | Bayes-optimal | unigram | uniform / chance | gap to optimum |",

@@ -111,6 +111,9 @@ class Plan:
 
     def __init__(self, runs: list[RunPlan]) -> None:
         self.runs = runs
+        # under the MPI launcher for several processes: found now (ParamsError if not)
+        self.train_commands = {run.name: train_command(run.params, run.command("train"),
+                                                       run.base) for run in runs}
         for run in runs:
             claim(run.layout.run_lock, f"the run {run.name}")
 
@@ -145,9 +148,7 @@ class Plan:
         """The tasks of a stage of each run."""
         record = stage(name)
         for run in self.runs:
-            command = None
-            if name == "train":  # under the MPI launcher for several processes
-                command = train_command(run.params, run.command("train"), run.base)
+            command = self.train_commands[run.name] if name == "train" else None
             yield {**self._task(record, run, command), "name": run.name}
 
     def plots(self) -> Iterator[dict]:

@@ -98,7 +98,7 @@ class StageAction(CmdAction):
     def execute(self, out: Any = None, err: Any = None) -> TaskFailed | TaskError | None:
         self.out = self.err = self.result = ""
         try:
-            take_claimed()  # the locks of the runs this doit writes, at its first stage
+            take_claimed()  # the locks of the runs this doit writes (taken at its start)
             for lock in held_locks():  # the lock file may have been removed meanwhile
                 lock.check()
         except BertError as error:
