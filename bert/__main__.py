@@ -32,13 +32,13 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from bert.views.text import predict_text
+    from bert.views.predictions import predict_text
 
     print(predict_text(args.path, args.index, args.model))
 
 
 def _attention(args: argparse.Namespace) -> None:
-    from bert.views.text import attention_text
+    from bert.views.attention import attention_text
 
     print(attention_text(args.path, args.index, args.model, args.layer, args.head))
 
@@ -71,7 +71,7 @@ def _runs(args: argparse.Namespace) -> None:
 
 
 def _curves(args: argparse.Namespace) -> None:
-    from bert.views.text import curves_text
+    from bert.views.curves import curves_text
     from bert.workflow.layout import Layout
 
     test = args.test or Layout.recorded().test_data

@@ -25,7 +25,7 @@ import pytest
 from bert.__main__ import main
 from bert.core.labels import IGNORE_INDEX
 from bert.data.datasets import load_dataset, make_datasets
-from bert.views.text import ExampleGuesses, MaskedGuess
+from bert.views.predictions import ExampleGuesses, MaskedGuess
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.stages import PLOTS_MISSING

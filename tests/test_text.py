@@ -16,16 +16,10 @@ from bert.data.datasets import load_dataset, load_optimum
 from bert.data.tokens import PAD, token_name
 from bert.errors import DataFileError
 from bert.storage.checkpoint import load_weights
-from bert.views.text import (
-    attention_maps,
-    attention_probabilities,
-    first_masked_examples,
-    format_epochs,
-    load_examples,
-    load_model,
-    masked_predictions,
-    moving_average,
-)
+from bert.views.attention import attention_maps, attention_probabilities
+from bert.views.curves import format_epochs, moving_average
+from bert.views.inputs import first_masked_examples, load_examples, load_model
+from bert.views.predictions import masked_predictions
 from bert.workflow.layout import Layout
 from bert.workflow.loader import params_from_mapping
 from tests.conftest import VIEWS
@@ -245,7 +239,7 @@ def test_the_epoch_table_of_sop_shows_its_optimum_and_none_has_no_sentence_colum
 
 
 def test_the_sentence_line_says_what_the_label_of_the_task_means():
-    from bert.views.text import ExampleGuesses, nsp_line
+    from bert.views.predictions import ExampleGuesses, nsp_line
 
     def line(label, task):
         return nsp_line(ExampleGuesses(0, ["[CLS]"], label, 0.25, [], task))

@@ -12,8 +12,9 @@
   and the model's top-3 with their probabilities, laid out by the widths the renderer measures,
   so that no two pieces of text overlap whatever the tokens.
 
-The numbers come from ``bert.views.text``, which the text commands print. matplotlib is an optional
-extra (``pip install -e '.[plots]'``), imported only here and only when a picture is drawn; the
+The numbers come from ``bert.views.curves``, ``bert.views.attention`` and
+``bert.views.predictions``, which the text commands print. matplotlib is an optional extra
+(``pip install -e '.[plots]'``), imported only here and only when a picture is drawn; the
 figures are rendered without pyplot. A picture's size in pixels follows from its content alone
 (no tight bounding box), and the files carry no timestamp, version or random id, so the same run
 gives the same bytes.
@@ -32,22 +33,10 @@ import numpy as np
 
 from bert.data.datasets import load_optimum
 from bert.storage.atomic import replacing
-from bert.views.text import (
-    TOP_K,
-    ExampleGuesses,
-    attention_maps,
-    attention_window,
-    epoch_spans,
-    first_masked_examples,
-    load_examples,
-    load_history,
-    load_model,
-    masked_predictions,
-    moving_average,
-    nsp_line,
-    sentence_task,
-    smoothing_window,
-)
+from bert.views.attention import attention_maps, attention_window
+from bert.views.curves import epoch_spans, load_history, moving_average, smoothing_window
+from bert.views.inputs import first_masked_examples, load_examples, load_model, sentence_task
+from bert.views.predictions import TOP_K, ExampleGuesses, masked_predictions, nsp_line
 from bert.workflow.layout import Layout
 from bert.workflow.sentence import has_sentence_label, task_name
 from bert.workflow.stages import PICTURES

@@ -19,7 +19,7 @@ from bert.data.wordpiece import PREFIX
 from bert.errors import check_hint
 from bert.storage import h5io
 from bert.storage.checkpoint import HISTORY_KEYS, config_from_json
-from bert.views.text import load_examples
+from bert.views.inputs import load_examples
 
 
 def format_example(arrays: dict[str, np.ndarray], index: int,
