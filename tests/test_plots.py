@@ -85,10 +85,9 @@ def drawn(tiny_run, tmp_path_factory) -> Layout:
 
 def figure_of(monkeypatch, picture, *args, **kwargs):
     """The figure the picture function ``picture`` draws (and saves), laid out as saved."""
-    import bert.views.plots as plots
-
-    figures, save = [], plots.save
-    monkeypatch.setattr(plots, "save", lambda figure, *paths: figures.append(figure) or save(
+    module = sys.modules[picture.__module__]
+    figures, save = [], module.save
+    monkeypatch.setattr(module, "save", lambda figure, *paths: figures.append(figure) or save(
         figure, *paths))
     picture(*args, **kwargs)
     (figure,) = figures
@@ -113,7 +112,7 @@ def test_curves_png(drawn):
 def test_curves_show_the_gradient_norm_throughput_and_epoch_means_over_their_epochs(
         tiny_run, monkeypatch, tmp_path):
     pytest.importorskip("matplotlib")
-    from bert.views.plots import draw_curves
+    from bert.views.curves_plot import draw_curves
 
     history = json.loads(tiny_run.history.read_text())
     figure = figure_of(monkeypatch, draw_curves, tiny_run.history, tiny_run.test_data,
@@ -137,7 +136,7 @@ def test_curves_show_the_gradient_norm_throughput_and_epoch_means_over_their_epo
 @pytest.mark.parametrize("task", ["sop", "none"])
 def test_curves_show_the_sentence_task_of_the_run(task, monkeypatch, tmp_path):
     pytest.importorskip("matplotlib")
-    from bert.views.plots import draw_curves
+    from bert.views.curves_plot import draw_curves
     from bert.workflow.train import train
 
     params = tiny_params(data={"sentence_task": task}, training={"epochs": 1})
@@ -182,7 +181,8 @@ def test_attention_png(drawn):
 def test_attention_labels_stay_8_pixels_apart_and_the_picture_bounded(length, tmp_path,
                                                                        monkeypatch):
     pytest.importorskip("matplotlib")
-    from bert.views.plots import ATTENTION_WINDOW, DPI, draw_attention
+    from bert.views.attention_plot import ATTENTION_WINDOW, draw_attention
+    from bert.views.figures import DPI
 
     params = tiny_params(model={"num_layers": 2},
                          data={"sequence_length": length, "short_sequence_probability": 0.0})
@@ -232,7 +232,7 @@ def wordpiece_examples() -> list[ExampleGuesses]:
 def predictions(request, tiny_run, monkeypatch, tmp_path):
     """predictions.png's figure, drawn and laid out, of WordPiece text or of the tiny run."""
     pytest.importorskip("matplotlib")
-    from bert.views.plots import draw_predictions, predictions_figure
+    from bert.views.predictions_plot import draw_predictions, predictions_figure
 
     if request.param == "tiny run":
         return figure_of(monkeypatch, draw_predictions, tiny_run.model_weights,
@@ -265,7 +265,7 @@ def test_every_colour_of_predictions_is_explained_in_its_key(predictions):
 
 @pytest.mark.slow  # draws every picture of a run to files
 def test_predictions_png_has_a_row_per_masked_position(drawn, monkeypatch, tmp_path):
-    from bert.views.plots import draw_predictions
+    from bert.views.predictions_plot import draw_predictions
 
     arrays = load_dataset(drawn.test_data)
     masked = (arrays["mlm_labels"] != IGNORE_INDEX).sum(axis=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bert.views.plots import new_figure, save
+from bert.views.figures import new_figure, save
 from bert.views.runs import RunStatus, curves, optima
 
 

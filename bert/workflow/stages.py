@@ -49,13 +49,13 @@ PLOTS_MISSING = "matplotlib is not installed: pip install -e '.[plots]' to draw 
 PICTURES = (
     Stage("curves", "Losses per step and per epoch against the optimum; accuracies; rate; "
           "gradient norm; throughput.",
-          "bert.views.plots:draw_curves", ("history", "test_data"), ("curves_plot",),
+          "bert.views.curves_plot:draw_curves", ("history", "test_data"), ("curves_plot",),
           reads=("plots.formats",)),
     Stage("attention", "Attention maps of one test example, every head of every layer.",
-          "bert.views.plots:draw_attention", ("model_weights", "test_data"),
+          "bert.views.attention_plot:draw_attention", ("model_weights", "test_data"),
           ("attention_plot",), reads=("plots.formats",)),
     Stage("predictions", "The model's top-3 at the masked positions of a few test examples.",
-          "bert.views.plots:draw_predictions", ("model_weights", "test_data"),
+          "bert.views.predictions_plot:draw_predictions", ("model_weights", "test_data"),
           ("predictions_plot",), reads=("plots.formats",)),
 )
 
