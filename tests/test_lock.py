@@ -494,25 +494,53 @@ def test_two_doits_of_the_same_run_never_both_run(folder):
     assert (layout_of(folder, tiny()).results).is_file()
 
 
+# A data stage that, once it holds the data's lock, waits for a file ``go`` before it writes.
+DATA_WAITS_FOR_GO = """
+import sys, time
+from pathlib import Path
+
+if sys.orig_argv[1:4] == ["-m", "bert", "data"]:
+    import bert.storage.h5io as h5io
+
+    write = h5io.write
+
+    def waiting_write(*args, **kwargs):
+        Path("writing").touch()
+        deadline = time.monotonic() + 120
+        while not Path("go").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return write(*args, **kwargs)
+
+    h5io.write = waiting_write
+"""
+
+
 @pytest.mark.slow
 def test_two_doits_of_different_runs_run_at_once_and_share_the_data(folder, tmp_path):
     """The second doit's data stage waits for the first's (which holds the data's lock), then
     both runs train; they share one data folder and one initial weights' folder."""
-    from tests.hooks import SLOW_DATA, hook
+    from tests.hooks import hook
 
     make_project(folder, tiny())
-    env = hook(tmp_path, SLOW_DATA)
+    env = hook(tmp_path, DATA_WAITS_FOR_GO)
     first = subprocess.Popen([sys.executable, "-m", "doit"], cwd=folder, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (folder / "writing").exists():  # the first's data stage holds the data's lock
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.02)
-    second = subprocess.Popen([sys.executable, "-m", "doit", "training.learning_rate=0.02"],
-                              cwd=folder, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    _, first_err = first.communicate(timeout=300)
-    _, second_err = second.communicate(timeout=300)
+    with open(tmp_path / "second.err", "w+") as second_log:
+        second = subprocess.Popen([sys.executable, "-m", "doit", "training.learning_rate=0.02"],
+                                  cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=second_log, text=True)
+        while "waiting for " not in (tmp_path / "second.err").read_text():
+            assert second.poll() is None and time.monotonic() < deadline, (
+                (tmp_path / "second.err").read_text())
+            time.sleep(0.02)
+        (folder / "go").touch()  # the first's data stage writes now, then the second's
+        _, first_err = first.communicate(timeout=300)
+        second.wait(timeout=300)
+    second_err = (tmp_path / "second.err").read_text()
     assert first.returncode == 0, first_err
     assert second.returncode == 0, second_err
     base = layout_of(folder, tiny())
