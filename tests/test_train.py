@@ -18,7 +18,8 @@ from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.params import bert_config
 from bert.workflow.provenance import project_run_params as run_params
-from bert.workflow.train import epoch_examples, learning_rate, next_batch, open_run, train
+from bert.workflow.train import epoch_examples, learning_rate, next_batch, train
+from bert.workflow.training_run import open_run
 from tests.workflow import tiny_params
 
 # data: sections of the pretraining recipes (the sentence task and the masking)
