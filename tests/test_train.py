@@ -10,7 +10,8 @@ import pytest
 
 from bert.core.model import in_sentence_head
 from bert.core.streams import epoch_order
-from bert.data.datasets import make_datasets, masking_spec
+from bert.data.datasets import make_datasets
+from bert.data.loading import masking_spec
 from bert.data.masking import masked_epoch
 from bert.errors import ParamsError, TrainingDivergedError
 from bert.storage import checkpoint as ckpt

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bert.data.datasets import load_optimum
+from bert.data.loading import load_optimum
 from bert.storage.atomic import replacing
 from bert.views.text import (
     TOP_K,

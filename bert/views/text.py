@@ -20,8 +20,8 @@ from bert.core.config import BertConfig
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import softmax
 from bert.core.model import predict
-from bert.data.datasets import dataset_attrs, load_dataset, load_optimum, token_namer
 from bert.data.examples import num_examples
+from bert.data.loading import dataset_attrs, load_dataset, load_optimum, token_namer
 from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import load_weights

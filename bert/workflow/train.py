@@ -30,8 +30,8 @@ import numpy as np
 from bert.core.optim import schedule_multiplier
 from bert.core.step import NonFiniteError, StepResult, training_step
 from bert.core.streams import dropout_streams, epoch_order
-from bert.data.datasets import load_vocab
 from bert.data.examples import num_examples
+from bert.data.loading import load_vocab
 from bert.data.masking import masked_epoch
 from bert.data.tokenizer import vocab_digest
 from bert.engine.allocation import keep_freed_memory

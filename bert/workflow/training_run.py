@@ -19,7 +19,7 @@ from bert.core.config import BertConfig
 from bert.core.optim import AdamWConfig, init_state
 from bert.core.parameters import pack_params
 from bert.core.step import OneProcess, Reduction
-from bert.data.datasets import load_dataset, masking_spec
+from bert.data.loading import load_dataset, masking_spec
 from bert.data.masking import MaskingSpec
 from bert.errors import ParamsError, remake_hint
 from bert.fingerprint import fingerprint
