@@ -35,7 +35,7 @@ from bert.data.loading import SCHEMA, SCHEMA_VERSION
 from bert.data.masking import unmasked
 from bert.data.tokens import NUM_SPECIAL, synthetic_vocab
 from bert.errors import ParamsError
-from bert.storage import h5io
+from bert.storage import h5io, h5write
 
 if TYPE_CHECKING:
     from bert.data.params import DataParams
@@ -190,7 +190,7 @@ def make_datasets(params: DataParams, out_dir: str | Path, root: str | Path = ".
                              sentence_task=split_task(params, split))
             group_attrs["optimum"] = {"description": SCORES_GROUP.format(
                 what="The exact Bayes-optimal scores and the baselines"), **scores}
-        paths.append(h5io.write(out_dir / f"{split}.h5",
+        paths.append(h5write.write(out_dir / f"{split}.h5",
                                 {**stored(params, split, examples), **language_arrays},
                                 schema=SCHEMA, schema_version=SCHEMA_VERSION,
                                 about={**example_about(params, split), **LANGUAGE_ABOUT,
@@ -219,7 +219,7 @@ def make_text_datasets(params: DataParams, out_dir: Path, root: Path,
                                split_task(params, split))
             group_attrs["baselines"] = {"description": SCORES_GROUP.format(
                 what="The baselines"), **scores}
-        paths.append(h5io.write(out_dir / f"{split}.h5",
+        paths.append(h5write.write(out_dir / f"{split}.h5",
                                 {**stored(params, split, sets[split]), **vocab},
                                 schema=SCHEMA, schema_version=SCHEMA_VERSION,
                                 about={**example_about(params, split), **vocab_about(params)},
