@@ -17,7 +17,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {"BertConfig": "bert.core.config", "BertForPreTraining": "bert.api",
-           "from_pretrained": "bert.api", "load_tokenizer": "bert.data.datasets"}
+           "from_pretrained": "bert.api", "load_tokenizer": "bert.data.loading"}
 __all__ = [*_PUBLIC, "__version__"]
 
 def __getattr__(name: str) -> Any:

@@ -53,16 +53,16 @@ import sys, time
 from pathlib import Path
 
 if sys.orig_argv[1:4] == ["-m", "bert", "data"]:
-    import bert.storage.h5io as h5io
+    import bert.storage.h5write as h5write
 
-    write = h5io.write
+    write = h5write.write
 
     def slow_write(*args, **kwargs):
         Path("writing").touch()
         time.sleep(1)
         return write(*args, **kwargs)
 
-    h5io.write = slow_write
+    h5write.write = slow_write
 """
 
 

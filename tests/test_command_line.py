@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bert import __version__
-from bert.__main__ import build_parser, main
+from bert.__main__ import main
+from bert.cli.parser import build_parser
 from bert.workflow.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,19 +10,16 @@ import numpy as np
 import pytest
 
 from bert.__main__ import main
-from bert.data.datasets import (
+from bert.data.datasets import SPLITS, build_language, build_split, make_datasets
+from bert.data.examples import num_examples, optimum
+from bert.data.loading import (
     EXAMPLE_SPECS,
-    SPLITS,
-    build_language,
-    build_split,
     dataset_attrs,
     load_dataset,
     load_optimum,
     load_vocab,
-    make_datasets,
     masking_spec,
 )
-from bert.data.examples import num_examples, optimum
 from bert.data.masking import MaskingSpec, masked_epoch, unmasked
 from bert.data.params import DataParams
 from bert.data.tokens import SEP

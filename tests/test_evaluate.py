@@ -10,7 +10,8 @@ import pytest
 
 from bert.core.labels import IGNORE_INDEX
 from bert.core.model import forward
-from bert.data.datasets import load_dataset, load_optimum, make_datasets
+from bert.data.datasets import make_datasets
+from bert.data.loading import load_dataset, load_optimum
 from bert.storage import checkpoint as ckpt
 from bert.workflow.evaluate import SCORE_KEYS, evaluate_model, score
 from bert.workflow.init import initialize
@@ -141,7 +142,7 @@ def test_the_untrained_sentence_head_of_a_model_without_a_task_is_near_chance(re
 @pytest.mark.parametrize("name", ["none dynamic", "nsp dynamic"])
 def test_a_dynamically_masked_training_set_is_scored_with_masks_training_never_drew(recipes,
                                                                                      name):
-    from bert.data.datasets import masking_spec
+    from bert.data.loading import masking_spec
     from bert.data.masking import masked_epoch, masked_rows
     from bert.workflow.evaluate import scored_training_examples
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text]'")
 safetensors = pytest.importorskip("safetensors", reason="needs pip install -e '.[interop]'")
 
-from bert.data.datasets import load_tokenizer  # noqa: E402
+from bert.data.loading import load_tokenizer  # noqa: E402
 from bert.data.tokenizer import TextTokenizer  # noqa: E402
 from bert.errors import OutputError  # noqa: E402
 from bert.storage import interop  # noqa: E402

@@ -13,7 +13,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from bert.data.datasets import make_datasets, synthetic_vocab
+from bert.data.datasets import make_datasets
+from bert.data.tokens import synthetic_vocab
 from tests.workflow import FILE_KINDS, tiny_project
 
 H5DUMP = shutil.which("h5dump")

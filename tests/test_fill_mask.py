@@ -14,7 +14,8 @@ pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text
 pytest.importorskip("safetensors", reason="the export needs pip install -e '.[interop]'")
 
 from bert.__main__ import main  # noqa: E402
-from bert.data.datasets import load_tokenizer, make_datasets  # noqa: E402
+from bert.data.datasets import make_datasets  # noqa: E402
+from bert.data.loading import load_tokenizer  # noqa: E402
 from bert.storage.checkpoint import VOCAB_DIGEST  # noqa: E402
 from bert.views.fill_mask import fill_mask_text  # noqa: E402
 from tests.textcorpus import TEXT_DATA, TEXT_RUN, text_params  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 
 from bert import __version__
 from bert.errors import DataFileError, OutputError
-from bert.storage import h5io
+from bert.storage import h5io, h5write
 
 SCHEMA = "bert-from-scratch/test"
 FIX = "run `make it` to regenerate it"
@@ -35,7 +35,7 @@ def write(path, **kwargs):
         "scalar": np.float64(2.5),
         "words": WORDS,
     }
-    return h5io.write(path, arrays, schema=SCHEMA, schema_version=3, about=ABOUT,
+    return h5write.write(path, arrays, schema=SCHEMA, schema_version=3, about=ABOUT,
                       creator="tests.test_h5io", params={"b": 1, "a": [1, 2]},
                       attrs={"split": "train", "count": 7},
                       group_attrs={"optimum": {"loss": 1.25, "name": "bayes"}}, **kwargs)
@@ -99,10 +99,10 @@ def test_every_dataset_says_what_it_is(tmp_path):
 
 def test_a_dataset_without_a_description_is_refused(tmp_path):
     with pytest.raises(ValueError, match="'extra'.* no description"):
-        h5io.write(tmp_path / "f.h5", {"extra": np.zeros(3)}, schema=SCHEMA, schema_version=3,
+        h5write.write(tmp_path / "f.h5", {"extra": np.zeros(3)}, schema=SCHEMA, schema_version=3,
                    about={}, creator="tests")
     with pytest.raises(ValueError, match="2 axis labels for 1 dimensions"):
-        h5io.write(tmp_path / "f.h5", {"x": np.zeros(3)}, schema=SCHEMA, schema_version=3,
+        h5write.write(tmp_path / "f.h5", {"x": np.zeros(3)}, schema=SCHEMA, schema_version=3,
                    about={"x": h5io.About("x", axes=("a", "b"))}, creator="tests")
     assert not (tmp_path / "f.h5").exists()
 
@@ -153,7 +153,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = write(tmp_path / "f.h5")
     before = path.read_bytes()
     with pytest.raises(TypeError):
-        h5io.write(path, {"bad": np.array([object()])}, schema=SCHEMA, schema_version=3)
+        h5write.write(path, {"bad": np.array([object()])}, schema=SCHEMA, schema_version=3)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["f.h5"]
 

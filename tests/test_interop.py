@@ -193,7 +193,7 @@ def test_runs_of_every_sentence_task_export_and_load_in_transformers(tmp_path, t
     missing or unexpected key and computes the same logits."""
     import torch
 
-    from bert.data.datasets import load_dataset
+    from bert.data.loading import load_dataset
     from bert.storage.checkpoint import load_weights
     from bert.workflow.params import bert_config
 

@@ -24,6 +24,7 @@ from bert.__main__ import main
 from bert.errors import BusyError, OutputError
 from bert.workflow import lock as lock_module
 from bert.workflow.lock import LOCK_FILE, Lock, child_process_options, hold
+from bert.workflow.lock_file import command_line
 from tests.workflow import doit, layout_of, make_project, tiny, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +132,7 @@ def test_a_second_process_is_refused_with_the_holder_named(folder):
 def test_the_record_names_the_holder_and_a_killed_one_leaves_nothing_in_the_way(folder):
     with take_lock() as lock:
         record = (folder / LOCK_FILE).read_text()
-        assert record == f"{os.getpid()} {lock_module.command_line()}\n"
+        assert record == f"{os.getpid()} {command_line()}\n"
         assert lock.path == Path(LOCK_FILE)
     holder = start_holder(folder)
     wait_held(holder)
@@ -329,7 +330,7 @@ def test_a_lock_file_replaced_while_it_is_taken_is_taken_again(folder, monkeypat
     """Between opening and locking, another process replaced the file: the lock must be on the
     file now at the path, else a third process would lock that one beside us."""
     lock_file = folder / LOCK_FILE
-    original, calls = lock_module._lock, []
+    original, calls = lock_module.lock_exclusively, []
 
     def replaced_first(fd, path, protects, wait=False):
         calls.append(fd)
@@ -338,7 +339,7 @@ def test_a_lock_file_replaced_while_it_is_taken_is_taken_again(folder, monkeypat
             os.replace(folder / "new", lock_file)
         return original(fd, path, protects, wait)
 
-    monkeypatch.setattr(lock_module, "_lock", replaced_first)
+    monkeypatch.setattr(lock_module, "lock_exclusively", replaced_first)
     with take_lock() as lock:
         assert len(calls) == 2
         assert lock.identity == (lock_file.stat().st_dev, lock_file.stat().st_ino)

@@ -24,7 +24,8 @@ import pytest
 
 from bert.__main__ import main
 from bert.core.labels import IGNORE_INDEX
-from bert.data.datasets import load_dataset, make_datasets
+from bert.data.datasets import make_datasets
+from bert.data.loading import load_dataset
 from bert.views.predictions import ExampleGuesses, MaskedGuess
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from bert.__main__ import main
-from bert.data.datasets import load_dataset, load_optimum, load_vocab, make_datasets
+from bert.data.datasets import make_datasets
+from bert.data.loading import load_dataset, load_optimum, load_vocab
 from bert.data.tokens import TEXT_SPECIAL_TOKENS
 from bert.errors import DataFileError
 from bert.storage import checkpoint as ckpt

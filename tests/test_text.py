@@ -12,7 +12,7 @@ from bert.__main__ import main
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import attention_mask_bias, softmax
 from bert.core.model import encode, layer_prefix, predict
-from bert.data.datasets import load_dataset, load_optimum
+from bert.data.loading import load_dataset, load_optimum
 from bert.data.tokens import PAD, token_name
 from bert.errors import DataFileError
 from bert.storage.checkpoint import load_weights

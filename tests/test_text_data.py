@@ -10,12 +10,8 @@ pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text
 
 import bert  # noqa: E402
 from bert.data.corpus import split_documents  # noqa: E402
-from bert.data.datasets import (  # noqa: E402
-    load_dataset,
-    load_optimum,
-    load_vocab,
-    make_datasets,
-)
+from bert.data.datasets import make_datasets  # noqa: E402
+from bert.data.loading import load_dataset, load_optimum, load_vocab  # noqa: E402
 from bert.data.text import context_free_loss  # noqa: E402
 from bert.errors import DataFileError, ParamsError  # noqa: E402
 from bert.storage import h5io  # noqa: E402

@@ -15,7 +15,8 @@ pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text
 
 from bert.data import text as text_module  # noqa: E402
 from bert.data.corpus import text_paths  # noqa: E402
-from bert.data.datasets import load_dataset, load_optimum, load_vocab, make_datasets  # noqa: E402
+from bert.data.datasets import make_datasets  # noqa: E402
+from bert.data.loading import load_dataset, load_optimum, load_vocab  # noqa: E402
 from bert.data.text import cut  # noqa: E402
 from bert.data.tokens import CLS, MASK, PAD, SEP  # noqa: E402
 from bert.errors import ParamsError, ResourceError  # noqa: E402

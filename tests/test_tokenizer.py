@@ -10,9 +10,11 @@ import pytest
 pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text]'")
 
 import bert  # noqa: E402
-from bert.data.datasets import synthetic_vocab  # noqa: E402
 from bert.data.tokenizer import SyntheticTokenizer, TextTokenizer, count_words  # noqa: E402
-from bert.data.tokens import TEXT_SPECIAL_TOKENS  # noqa: E402
+from bert.data.tokens import (
+    TEXT_SPECIAL_TOKENS,  # noqa: E402
+    synthetic_vocab,  # noqa: E402
+)
 from bert.data.wordpiece import learn  # noqa: E402
 from bert.errors import DataFileError  # noqa: E402
 

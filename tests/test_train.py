@@ -10,7 +10,8 @@ import pytest
 
 from bert.core.model import in_sentence_head
 from bert.core.streams import epoch_order
-from bert.data.datasets import make_datasets, masking_spec
+from bert.data.datasets import make_datasets
+from bert.data.loading import masking_spec
 from bert.data.masking import masked_epoch
 from bert.errors import ParamsError, TrainingDivergedError
 from bert.storage import checkpoint as ckpt
@@ -18,7 +19,8 @@ from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.params import bert_config
 from bert.workflow.provenance import project_run_params as run_params
-from bert.workflow.train import epoch_examples, learning_rate, next_batch, open_run, train
+from bert.workflow.train import epoch_examples, learning_rate, next_batch, train
+from bert.workflow.training_run import open_run
 from tests.workflow import tiny_params
 
 # data: sections of the pretraining recipes (the sentence task and the masking)

@@ -18,3 +18,8 @@ NUM_TEXT_SPECIAL = len(TEXT_SPECIAL_TOKENS)
 def token_name(token_id: int) -> str:
     """``[CLS]`` for a special token, ``t17`` for content token id 17."""
     return SPECIAL_TOKENS[token_id] if token_id < NUM_SPECIAL else f"t{token_id}"
+
+
+def synthetic_vocab(vocab_size: int) -> list[str]:
+    """The synthetic language's vocabulary in id order: ``[PAD] [CLS] [SEP] [MASK] t4 ...``."""
+    return [*SPECIAL_TOKENS, *map(token_name, range(NUM_SPECIAL, vocab_size))]

@@ -31,7 +31,7 @@ from bert.core.flat import FlatParams
 from bert.core.parameters import pack_params
 from bert.errors import ConfigError, DataFileError, bounded
 from bert.fingerprint import fingerprint
-from bert.storage import h5io
+from bert.storage import h5io, h5write
 from bert.storage.atomic import parse_json
 from bert.storage.memory import require_memory
 
@@ -136,7 +136,7 @@ def save_weights(
     run_params: Mapping[str, Any], attrs: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the weights atomically, with the architecture and the run's parameters."""
-    return h5io.write(path, params, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION,
+    return h5write.write(path, params, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION,
                       about={name: describe_parameter(name) for name in params},
                       creator="bert.storage.checkpoint.save_weights", params=run_params,
                       compress=False,
@@ -233,7 +233,7 @@ def save_checkpoint(
                for key in HISTORY_KEYS}
     about |= {f"history/{key}": HISTORY_ABOUT[key] for key in HISTORY_KEYS}
     epoch, position = divmod(state.step, batches_per_epoch)
-    path = h5io.write(
+    path = h5write.write(
         checkpoint_path(folder, state.step), arrays, schema=CHECKPOINT_SCHEMA,
         schema_version=SCHEMA_VERSION, about=about,
         creator="bert.storage.checkpoint.save_checkpoint", params=run_params, compress=False,

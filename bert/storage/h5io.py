@@ -1,6 +1,7 @@
-"""The one module that reads and writes HDF5: datasets, weights and checkpoints alike.
+"""The HDF5 files of the project, datasets, weights and checkpoints alike: what they hold, and
+reading them checked (``bert.storage.h5write`` writes them).
 
-A file written here explains itself. Its root attributes are ``schema`` (what kind of file, e.g.
+A file explains itself. Its root attributes are ``schema`` (what kind of file, e.g.
 ``bert-from-scratch/dataset``), ``schema_version``, ``params`` (JSON with sorted keys), where it
 comes from (``bert.origin``: ``creator``, ``created`` in UTC, ``package_version``, ``git_commit``
 when there is one, ``python_version``, ``numpy_version``, ``h5py_version``, ``hdf5_version``),
@@ -11,13 +12,10 @@ groups (``language/start``); an array of strings is stored as fixed-length UTF-8
 (h5dump prints them as words).
 
 Every byte that says something is checked on reading. Non-scalar arrays are chunked with a
-Fletcher-32 checksum, and by default gzip-compressed with byte shuffling; object headers (the
-attributes' names, their numbers) carry HDF5's own checksums. String attributes are
-variable-length, so that h5py reads them as ``str``; HDF5 keeps their values in its global heap,
-which has no checksum (and on which a damaged byte can make the HDF5 library loop forever), so
-the root records where the heap is and its SHA-256 (``global_heap``, ``global_heap_sha256``),
-and ``read`` checks those bytes before HDF5 reads any of them. Writes are atomic: a temporary
-file in the same folder, flushed and fsynced, then renamed over the target.
+Fletcher-32 checksum; object headers (the attributes' names, their numbers) carry HDF5's own
+checksums; the values of the string attributes, in HDF5's global heap, which has no checksum,
+are covered by a SHA-256 the root records (``bert.storage.h5heap``), checked before HDF5 reads
+any of them.
 
 ``read`` checks the heap, the schema, the version and the datasets' shapes and dtypes, and
 turns a missing, truncated, foreign, outdated or corrupt file into one ``DataFileError`` line
@@ -33,10 +31,8 @@ all the rest, the same for two such files.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,21 +41,15 @@ import h5py
 import numpy as np
 
 from bert.errors import DataFileError, bounded
-from bert.origin import origin
-from bert.storage.atomic import write_bytes
+from bert.storage.h5heap import HEAP, HEAP_DIGEST, heap_problem
 from bert.storage.memory import gib, machine_bytes
 from bert.storage.reading import problem_at
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-LIBVER = ("v110", "v110")  # checksummed metadata, readable by HDF5 >= 1.10 tools
-# Where the global heap (the values of the string attributes) is, and its SHA-256.
-HEAP, HEAP_DIGEST = "global_heap", "global_heap_sha256"
-_GCOL = re.compile(rb"GCOL\x01\x00\x00\x00")
 # What says when and with what a file was made: the root attributes that differ between two
 # files of the same parameters (``SOURCE_DATE_EPOCH`` fixes ``created``, see ``bert.origin``).
 ORIGIN_ATTRS = ("creator", "created", "package_version", "git_commit", "python_version",
                 "numpy_version", "h5py_version", "hdf5_version", HEAP, HEAP_DIGEST)
-RESERVED_ATTRS = ("schema", "schema_version", "params", *ORIGIN_ATTRS)
 # What each of the project's schemas is, for "this is a weights file, not a dataset".
 KINDS = {"bert-from-scratch/dataset": "a dataset", "bert-from-scratch/weights": "a weights file",
          "bert-from-scratch/checkpoint": "a training checkpoint"}
@@ -116,133 +106,6 @@ class H5Contents:
     datasets: dict[str, DatasetInfo] = field(default_factory=dict)
 
 
-def _dataset_options(array: np.ndarray, compress: bool) -> dict[str, Any]:
-    if array.ndim == 0 or array.size == 0:
-        return {}  # scalars and empty arrays cannot be chunked (nor checksummed)
-    options: dict[str, Any] = {"chunks": True, "fletcher32": True}
-    if compress:
-        options.update(compression="gzip", compression_opts=4, shuffle=True)
-    return options
-
-
-def _set_attr(attrs: h5py.AttributeManager, key: str, value: Any) -> None:
-    """Strings are stored variable-length UTF-8 (h5py reads them as ``str``); their values live
-    in the global heap, which ``global_heap_sha256`` covers."""
-    attrs[key] = value
-
-
-def _create(f: h5py.File, name: str, array: np.ndarray, compress: bool) -> h5py.Dataset:
-    """Dataset ``name`` holding ``array``. Strings are stored as fixed-length, null-terminated
-    UTF-8 (h5dump prints them as words; their bytes are checksummed with the chunks, where
-    variable-length strings would live in the unchecksummed global heap)."""
-    options = _dataset_options(array, compress)
-    if array.dtype.kind not in "UO":
-        return f.create_dataset(name, data=array, track_times=False, **options)
-    encoded = np.array([str(item).encode("utf-8") for item in array.ravel()], dtype=bytes)
-    text = h5py.h5t.C_S1.copy()
-    text.set_size(encoded.dtype.itemsize + 1)
-    text.set_strpad(h5py.h5t.STR_NULLTERM)
-    text.set_cset(h5py.h5t.CSET_UTF8)
-    dataset = f.create_dataset(name, shape=array.shape, dtype=h5py.Datatype(text),
-                               track_times=False, **options)
-    if array.size:
-        dataset.id.write(h5py.h5s.ALL, h5py.h5s.ALL,
-                         encoded.astype(f"S{text.get_size()}").reshape(array.shape), mtype=text)
-    return dataset
-
-
-def _describe(dataset: h5py.Dataset, about: About) -> None:
-    """Write ``about`` as the attributes of ``dataset``."""
-    if about.axes and len(about.axes) != dataset.ndim:
-        raise ValueError(f"{dataset.name}: {len(about.axes)} axis labels for "
-                         f"{dataset.ndim} dimensions")
-    _set_attr(dataset.attrs, "description", about.description)
-    if about.units:
-        _set_attr(dataset.attrs, "units", about.units)
-    for axis, label in enumerate(about.axes):
-        dataset.dims[axis].label = label
-
-
-def heap_ranges(image: bytes | memoryview) -> np.ndarray:
-    """(n, 2) uint64: the offset and the size of every global heap collection in a file image,
-    where HDF5 keeps the values of variable-length strings (a collection starts with ``GCOL``,
-    version 1, three zero bytes and its size; a match inside array data is harmless, its bytes
-    are merely checked twice)."""
-    data = bytes(image)
-    ranges = []
-    for found in _GCOL.finditer(data):
-        size = int.from_bytes(data[found.end():found.end() + 8], "little")
-        if 16 <= size <= len(data) - found.start():
-            ranges.append((found.start(), size))
-    return np.array(ranges, dtype=np.uint64).reshape(-1, 2)
-
-
-def heap_digest(read_range: Callable[[int, int], bytes], ranges: np.ndarray) -> np.ndarray:
-    """(32,) uint8: the SHA-256 of the byte ranges ``ranges`` (offset, size), each read by
-    ``read_range(offset, size)``."""
-    digest = hashlib.sha256()
-    for start, size in ranges.tolist():
-        digest.update(read_range(start, size))
-    return np.frombuffer(digest.digest(), np.uint8)
-
-
-def write(
-    path: str | Path,
-    arrays: Mapping[str, np.ndarray],
-    *,
-    schema: str,
-    schema_version: int,
-    about: Mapping[str, About],
-    creator: str,
-    params: Mapping[str, Any] | None = None,
-    attrs: Mapping[str, Any] | None = None,
-    group_attrs: Mapping[str, Mapping[str, Any]] | None = None,
-    compress: bool = True,
-) -> Path:
-    """Write ``arrays`` (keys may contain ``/`` for groups) atomically to ``path``.
-
-    about: what each array is (every array must have its entry); creator: what made the file
-    (``bert.data.datasets.make_datasets``), recorded with the rest of its origin. attrs: extra
-    root attributes (numbers, strings, small arrays), a ``description`` of the file among them;
-    group_attrs: attributes of groups, created if absent (e.g. ``{"optimum": {"description":
-    "...", "mlm_loss": 1.2}}``). Returns the path.
-    """
-    path = Path(path)
-    extra = dict(attrs or {})
-    clash = sorted(set(extra) & set(RESERVED_ATTRS))
-    if clash:
-        raise ValueError(f"attributes {clash} are set by h5io.write itself")
-    undescribed = sorted(set(arrays) - set(about))
-    if undescribed:
-        raise ValueError(f"datasets {undescribed} have no description (about)")
-    # Built in memory, then written by Python: a full disk is then one clean OSError, where
-    # HDF5 writing to the disk itself fails inside its close and may leave a broken file.
-    image = io.BytesIO()
-    with h5py.File(image, "w", libver=LIBVER) as f:
-        root = {"schema": schema, "schema_version": int(schema_version),
-                "params": json.dumps(dict(params or {}), sort_keys=True), **origin(creator),
-                **extra}
-        for key, value in root.items():
-            _set_attr(f.attrs, key, value)
-        for name, array in arrays.items():
-            _describe(_create(f, name, np.asarray(array), compress), about[name])
-        for group, values in (group_attrs or {}).items():
-            g = f.require_group(group)
-            for key, value in values.items():
-                _set_attr(g.attrs, key, value)
-    # The strings' values are final: record where they are and their digest, in the root's
-    # checksummed header (numbers, which add nothing to the heap).
-    ranges = heap_ranges(image.getbuffer())
-    digest = heap_digest(lambda start, size: image.getbuffer()[start:start + size], ranges)
-    with h5py.File(image, "r+", libver=LIBVER) as f:
-        f.attrs[HEAP] = ranges
-        f.attrs[HEAP_DIGEST] = digest
-    final = image.getbuffer()
-    if not np.array_equal(heap_digest(lambda s, n: final[s:s + n], ranges), digest):
-        raise RuntimeError("HDF5 moved the global heap while the heap check was written")
-    return write_bytes(path, final)
-
-
 def _plain(value: Any) -> Any:
     """An attribute as a Python value: str, int, float, bool, or an array."""
     if isinstance(value, bytes):
@@ -276,26 +139,6 @@ def _size_problem(name: str, dataset: h5py.Dataset) -> str | None:
     if declared > stored * ratio + SLACK:
         return (f"dataset '{name}' declares {dataset.shape} ({gib(declared)} GiB) but stores "
                 f"only {stored} bytes")
-    return None
-
-
-def _heap_problem(path: Path, ranges: np.ndarray, digest: np.ndarray) -> str | None:
-    """What is wrong with the global heap of the file at ``path`` against its record (``ranges``
-    and their ``digest``, from the root attributes), or None."""
-    size = path.stat().st_size
-    ranges, digest = np.asarray(ranges), np.asarray(digest)
-    if (ranges.ndim != 2 or ranges.shape[1] != 2 or ranges.dtype.kind != "u"
-            or digest.shape != (32,) or any(start + n > size for start, n in ranges.tolist())):
-        return "corrupt: its record of the global heap is not one this code writes"
-    with open(path, "rb") as raw:
-
-        def read_range(start: int, n: int) -> bytes:
-            raw.seek(start)
-            return raw.read(n)
-
-        if not np.array_equal(heap_digest(read_range, ranges), digest):
-            return (f"corrupt: the strings of its attributes do not match their SHA-256 "
-                    f"({HEAP_DIGEST})")
     return None
 
 
@@ -349,7 +192,7 @@ def read(
         with h5py.File(path, "r") as f:
             if HEAP in f.attrs:  # before any string is read: HDF5 may hang on a damaged heap
                 reading = "the strings of its attributes"
-                problem = _heap_problem(path, f.attrs[HEAP], f.attrs[HEAP_DIGEST])
+                problem = heap_problem(path, f.attrs[HEAP], f.attrs[HEAP_DIGEST])
                 if problem:
                     raise fail(problem)
             reading = "the root attributes"

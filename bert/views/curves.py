@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.data.datasets import load_optimum
+from bert.data.loading import load_optimum
 from bert.views.inputs import sentence_task
 from bert.workflow.gap import gap
 from bert.workflow.layout import read_fix

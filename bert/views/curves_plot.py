@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.data.datasets import load_optimum
+from bert.data.loading import load_optimum
 from bert.views.curves import epoch_spans, load_history, moving_average, smoothing_window
 from bert.views.figures import EPOCH_MEAN, RAW, SMOOTH, TEST, new_figure, save
 from bert.views.inputs import sentence_task

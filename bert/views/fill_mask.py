@@ -17,7 +17,7 @@ from bert.api import from_pretrained
 from bert.core.config import BertConfig
 from bert.core.layers import softmax
 from bert.core.model import predict
-from bert.data.datasets import load_tokenizer
+from bert.data.loading import load_tokenizer
 from bert.data.tokenizer import TextTokenizer
 from bert.data.tokens import MASK
 from bert.errors import DataFileError

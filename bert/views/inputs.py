@@ -15,8 +15,8 @@ import numpy as np
 
 from bert.core.config import BertConfig
 from bert.core.labels import IGNORE_INDEX
-from bert.data.datasets import dataset_attrs, load_dataset, token_namer
 from bert.data.examples import num_examples
+from bert.data.loading import dataset_attrs, load_dataset, token_namer
 from bert.data.tokens import token_name
 from bert.errors import DataFileError
 from bert.storage.checkpoint import load_weights

@@ -12,8 +12,8 @@ import numpy as np
 import yaml
 
 from bert.core.config import param_shapes
-from bert.data.datasets import dataset_attrs, load_vocab
 from bert.data.examples import LABEL_MEANINGS
+from bert.data.loading import dataset_attrs, load_vocab
 from bert.data.tokens import CLS, MASK, SEP, token_name
 from bert.data.wordpiece import PREFIX
 from bert.errors import check_hint

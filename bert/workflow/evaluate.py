@@ -24,8 +24,8 @@ from bert.core.config import BertConfig
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import cross_entropy_forward
 from bert.core.model import predict
-from bert.data.datasets import load_dataset, load_optimum, masking_spec
 from bert.data.examples import num_examples
+from bert.data.loading import load_dataset, load_optimum, masking_spec
 from bert.data.masking import masked_rows
 from bert.storage.atomic import write_json
 from bert.workflow.layout import Layout

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bert.data.datasets import dataset_params, load_tokenizer, load_vocab
+from bert.data.loading import dataset_params, load_tokenizer, load_vocab
 from bert.data.tokenizer import CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, vocab_digest
 from bert.errors import DataFileError, remake_hint
 from bert.storage.atomic import replacing_folder

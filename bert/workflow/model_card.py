@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from bert.core.config import param_shapes
-from bert.data.datasets import load_dataset
+from bert.data.loading import load_dataset
 from bert.data.tokens import CLS, MASK, SEP
 from bert.errors import remake_hint
 from bert.storage import checkpoint as ckpt

@@ -18,8 +18,8 @@ import numpy as np
 
 from bert.core.config import BertConfig
 from bert.core.flat import FlatParams
-from bert.data.datasets import corpus_digest, load_dataset
 from bert.data.examples import num_examples
+from bert.data.loading import corpus_digest, load_dataset
 from bert.errors import DataFileError, bounded, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage import h5io
