@@ -25,6 +25,7 @@ from bert.core.labels import IGNORE_INDEX
 from bert.core.model import backward, forward, is_decayed
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
 from bert.core.summation import Node, pieces, sum_pieces, tree_sum
+from bert.engine.pool import for_each_whole, threads
 
 DropoutStreams = Callable[[int], "np.random.Generator | None"]  # micro-batch index -> generator
 
@@ -101,23 +102,44 @@ def _micro_batch_sum(
     micro_batches: int, rng: np.random.Generator | DropoutStreams | None,
     mlm_weight: float, nsp_weight: float, reduction: Reduction,
 ) -> Partial:
-    """The gradient of the batch's total loss and its two losses, summed over micro-batches."""
+    """The gradient of the batch's total loss and its two losses, summed over micro-batches.
+
+    This process's micro-batches run on the compute threads, each whole on one thread
+    (``bert.engine.pool.for_each_whole``), when there are several threads and several
+    micro-batches with a dropout stream each (or no dropout); else one after the other, each
+    added in as soon as the tree allows. Either way the tree's additions are the same, so the
+    bits do not depend on the thread count.
+    """
     B = len(batch["nsp_labels"])
     size = B // micro_batches
     normalizers = (int(np.count_nonzero(np.asarray(batch["mlm_labels"]) != IGNORE_INDEX)), B)
 
-    def leaf(node: Node) -> Partial | None:
-        index = node[0]
-        if node[1] - index > 1:
-            return None
+    def compute(index: int, stream: np.random.Generator | None) -> Partial:
         rows = slice(index * size, (index + 1) * size)
         micro = {name: values[rows] for name, values in batch.items()}
-        stream = rng(index) if callable(rng) else rng
         losses, cache = forward(params, config, micro, stream, mlm_weight, nsp_weight,
                                 normalizers)
         return Partial(backward(params, config, cache), losses["mlm"], losses["nsp"])
 
-    nodes = pieces(reduction.block(micro_batches), micro_batches)
+    lo, hi = reduction.block(micro_batches)
+    if hi - lo > 1 and threads() > 1 and (rng is None or callable(rng)):
+        streams = [rng(i) if callable(rng) else None for i in range(lo, hi)]  # made in order, here
+        done: list[Partial | None] = [None] * (hi - lo)
+
+        def task(i: int) -> None:
+            done[i] = compute(lo + i, streams[i])
+
+        for_each_whole(hi - lo, task)
+
+        def leaf(node: Node) -> Partial | None:
+            return done[node[0] - lo] if node[1] - node[0] == 1 else None
+    else:
+        def leaf(node: Node) -> Partial | None:
+            if node[1] - node[0] > 1:
+                return None
+            return compute(node[0], rng(node[0]) if callable(rng) else rng)
+
+    nodes = pieces((lo, hi), micro_batches)
     sums = [tree_sum(node, leaf, add_partials) for node in nodes]
     return reduction.total(nodes, sums, micro_batches)
 
