@@ -18,13 +18,18 @@ def test_the_benchmark_reports_every_configuration():
                            "micro", "--repeats", "2", "--json"], capture_output=True, text=True,
                           timeout=300, check=True)
     report = json.loads(done.stdout)
-    for name in ("one_process_one_thread", "ranks_one_thread_each", "one_process_threads"):
+    assert report["micro_batches"] == 2
+    for name in ("one_process_one_thread", "one_process_threads", "ranks_one_thread_each",
+                 "micro_batch_threads"):
         assert len(report[name]["samples"]) == 2
         assert report[name]["tokens_per_s"] == pytest.approx(
             report["tokens_per_step"] / report[name]["step_s"])
     assert report["rank_efficiency"] == pytest.approx(
         report["one_process_one_thread"]["step_s"]
         / (2 * report["ranks_one_thread_each"]["step_s"]))
+    assert report["micro_batch_thread_efficiency"] == pytest.approx(
+        report["one_process_one_thread"]["step_s"]
+        / (2 * report["micro_batch_threads"]["step_s"]))
     assert set(report["projection"]) == {"10", "100"}  # JSON keys
 
 

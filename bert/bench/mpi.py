@@ -1,18 +1,20 @@
 """Benchmark of data-parallel training: ``python -m bert.bench --processes N [--size mini]``.
 
-Times the training step (``bert.core.step.training_step``, the batch cut into N micro-batches,
-dropout on, float32) three ways, each in worker processes of its own with the BLAS thread count
-fixed before NumPy is imported:
+Times the training step (``bert.core.step.training_step``, dropout on, float32) four ways, each
+in worker processes of its own with the BLAS thread count fixed before NumPy is imported:
 
-- 1 process x 1 thread (the baseline);
-- N MPI ranks x 1 thread each, under ``mpiexec -n N`` (each rank computes one micro-batch);
-- 1 process x N threads.
+- 1 process x 1 thread, the whole batch at once (the baseline);
+- 1 process x N threads, the whole batch at once: the pool shares each layer's chains;
+- N MPI ranks x 1 thread each, under ``mpiexec -n N``, the batch cut into M micro-batches (M/N
+  per rank);
+- 1 process x N threads, the batch cut into M micro-batches, each whole on one thread.
 
-The parallel efficiency of the ranks is ``t(1 x 1) / (N t(N x 1))``. Under MPI it also times,
+M is ``--micro-batches`` (default N). The parallel efficiency of a configuration of N cores is
+``t(1 x 1) / (N t)``. Under MPI it also times,
 on the gradient's size, the fixed-order reduction the step uses (``bert.engine.mpi``) against a
 plain ``MPI_Allreduce``, and a plain Allreduce against the message size, from which the README's
 scaling model takes its inputs. The workers start once and wait, asleep, for their turn: the
-three take turns in a few rounds, so that a change of the machine's load hits all of them alike.
+four take turns in a few rounds, so that a change of the machine's load hits all of them alike.
 Times are medians of the repetitions; a step on the ranks is timed on rank 0 between two
 barriers, so it includes waiting for the slowest rank.
 """
@@ -191,23 +193,27 @@ class Worker:
         self.process.wait(timeout=60)
 
 
-def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str) -> dict:
-    """The three configurations, their steps timed in alternating rounds (so that a change of
-    the machine's load hits all three alike), and the derived efficiencies."""
+def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str,
+            micro_batches: int | None = None) -> dict:
+    """The four configurations, their steps timed in alternating rounds (so that a change of
+    the machine's load hits all four alike), and the derived efficiencies."""
     from bert.workflow.launch import find_launcher
 
-    serve_command = [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
-                     "--micro-batches", str(processes), "--warmup", str(warmup)]
+    micro_batches = micro_batches or processes
     size = SIZES[size_name]
     tokens = size.batch_size * size.seq_len
     load = os.getloadavg()[0]
+
+    def serve_command(threads: int, micro: int) -> list[str]:
+        return [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
+                "--micro-batches", str(micro), "--warmup", str(warmup), "--threads", str(threads)]
+
     workers = {
-        "one_process_one_thread": Worker([*serve_command, "--threads", "1"], 1),
+        "one_process_one_thread": Worker(serve_command(1, 1), 1),
+        "one_process_threads": Worker(serve_command(processes, 1), processes),
         "ranks_one_thread_each": Worker(
-            [*find_launcher(mpiexec), "-n", str(processes), *serve_command, "--threads", "1"],
-            1),
-        "one_process_threads": Worker([*serve_command, "--threads", str(processes)],
-                                      processes),
+            [*find_launcher(mpiexec), "-n", str(processes), *serve_command(1, micro_batches)], 1),
+        "micro_batch_threads": Worker(serve_command(processes, micro_batches), processes),
     }
     try:
         for worker in workers.values():
@@ -229,12 +235,14 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
     step = {name: statistics.median(times) for name, times in samples.items()}
     one = step["one_process_one_thread"]
     return {
-        "size": size_name, "processes": processes, "tokens_per_step": tokens,
-        "parameters": ready["parameters"], "load_average_at_start": load,
+        "size": size_name, "processes": processes, "micro_batches": micro_batches,
+        "tokens_per_step": tokens, "parameters": ready["parameters"],
+        "load_average_at_start": load, "load_average_at_end": os.getloadavg()[0],
         **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name]}
            for name, seconds in step.items()},
         "rank_efficiency": one / (processes * step["ranks_one_thread_each"]),
         "thread_efficiency": one / (processes * step["one_process_threads"]),
+        "micro_batch_thread_efficiency": one / (processes * step["micro_batch_threads"]),
         "update_s": update,
         "compute_per_micro_batch_s": (one - update) / processes,
         "gradient_mib": comm["gradient_mib"],
@@ -263,19 +271,24 @@ def projection(report: dict) -> dict[int, dict[int, float]]:
 
 
 def table(report: dict) -> str:
-    n = report["processes"]
+    n, m = report["processes"], report["micro_batches"]
+    one = report["one_process_one_thread"]["step_s"]
     rows = [
-        ("1 process x 1 thread", report["one_process_one_thread"], ""),
-        (f"{n} ranks x 1 thread", report["ranks_one_thread_each"],
-         f"{report['rank_efficiency']:.0%}"),
-        (f"1 process x {n} threads", report["one_process_threads"],
+        ("1 process x 1 thread", 1, report["one_process_one_thread"], ""),
+        (f"1 process x {n} threads", 1, report["one_process_threads"],
          f"{report['thread_efficiency']:.0%}"),
+        (f"{n} ranks x 1 thread", m, report["ranks_one_thread_each"],
+         f"{report['rank_efficiency']:.0%}"),
+        (f"1 process x {n} threads", m, report["micro_batch_threads"],
+         f"{report['micro_batch_thread_efficiency']:.0%}"),
     ]
-    lines = [f"{report['size']}: {report['tokens_per_step']} tokens per step, {n} micro-batches; "
-             f"load average {report['load_average_at_start']:.1f} at the start",
-             f"{'':24} {'step ms':>9} {'tokens/s':>10} {'efficiency':>11}"]
-    lines += [f"{name:24} {1000 * r['step_s']:9.1f} {r['tokens_per_s']:10,.0f} {eff:>11}"
-              for name, r, eff in rows]
+    lines = [f"{report['size']}: {report['tokens_per_step']} tokens per step; load average "
+             f"{report['load_average_at_start']:.1f} at the start, "
+             f"{report['load_average_at_end']:.1f} at the end",
+             f"{'':24} {'micro-batches':>13} {'step ms':>9} {'tokens/s':>10} {'speed-up':>9} "
+             f"{'efficiency':>11}"]
+    lines += [f"{name:24} {micro:>13} {1000 * r['step_s']:9.1f} {r['tokens_per_s']:10,.0f} "
+              f"{one / r['step_s']:8.2f}x {eff:>11}" for name, micro, r, eff in rows]
     lines.append(f"gradient {report['gradient_mib']:.1f} MiB: fixed-order reduction "
                  f"{1000 * report['fixed_order_reduction_s']:.1f} ms, plain Allreduce "
                  f"{1000 * report['allreduce_s']:.1f} ms")
@@ -302,15 +315,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mpiexec", default="mpiexec", help="the launcher (default mpiexec)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--micro-batches", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--micro-batches", type=int, default=None,
+                        help="micro-batches of the ranks and of the micro-batch threads "
+                             "(default: --processes)")
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        serve(SIZES[args.size], args.micro_batches, args.warmup, args.threads)
+        serve(SIZES[args.size], args.micro_batches or 1, args.warmup, args.threads)
         return
     if args.processes < 2 or SIZES[args.size].batch_size % args.processes:
         parser.error("--processes must be 2 or more and divide the batch size")
-    report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec)
+    micro_batches = args.micro_batches or args.processes
+    if micro_batches % args.processes or SIZES[args.size].batch_size % micro_batches:
+        parser.error("--micro-batches must be a multiple of --processes and divide the batch "
+                     "size")
+    report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec,
+                     micro_batches)
     report["projection"] = projection(report)
     print(json.dumps(report, indent=2) if args.json else table(report))
 
