@@ -97,12 +97,13 @@ class OneProcess:
         return sum_pieces(nodes, sums, count, add_partials)
 
 
-def _micro_batch_sum(
-    params: dict[str, np.ndarray], config: BertConfig, batch: Mapping[str, np.ndarray],
-    micro_batches: int, rng: np.random.Generator | DropoutStreams | None,
-    mlm_weight: float, nsp_weight: float, reduction: Reduction,
+def batch_gradients(
+    params: dict[str, np.ndarray], config: BertConfig, batch: Mapping[str, np.ndarray], *,
+    rng: np.random.Generator | DropoutStreams | None, mlm_weight: float = 1.0,
+    nsp_weight: float = 1.0, micro_batches: int = 1, reduction: Reduction | None = None,
 ) -> Partial:
-    """The gradient of the batch's total loss and its two losses, summed over micro-batches.
+    """The gradient of the batch's total loss and its two losses, summed over micro-batches
+    (the arguments as for ``training_step``): the forward and backward passes of a step.
 
     This process's micro-batches run on the compute threads, each whole on one thread
     (``bert.engine.pool.for_each_whole``), when there are several threads and several
@@ -121,6 +122,7 @@ def _micro_batch_sum(
                                 normalizers)
         return Partial(backward(params, config, cache), losses["mlm"], losses["nsp"])
 
+    reduction = reduction or OneProcess()
     lo, hi = reduction.block(micro_batches)
     if hi - lo > 1 and threads() > 1 and (rng is None or callable(rng)):
         streams = [rng(i) if callable(rng) else None for i in range(lo, hi)]  # made in order, here
@@ -167,8 +169,9 @@ def training_step(
     ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before anything is updated, when
     the loss or the gradient norm is not finite. Weight decay follows ``model.is_decayed``.
     """
-    total = _micro_batch_sum(params, config, batch, micro_batches, rng, mlm_weight, nsp_weight,
-                             reduction or OneProcess())
+    total = batch_gradients(params, config, batch, rng=rng, mlm_weight=mlm_weight,
+                            nsp_weight=nsp_weight, micro_batches=micro_batches,
+                            reduction=reduction)
     losses = {"mlm": total.mlm, "nsp": total.nsp,
               "total": mlm_weight * total.mlm + nsp_weight * total.nsp}
     if not math.isfinite(losses["total"]):
