@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-from bert.bench.step import ROUNDS, SIZES, Size, make_batch, make_config, settle
+from bert.bench.step import ROUNDS, SIZES, Size, make_batch, make_config, settle, threads_env
 
 MESSAGE_MIB = (0.25, 1, 4, 16, 64)
 # The scaling model (see ``projection``): ranks, link speeds, and the per-hop latency assumed
@@ -37,13 +37,6 @@ MESSAGE_MIB = (0.25, 1, 4, 16, 64)
 PROJECTED_RANKS = (2, 4, 8, 16, 32, 64)
 LINKS_GBIT = (10, 100)
 HOP_LATENCY_S = 20e-6
-
-
-def _threads_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[name] = str(threads)
-    return env
 
 
 def _times(func, repeats: int, barrier=None) -> list[float]:
@@ -169,7 +162,7 @@ class Worker:
     """A worker process (or MPI job) of ``serve``, driven line by line."""
 
     def __init__(self, command: list[str], threads: int) -> None:
-        self.process = subprocess.Popen(command, env=_threads_env(threads), text=True,
+        self.process = subprocess.Popen(command, env=threads_env(threads), text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.command = command
 

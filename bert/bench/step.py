@@ -64,6 +64,8 @@ class Size:
 
 SIZES = {
     "default": Size(64, 64, 2, 4, 128, 32, 32, 30, "params.yaml's default model and batch"),
+    "f256": Size(64, 64, 2, 4, 256, 32, 32, 30, "the default with intermediate 256"),
+    "text": Size(4000, 128, 2, 4, 512, 32, 64, 10, "text.yaml's model and batch, vocab 4000"),
     "small": Size(64, 32, 2, 2, 128, 8, 32, 50, "hidden 32, 2 layers, batch 8 x 32"),
     "tiny": Size(8192, 128, 2, 2, 512, 32, 128, 10, "BERT-Tiny 2/128/2, vocab 8192"),
     "mini": Size(8192, 256, 4, 4, 1024, 32, 128, 5, "BERT-Mini 4/256/4, vocab 8192"),
@@ -80,14 +82,14 @@ REFERENCE_HINT = ("pip install -e '.[reference]' (torch and transformers) to tim
 # --- the work being timed (inside a worker) ------------------------------------------------------
 
 
-def make_config(size: Size):
+def make_config(size: Size, dropout: float = DROPOUT):
     from bert.core.config import BertConfig
 
     return BertConfig(vocab_size=size.vocab_size, hidden_size=size.hidden_size,
                       num_hidden_layers=size.num_layers, num_attention_heads=size.num_heads,
                       intermediate_size=size.intermediate_size,
                       max_position_embeddings=max(512, size.seq_len),
-                      hidden_dropout_prob=DROPOUT, attention_probs_dropout_prob=DROPOUT)
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
 
 
 def make_batch(size: Size, seed: int = 0) -> dict:
@@ -149,29 +151,65 @@ def ours(size: Size):
     return step, forward_pass, int(np.sum(batch["mlm_labels"] != IGNORE_INDEX))
 
 
-def theirs(size: Size, threads: int):
-    """(step, forward) closures of transformers' BertForPreTraining on the same batch."""
+def torch_adamw(model, lr: float):
+    """``torch.optim.AdamW`` (torch's default implementation on CPU) over the two groups our
+    AdamW uses: weight decay 0.01 on every parameter but biases and LayerNorm, none on those."""
+    import torch
+
+    from bert.core.model import is_decayed
+
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if is_decayed(n)]
+    no_decay = [p for n, p in named if not is_decayed(n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, eps=1e-6)
+
+
+def torch_inputs(batch: dict) -> dict:
+    """transformers' keyword arguments for one of our batches (NumPy arrays, as int64)."""
+    import torch
+
+    def tensor(name):
+        return torch.from_numpy(batch[name].astype("int64", copy=False))
+
+    return {"input_ids": tensor("input_ids"), "token_type_ids": tensor("token_type_ids"),
+            "attention_mask": tensor("attention_mask"), "labels": tensor("mlm_labels"),
+            "next_sentence_label": tensor("nsp_labels")}
+
+
+def torch_step(model, optimizer, inputs: dict) -> None:
+    """One step of a plain PyTorch training loop: forward with labels, ``backward``,
+    ``clip_grad_norm_`` to 1.0, ``optimizer.step``, gradients set to None."""
+    import torch
+
+    model(**inputs).loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def torch_model(config, threads: int):
+    """transformers' BertForPreTraining of our ``config`` (a ``bert.core.config.BertConfig``),
+    in training mode, with ``threads`` torch threads."""
     import torch
     from transformers import BertConfig as HFConfig
     from transformers import BertForPreTraining as HFBert
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = HFBert(HFConfig(**make_config(size).to_hf())).train()
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=1e-4, eps=1e-6)
-    batch = {k: torch.from_numpy(v) for k, v in make_batch(size).items()}
-    inputs = {"input_ids": batch["input_ids"], "token_type_ids": batch["token_type_ids"],
-              "attention_mask": batch["attention_mask"], "labels": batch["mlm_labels"],
-              "next_sentence_label": batch["nsp_labels"]}
+    return HFBert(HFConfig(**config.to_hf())).train()
+
+
+def theirs(size: Size, threads: int):
+    """(step, forward) closures of transformers' BertForPreTraining on the same batch."""
+    import torch
+
+    model = torch_model(make_config(size), threads)
+    optimizer = torch_adamw(model, lr=1e-4)
+    inputs = torch_inputs(make_batch(size))
 
     def step() -> None:
-        model(**inputs).loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        torch_step(model, optimizer, inputs)
 
     def forward_pass() -> None:
         with torch.no_grad():
@@ -286,13 +324,19 @@ def memory_worker(size: Size, threads: int, side: str, steps: int = 3) -> dict:
 # --- the driver ----------------------------------------------------------------------------------
 
 
-def run_worker(args: list[str], threads: int) -> dict:
-    """Run ``python -m bert.bench --worker ...`` with the thread count fixed before imports."""
+def threads_env(threads: int) -> dict[str, str]:
+    """This process's environment with the thread count of BLAS and OpenMP set, for a worker
+    process to read before NumPy or torch is imported."""
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
-    done = subprocess.run([sys.executable, "-m", "bert.bench", "--threads", str(threads), *args],
-                          env=env, capture_output=True, text=True)
+    return env
+
+
+def run_worker(args: list[str], threads: int, module: str = "bert.bench") -> dict:
+    """Run ``python -m <module> --worker ...`` with the thread count fixed before imports."""
+    done = subprocess.run([sys.executable, "-m", module, "--threads", str(threads), *args],
+                          env=threads_env(threads), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {' '.join(args)} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
