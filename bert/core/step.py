@@ -21,11 +21,12 @@ from typing import Protocol
 import numpy as np
 
 from bert.core.config import BertConfig
+from bert.core.flat import flat_buffers
 from bert.core.labels import IGNORE_INDEX
 from bert.core.model import backward, forward, is_decayed
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
 from bert.core.summation import Node, pieces, sum_pieces, tree_sum
-from bert.engine.pool import for_each_whole, threads
+from bert.engine.pool import elementwise, for_each_whole, threads
 
 DropoutStreams = Callable[[int], "np.random.Generator | None"]  # micro-batch index -> generator
 
@@ -57,9 +58,11 @@ class Partial:
 
 
 def add_partials(a: Partial, b: Partial) -> Partial:
-    """a + b, accumulated into ``a``'s arrays."""
-    for name, grad in a.grads.items():
-        grad += b.grads[name]
+    """a + b, accumulated into ``a``'s arrays (in one pass over their buffers when both have
+    the same flat layout, in blocks over the compute pool)."""
+    buffers = flat_buffers(a.grads, b.grads)
+    for mine, theirs in [buffers] if buffers else [(g, b.grads[n]) for n, g in a.grads.items()]:
+        elementwise(np.add, mine, theirs, out=mine)
     a.mlm += b.mlm
     a.nsp += b.nsp
     return a
