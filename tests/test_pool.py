@@ -75,6 +75,18 @@ def test_each_task_runs_once_whole_on_one_thread_with_its_chains_inline(threads)
     assert all(chains == {mine} for mine, chains in ran.values())
 
 
+def test_a_single_task_runs_on_the_calling_thread_and_shares_its_chains(threads):
+    ran = []
+
+    def task(i: int) -> None:
+        ran.append((i, threading.current_thread(), chain_threads(meet=threads)))
+
+    pool.for_each_whole(1, task)
+    ((index, thread, chains),) = ran
+    assert index == 0 and thread is threading.current_thread()
+    assert len(chains) == threads  # a thread running it inline would time out
+
+
 def test_an_error_in_a_task_is_raised_by_the_caller_and_chains_are_shared_again(threads):
     def task(i: int) -> None:
         if i == 1:

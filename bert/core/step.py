@@ -14,6 +14,7 @@ finishes the sum; the default is one process computing all of them.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,8 +26,8 @@ from bert.core.flat import flat_buffers
 from bert.core.labels import IGNORE_INDEX
 from bert.core.model import backward, forward, is_decayed
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
-from bert.core.summation import Node, pieces, sum_pieces, tree_sum
-from bert.engine.pool import elementwise, for_each_whole, threads
+from bert.core.summation import Node, pieces, split, sum_pieces
+from bert.engine.pool import elementwise, for_each_whole
 
 DropoutStreams = Callable[[int], "np.random.Generator | None"]  # micro-batch index -> generator
 
@@ -100,6 +101,48 @@ class OneProcess:
         return sum_pieces(nodes, sums, count, add_partials)
 
 
+class PieceSums:
+    """The sums of this process's pieces (``bert.core.summation``), made as its micro-batches
+    finish, in any order and on any thread: a node of the tree is added, left + right as
+    ``tree_sum`` adds it, by the thread that brings the second of its two children. So the sums
+    have the tree's bits, the additions overlap the micro-batches still running, and a partial
+    sum is freed as soon as it is added in (at most one per level of the tree and thread)."""
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self._parents: dict[Node, tuple[Node, bool]] = {}  # child -> (parent, is left child)
+        for node in nodes:
+            self._link(node)
+        self._known: dict[Node, Partial] = {}
+        self._lock = threading.Lock()
+
+    def _link(self, node: Node) -> None:
+        lo, hi = node
+        if hi - lo > 1:
+            mid = split(lo, hi)
+            for child, left in (((lo, mid), True), ((mid, hi), False)):
+                self._parents[child] = (node, left)
+                self._link(child)
+
+    def put(self, node: Node, value: Partial) -> None:
+        """The sum of ``node`` is ``value``; add it up the tree as far as its siblings allow."""
+        while True:
+            with self._lock:
+                if node not in self._parents:  # a piece: the top of this process's tree
+                    self._known[node] = value
+                    return
+                parent, left = self._parents[node]
+                sibling = (node[1], parent[1]) if left else (parent[0], node[0])
+                other = self._known.pop(sibling, None)
+                if other is None:  # the sibling's thread will add this one
+                    self._known[node] = value
+                    return
+            value = add_partials(value, other) if left else add_partials(other, value)
+            node = parent
+
+    def sums(self, nodes: Sequence[Node]) -> list[Partial]:
+        return [self._known[node] for node in nodes]
+
+
 def batch_gradients(
     params: dict[str, np.ndarray], config: BertConfig, batch: Mapping[str, np.ndarray], *,
     rng: np.random.Generator | DropoutStreams | None, mlm_weight: float = 1.0,
@@ -109,44 +152,34 @@ def batch_gradients(
     (the arguments as for ``training_step``): the forward and backward passes of a step.
 
     This process's micro-batches run on the compute threads, each whole on one thread
-    (``bert.engine.pool.for_each_whole``), when there are several threads and several
-    micro-batches with a dropout stream each (or no dropout); else one after the other, each
-    added in as soon as the tree allows. Either way the tree's additions are the same, so the
-    bits do not depend on the thread count.
+    (``bert.engine.pool.for_each_whole``), when each has a dropout stream of its own (or there
+    is no dropout); with one generator for all, one after the other, in order. Either way they
+    are added up in the tree's order (``PieceSums``), so the bits do not depend on the thread
+    count.
     """
     B = len(batch["nsp_labels"])
     size = B // micro_batches
     normalizers = (int(np.count_nonzero(np.asarray(batch["mlm_labels"]) != IGNORE_INDEX)), B)
-
-    def compute(index: int, stream: np.random.Generator | None) -> Partial:
-        rows = slice(index * size, (index + 1) * size)
-        micro = {name: values[rows] for name, values in batch.items()}
-        losses, cache = forward(params, config, micro, stream, mlm_weight, nsp_weight,
-                                normalizers)
-        return Partial(backward(params, config, cache), losses["mlm"], losses["nsp"])
-
     reduction = reduction or OneProcess()
     lo, hi = reduction.block(micro_batches)
-    if hi - lo > 1 and threads() > 1 and (rng is None or callable(rng)):
-        streams = [rng(i) if callable(rng) else None for i in range(lo, hi)]  # made in order, here
-        done: list[Partial | None] = [None] * (hi - lo)
-
-        def task(i: int) -> None:
-            done[i] = compute(lo + i, streams[i])
-
-        for_each_whole(hi - lo, task)
-
-        def leaf(node: Node) -> Partial | None:
-            return done[node[0] - lo] if node[1] - node[0] == 1 else None
-    else:
-        def leaf(node: Node) -> Partial | None:
-            if node[1] - node[0] > 1:
-                return None
-            return compute(node[0], rng(node[0]) if callable(rng) else rng)
-
     nodes = pieces((lo, hi), micro_batches)
-    sums = [tree_sum(node, leaf, add_partials) for node in nodes]
-    return reduction.total(nodes, sums, micro_batches)
+    sums = PieceSums(nodes)
+    streams = [rng(i) if callable(rng) else rng for i in range(lo, hi)]  # made in order, here
+
+    def task(i: int) -> None:
+        rows = slice((lo + i) * size, (lo + i + 1) * size)
+        micro = {name: values[rows] for name, values in batch.items()}
+        losses, cache = forward(params, config, micro, streams[i], mlm_weight, nsp_weight,
+                                normalizers)
+        sums.put((lo + i, lo + i + 1),
+                 Partial(backward(params, config, cache), losses["mlm"], losses["nsp"]))
+
+    if rng is None or callable(rng):
+        for_each_whole(hi - lo, task)
+    else:  # one generator: its draws must follow the micro-batches' order
+        for i in range(hi - lo):
+            task(i)
+    return reduction.total(nodes, sums.sums(nodes), micro_batches)
 
 
 def training_step(

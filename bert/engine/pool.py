@@ -140,11 +140,16 @@ def for_each_whole(count: int, task: Callable[[int], None]) -> None:
     """Call ``task(i)`` for every ``i`` in ``range(count)``, each call whole on one of the compute
     threads (the calling thread is one of them), as many at once as there are threads; the
     chains a task hands to the pool run inline on its own thread, so that no thread waits for
-    another inside a task. Returns once every call has returned; raises the first error.
+    another inside a task (a single task runs on the calling thread, its chains on the pool as
+    usual). Returns once every call has returned; raises the first error.
 
     ``task`` must write only what it owns (arrays it makes, its own slot of a list); which
     thread runs which ``i`` changes nothing else.
     """
+
+    if count == 1:  # one task: no thread to share it with, its chains may use them all
+        task(0)
+        return
 
     def whole(i: int) -> None:
         outer, _STATE.inline = _STATE.inline, True
