@@ -127,8 +127,10 @@ def matmul_flops(size: Size, num_scored: int) -> dict[str, float]:
     return {"forward": float(forward), "step": float(3 * forward)}
 
 
-def ours(size: Size):
-    """(step, forward) closures of our model on the benchmark batch."""
+def ours(size: Size, micro_batches: int = 1):
+    """(step, forward) closures of our model on the benchmark batch; with micro-batches, the
+    step cuts the batch into that many, each with a dropout stream of its own (as in training),
+    which run on the compute threads."""
     import numpy as np
 
     from bert.api import BertForPreTraining
@@ -141,9 +143,13 @@ def ours(size: Size):
     batch = make_batch(size)
     state, adamw = init_state(model.params), AdamWConfig()
 
+    def streams(index: int) -> np.random.Generator:
+        return np.random.default_rng([0, index])
+
     def step() -> None:
         training_step(model.params, config, batch, state, lr=1e-4, adamw=adamw,
-                      max_grad_norm=1.0, rng=model.rng)
+                      max_grad_norm=1.0, rng=streams if micro_batches > 1 else model.rng,
+                      micro_batches=micro_batches)
 
     def forward_pass() -> None:
         forward(model.params, config, batch, model.rng)
@@ -481,6 +487,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="instead of the comparison, where our step's time goes: each "
                              "layer's milliseconds, elements and passes (bert.bench.passes)")
+    parser.add_argument("--micro-batches", type=int, default=1,
+                        help="with --profile: cut the batch into this many micro-batches, which "
+                             "run on the threads (default: 1)")
     parser.add_argument("--worker", choices=("time", "memory", "profile"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=tuple(SIZES), help=argparse.SUPPRESS)
@@ -506,7 +515,9 @@ def main(argv: list[str] | None = None) -> None:
             from bert.bench.passes import profile
 
             keep_freed_memory()
-            result = profile(ours(size)[0], args.threads, args.repeats or size.repeats)
+            result = profile(ours(size, args.micro_batches)[0], args.threads,
+                             args.repeats or size.repeats,
+                             task_threads=min(args.threads, args.micro_batches))
             out = {**result, "rows": {name: vars(row) for name, row in result["rows"].items()}}
         else:
             out = memory_worker(size, args.threads, args.side)
@@ -522,7 +533,8 @@ def main(argv: list[str] | None = None) -> None:
 
         print(header({"threads": args.threads, "machine": machine()}))
         for name in names:
-            result = run_worker(["--worker", "profile", "--size", name]
+            result = run_worker(["--worker", "profile", "--size", name,
+                                 "--micro-batches", str(args.micro_batches)]
                                 + (["--repeats", str(args.repeats)] if args.repeats else []),
                                 args.threads)
             result["rows"] = {work: passes.Row(**row) for work, row in result["rows"].items()}
