@@ -76,8 +76,8 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     from bert.engine.allocation import keep_freed_memory
     from bert.engine.pool import set_threads
 
+    keep_freed_memory()  # as training does, before the threads start
     set_threads(threads)
-    keep_freed_memory()  # as training does
 
     from bert.core.model import init_params, is_decayed
     from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state

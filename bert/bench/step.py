@@ -504,17 +504,18 @@ def main(argv: list[str] | None = None) -> None:
         from bert.engine.pool import set_threads
 
         threadpool_limits(args.threads)  # torch's OpenMP too
+        if args.worker != "memory":
+            # as training does, for both models (they share the process), before the threads
+            # start; not in the memory workers, where freed memory kept resident would hide
+            # what a step needs
+            keep_freed_memory()
         set_threads(args.threads)  # our pool; BLAS on one thread
         size = SIZES[args.size]
         if args.worker == "time":
-            # as training does, for both models (they share the process); not in the memory
-            # workers, where freed memory kept resident would hide what a step needs
-            keep_freed_memory()
             out = time_worker(size, args.threads, args.repeats, args.warmup, args.reference)
         elif args.worker == "profile":
             from bert.bench.passes import profile
 
-            keep_freed_memory()
             result = profile(ours(size, args.micro_batches)[0], args.threads,
                              args.repeats or size.repeats,
                              task_threads=min(args.threads, args.micro_batches))

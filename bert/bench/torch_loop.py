@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> None:
         from bert.engine.pool import set_threads
 
         threadpool_limits(args.threads)  # torch's OpenMP too
+        keep_freed_memory()  # as training does, before the threads start
         set_threads(args.threads)  # our pool; BLAS on one thread
-        keep_freed_memory()  # as training does
         print(json.dumps(time_worker(SIZES[args.size], args.threads, micro_batches,
                                      args.dropout, args.repeats, args.warmup)))
         return
