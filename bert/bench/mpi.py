@@ -17,6 +17,13 @@ scaling model takes its inputs. The workers start once and wait, asleep, for the
 four take turns in a few rounds, so that a change of the machine's load hits all of them alike.
 Times are medians of the repetitions; a step on the ranks is timed on rank 0 between two
 barriers, so it includes waiting for the slowest rank.
+
+On a shared machine the configurations do not get the same share of the CPUs: Linux shares them
+out by session first (autogroup), and ``mpiexec`` starts each rank in a session of its own, so
+under load two ranks get about twice the CPU time of one process, whatever its threads. Each
+worker therefore also reports, from the kernel's accounts (``/proc/self/task/*/schedstat``),
+how long its busy threads waited, runnable, for a CPU; the step less the shortest of those
+waits is what the configuration took when not waiting for a CPU (Linux only).
 """
 
 from __future__ import annotations
@@ -51,6 +58,27 @@ def _times(func, repeats: int, barrier=None) -> list[float]:
             barrier()
         times.append(time.perf_counter() - start)
     return times
+
+
+def thread_cpu() -> dict[str, tuple[int, int]]:
+    """Per thread of this process: nanoseconds running and waiting, runnable, for a CPU (the
+    kernel's schedstat); empty where there is none."""
+    found = {}
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                running, waiting = f.read().split()[:2]
+            found[tid] = (int(running), int(waiting))
+    except (OSError, ValueError):
+        return {}
+    return found
+
+
+def cpu_waits(before: dict, after: dict, seconds: float) -> list[float]:
+    """Seconds each thread that ran at least 5% of ``seconds`` between two ``thread_cpu``
+    readings waited for a CPU."""
+    return [(after[t][1] - before[t][1]) / 1e9 for t in after
+            if t in before and after[t][0] - before[t][0] >= 0.05 * seconds * 1e9]
 
 
 def _next_command(comm) -> str:
@@ -114,7 +142,14 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     while (command := _next_command(comm).split())[0] != "quit":
         what, repeats = command[0], int(command[1])
         if what == "steps":
-            answer({"step_s": _times(step, repeats, barrier)})
+            before, start = thread_cpu(), time.perf_counter()
+            times = _times(step, repeats, barrier)
+            seconds = time.perf_counter() - start
+            waits = cpu_waits(before, thread_cpu(), seconds)
+            if comm is not None:  # every rank's busy threads
+                waits = [w for rank in comm.allgather(waits) for w in rank]
+            answer({"step_s": times, "loop_s": seconds,
+                    "cpu_wait_s": min(waits) if waits else None})
         elif what == "update":
             answer({"update_s": _times(update, repeats)})
         else:
@@ -212,12 +247,15 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
         for worker in workers.values():
             ready = worker.read()
         samples: dict[str, list[float]] = {name: [] for name in workers}
+        busy = {name: [] for name in workers}  # per round: seconds of steps less the CPU wait
         rounds = min(repeats, ROUNDS)
         for r in range(rounds):
             for name, worker in workers.items():
                 settle()
-                samples[name] += worker.ask(
-                    f"steps {repeats // rounds + (r < repeats % rounds)}")["step_s"]
+                done = worker.ask(f"steps {repeats // rounds + (r < repeats % rounds)}")
+                samples[name] += done["step_s"]
+                if done["cpu_wait_s"] is not None:
+                    busy[name].append(done["loop_s"] - done["cpu_wait_s"])
         settle()
         update = statistics.median(
             workers["one_process_one_thread"].ask(f"update {repeats}")["update_s"])
@@ -231,7 +269,9 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
         "size": size_name, "processes": processes, "micro_batches": micro_batches,
         "tokens_per_step": tokens, "parameters": ready["parameters"],
         "load_average_at_start": load, "load_average_at_end": os.getloadavg()[0],
-        **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name]}
+        **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name],
+                  "step_not_waiting_s": (sum(busy[name]) / len(samples[name])
+                                         if len(busy[name]) == rounds else None)}
            for name, seconds in step.items()},
         "rank_efficiency": one / (processes * step["ranks_one_thread_each"]),
         "thread_efficiency": one / (processes * step["one_process_threads"]),
@@ -279,9 +319,14 @@ def table(report: dict) -> str:
              f"{report['load_average_at_start']:.1f} at the start, "
              f"{report['load_average_at_end']:.1f} at the end",
              f"{'':24} {'micro-batches':>13} {'step ms':>9} {'tokens/s':>10} {'speed-up':>9} "
-             f"{'efficiency':>11}"]
-    lines += [f"{name:24} {micro:>13} {1000 * r['step_s']:9.1f} {r['tokens_per_s']:10,.0f} "
-              f"{one / r['step_s']:8.2f}x {eff:>11}" for name, micro, r, eff in rows]
+             f"{'efficiency':>11} {'not waiting for a CPU':>22}"]
+    alone = report["one_process_one_thread"]["step_not_waiting_s"]
+    for name, micro, r, eff in rows:
+        unwaited = r["step_not_waiting_s"]
+        lines.append(f"{name:24} {micro:>13} {1000 * r['step_s']:9.1f} "
+                     f"{r['tokens_per_s']:10,.0f} {one / r['step_s']:8.2f}x {eff:>11} "
+                     + (f"{1000 * unwaited:12.1f} ms {alone / unwaited:5.2f}x" if unwaited
+                        and alone else f"{'-':>22}"))
     lines.append(f"gradient {report['gradient_mib']:.1f} MiB: fixed-order reduction "
                  f"{1000 * report['fixed_order_reduction_s']:.1f} ms, plain Allreduce "
                  f"{1000 * report['allreduce_s']:.1f} ms")
