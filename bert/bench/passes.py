@@ -17,8 +17,10 @@ default size: less than the machine's noise. The shares are what this module is 
 With micro-batches on the threads, each thread keeps its own stack of calls and the rows add up
 every thread's time: a row is then thread-milliseconds per step, and *other* is what the
 threads spent outside every wrapper, waiting for each other included (the threads that run
-micro-batches times the step, minus the rows). A row that grows from one thread to two is work
-that waits: for the GIL, or for a core.
+micro-batches times the step, minus the rows). Each row also has the CPU time of the threads
+that made its calls (``time.thread_time``): the rest of its time they waited, for the GIL or,
+on a busy machine, for a CPU. (With the pool sharing a chain, the calling thread's CPU time
+leaves out the other threads'.)
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Row:
     """What one row of the table adds up over the timed steps."""
 
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of the thread that made the calls (``time.thread_time``)
     calls: int = 0
     element_passes: float = 0.0  # elements of its chains times their declared passes
     elements: float = 0.0
@@ -77,7 +80,8 @@ class Row:
 
 
 class _Stacks(threading.local):
-    stack: list[list]  # per thread: [row name, child seconds] of the wrapped calls in progress
+    stack: list[list]  # per thread: [row name, child seconds, child CPU seconds] of the wrapped
+    # calls in progress
 
     def __init__(self) -> None:
         self.stack = []
@@ -98,20 +102,23 @@ class Recorder:
 
     def wrap(self, name: str, function):
         def timed(*args, **kwargs):
-            frame, stack = [name, 0.0], self.stack
+            frame, stack = [name, 0.0, 0.0], self.stack
             stack.append(frame)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - start
+                cpu = time.thread_time() - cpu_start
                 stack.pop()
                 with self.lock:
                     row = self.rows[name]
                     row.seconds += elapsed - frame[1]
+                    row.cpu_seconds += cpu - frame[2]
                     row.calls += 1
                 if stack:
                     stack[-1][1] += elapsed
+                    stack[-1][2] += cpu
         return timed
 
     def chain(self, rows: int, row_size: int, passes: int) -> None:
@@ -187,8 +194,8 @@ def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3,
         for _ in range(steps):
             step()
         wrapped = (time.perf_counter() - start) / steps
-    rows = {name: Row(row.seconds / steps, row.calls / steps, row.element_passes / steps,
-                      row.elements / steps, row.multiply_adds / steps)
+    rows = {name: Row(row.seconds / steps, row.cpu_seconds / steps, row.calls / steps,
+                      row.element_passes / steps, row.elements / steps, row.multiply_adds / steps)
             for name, row in recorder.rows.items()}
     rows[OTHER if task_threads == 1 else OTHER_THREADS] = Row(
         task_threads * wrapped - sum(row.seconds for row in rows.values()))
@@ -205,9 +212,9 @@ def table(name: str, result: dict) -> str:
              + (f", micro-batches on {tasks} at once" if tasks > 1 else "") + "); "
              f"{wrapped * 1e3:.1f} ms with the wrappers",
              "",
-             f"| work | {'thread-ms' if tasks > 1 else 'ms'} per step | share | calls "
-             "| work per step | passes per element | cost |",
-             "|---|---|---|---|---|---|---|"]
+             f"| work | {'thread-ms' if tasks > 1 else 'ms'} per step | of which CPU | share "
+             "| calls | work per step | passes per element | cost |",
+             "|---|---|---|---|---|---|---|---|"]
     for work, row in sorted(result["rows"].items(), key=lambda item: -item[1].seconds):
         amount = passes = cost = "-"
         if row.multiply_adds:
@@ -219,7 +226,8 @@ def table(name: str, result: dict) -> str:
             passes = f"{row.element_passes / row.elements:.1f}"
             cost = f"{row.seconds / row.element_passes * 1e9:.2f} ns per element-pass"
         calls = f"{row.calls:g}" if row.calls else "-"
-        lines.append(f"| {work} | {row.seconds * 1e3:.2f} | {row.seconds / (tasks * wrapped):.0%} "
-                     f"| {calls} "
-                     f"| {amount} | {passes} | {cost} |")
+        cpu = f"{row.cpu_seconds * 1e3:.2f}" if row.calls else "-"
+        lines.append(f"| {work} | {row.seconds * 1e3:.2f} | {cpu} "
+                     f"| {row.seconds / (tasks * wrapped):.0%} | {calls} | {amount} | {passes} "
+                     f"| {cost} |")
     return "\n".join(lines)
