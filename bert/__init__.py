@@ -3,8 +3,9 @@
 The public API: ``BertConfig`` (the architecture, convertible from/to transformers' config
 dicts), ``BertForPreTraining`` (parameters under transformers' names, ``loss_and_grads`` for
 training, ``forward`` for inference), ``from_pretrained`` (a model from a transformers
-directory or one of our weight files) and ``load_tokenizer`` (the WordPiece tokenizer of text
-data, from an export directory or a dataset file). They are imported on first use, so that
+directory or one of our weight files) and ``load_tokenizer`` (the tokenizer of the data, the
+WordPiece tokenizer of text or the synthetic language's, from an export directory or a dataset
+file). They are imported on first use, so that
 running one stage of the workflow loads only the modules that stage needs.
 """
 

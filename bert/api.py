@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from bert.core.config import WORD_EMBEDDINGS, BertConfig, param_shapes
-from bert.core.model import Params, backward, forward, init_params, pack_params, predict
+from bert.core.model import Params, backward, forward, layer_functions, predict
+from bert.core.parameters import init_params, pack_params
+from bert.core.streams import model_rng
 from bert.storage import interop
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,10 @@ class BertForPreTraining:
 
     ``BertForPreTraining(config, seed=0, dtype=np.float32)`` initializes as transformers does,
     drawing from ``seed``. Dropout (when the config asks for it) draws from ``self.rng``, a
-    generator seeded from the same seed, unless another generator is passed.
+    generator seeded from the same seed, unless another generator is passed. ``layers``: the
+    layer functions the model runs on, ``"fast"`` (``bert.core.kernels``, the default) or
+    ``"reference"`` (``bert.core.layers``, each body its formula: slower, and the one to step
+    through in a debugger); their results are equal to round-off.
     """
 
     def __init__(
@@ -35,13 +40,15 @@ class BertForPreTraining:
         seed: int = 0,
         dtype: np.dtype = np.float32,
         params: Mapping[str, np.ndarray] | None = None,
+        layers: str = "fast",
     ) -> None:
-        self.config = config
+        layer_functions(layers)  # a bad name is refused here, not at the first forward pass
+        self.config, self.layers = config, layers
         if params is None:
             self.params = init_params(config, np.random.default_rng(seed), dtype)
         else:
             self.params = pack_params(config, params, dtype)
-        self.rng = np.random.default_rng([seed, 1])
+        self.rng = model_rng(seed)
 
     @property
     def dtype(self) -> np.dtype:
@@ -60,7 +67,7 @@ class BertForPreTraining:
         probabilities 0 the result is deterministic.
         """
         losses, cache = forward(self.params, self.config, batch, rng or self.rng,
-                                mlm_weight, nsp_weight)
+                                mlm_weight, nsp_weight, layers=self.layers)
         return losses, backward(self.params, self.config, cache)
 
     def forward(
@@ -68,7 +75,7 @@ class BertForPreTraining:
     ) -> dict[str, np.ndarray]:
         """Inference logits; see ``predict``. ``batch`` needs the three input arrays (B, T)."""
         return predict(self.params, self.config, batch["input_ids"], batch["token_type_ids"],
-                       batch["attention_mask"], mlm_positions)
+                       batch["attention_mask"], mlm_positions, layers=self.layers)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write a transformers directory (``config.json`` + ``model.safetensors``) that

@@ -39,10 +39,11 @@ def load_fixture(path: Path = FIXTURE) -> tuple[dict, dict, dict, dict, dict]:
     return hf_config, optim, groups["params"], groups["batch"], groups["reference"]
 
 
-def run_ours(hf_config: dict, optim: dict, params: dict, batch: dict, dtype) -> dict:
+def run_ours(hf_config: dict, optim: dict, params: dict, batch: dict, dtype,
+             layers: str = "fast") -> dict:
     """Everything the reference records, computed by our model in ``dtype``."""
     config = BertConfig.from_hf(hf_config)
-    model = BertForPreTraining(config, dtype=dtype, params=params)
+    model = BertForPreTraining(config, dtype=dtype, params=params, layers=layers)
     out = {}
     inference = model.forward(batch)
     out["mlm_logits"], out["nsp_logits"] = inference["mlm_logits"], inference["nsp_logits"]
@@ -61,7 +62,7 @@ def run_ours(hf_config: dict, optim: dict, params: dict, batch: dict, dtype) -> 
     for step in range(optim["steps"]):
         lr = optim["lr"] * linear_warmup_decay(step, optim["warmup_steps"], optim["total_steps"])
         result = training_step(model.params, config, batch, state, lr=lr, adamw=adamw,
-                               max_grad_norm=optim["max_grad_norm"], rng=None)
+                               max_grad_norm=optim["max_grad_norm"], rng=None, layers=layers)
         losses, norm = result.losses, result.grad_norm
         for key, value in (("loss_total", losses["total"]), ("loss_mlm", losses["mlm"]),
                            ("loss_nsp", losses["nsp"]), ("lr", lr), ("grad_norm", norm)):

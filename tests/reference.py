@@ -103,6 +103,11 @@ def run_reference(
     hf_config: transformers' BertConfig keys. params: name -> array, transformers' names and
     shapes without the tied aliases. batch: ``input_ids, token_type_ids, attention_mask,
     mlm_labels`` (B, T), -100 in ``mlm_labels`` where nothing is predicted, ``nsp_labels`` (B,).
+    Without ``nsp_labels`` (no sentence task) the model gets ``next_sentence_label=None``: it
+    still runs the pooler and the sentence head, but the loss is the MLM loss alone (transformers
+    then returns no loss of its own), so those parameters get no gradient (None), and AdamW skips
+    them: no moments, no weight decay. Their ``grads/`` and ``adam/`` entries are then zeros
+    (what ours hold), and their ``final/`` entries their values in ``params``.
 
     Returns, as NumPy arrays in ``dtype``, computed from ``params``:
       ``mlm_logits`` (B, T, V), ``nsp_logits`` (B, 2), ``pooled`` (B, H),
@@ -121,7 +126,9 @@ def run_reference(
     model.eval()  # no dropout
     names = [name for name in model.state_dict() if name not in TIED_ALIASES]
     parameters = {name: model.get_parameter(name) for name in names}
-    inputs = {key: torch.from_numpy(np.asarray(batch[key])).long() for key in BATCH_KEYS}
+    inputs = {key: torch.from_numpy(np.asarray(batch[key])).long() for key in BATCH_KEYS
+              if key in batch}
+    sentence = "nsp_labels" in inputs
     vocab_size = model.config.vocab_size
 
     pooled: list[torch.Tensor] = []  # the pooler output of every forward
@@ -134,7 +141,7 @@ def run_reference(
             token_type_ids=inputs["token_type_ids"],
             attention_mask=inputs["attention_mask"],
             labels=inputs["mlm_labels"],
-            next_sentence_label=inputs["nsp_labels"],
+            next_sentence_label=inputs.get("nsp_labels"),
             output_hidden_states=True,
         )
         loss_mlm = F.cross_entropy(
@@ -142,6 +149,10 @@ def run_reference(
             inputs["mlm_labels"].reshape(-1),
             ignore_index=-100,
         )
+        if not sentence:
+            if out.loss is not None:
+                raise RuntimeError("transformers returned a loss without next_sentence_label")
+            return out, loss_mlm, torch.zeros_like(loss_mlm), loss_mlm
         loss_nsp = F.cross_entropy(
             out.seq_relationship_logits.reshape(-1, 2), inputs["nsp_labels"].reshape(-1)
         )
@@ -163,7 +174,8 @@ def run_reference(
     result["loss_mlm"], result["loss_nsp"] = _to_numpy(loss_mlm), _to_numpy(loss_nsp)
     result["loss_total"] = _to_numpy(loss_total)
     for name, parameter in parameters.items():
-        result[f"grads/{name}"] = _to_numpy(parameter.grad)
+        grad = parameter.grad if parameter.grad is not None else torch.zeros_like(parameter)
+        result[f"grads/{name}"] = _to_numpy(grad)
 
     no_decay = [n for n in names if n.endswith("bias") or "LayerNorm" in n]
     decay = [n for n in names if n not in no_decay]
@@ -192,10 +204,11 @@ def run_reference(
     for key, values in history.items():
         result[f"steps/{key}"] = np.array(values, dtype=numpy_dtype)
     for name, parameter in parameters.items():
-        state = optimizer.state[parameter]
+        state = optimizer.state[parameter]  # empty for a parameter AdamW skipped every step
+        zeros = torch.zeros_like(parameter)
         result[f"final/{name}"] = _to_numpy(parameter)
-        result[f"adam/exp_avg/{name}"] = _to_numpy(state["exp_avg"])
-        result[f"adam/exp_avg_sq/{name}"] = _to_numpy(state["exp_avg_sq"])
+        result[f"adam/exp_avg/{name}"] = _to_numpy(state.get("exp_avg", zeros))
+        result[f"adam/exp_avg_sq/{name}"] = _to_numpy(state.get("exp_avg_sq", zeros))
     result["adam/step"] = np.array(
         float(optimizer.state[parameters[names[0]]]["step"]), dtype=numpy_dtype
     )

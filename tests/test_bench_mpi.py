@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bert.bench.mpi import PROJECTED_RANKS, cpu_waits, projection, ring_allreduce_s, thread_cpu
-from bert.engine.mpi import mpi_available
+from bert.parallel.mpi import mpi_available
 
 
 @pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bert import BertConfig
-from bert.core.model import init_params
 from bert.core.optim import init_state
+from bert.core.parameters import init_params
 from bert.errors import DataFileError
 from bert.storage import checkpoint as ckpt
 

@@ -17,6 +17,7 @@ import pytest
 from bert.workflow.tasks import plots_available
 from tests.workflow import tiny, write_params
 
+pytestmark = pytest.mark.slow  # doit end to end
 ROOT = Path(__file__).resolve().parents[1]
 # the pictures; without matplotlib, the one plots task that says how to install it
 PICTURES = (("plots:curves", "plots:attention", "plots:predictions") if plots_available()
@@ -73,7 +74,7 @@ def test_editing_how_the_results_table_looks_reruns_only_the_stage_that_prints_i
 def test_editing_comments_and_docstrings_reruns_nothing(project):
     project.edit("core/model.py", '"""Add one gradient contribution',
                  '"""Add one more gradient contribution')
-    project.edit("core/layers.py", "# (N, out): one 2-D product for BLAS",
+    project.edit("core/kernels.py", "# (N, out): one 2-D product for BLAS",
                  "# (N, out): one 2-D product, as BLAS wants")
     project.edit("workflow/train.py", '"""The train stage: epochs',
                  '"""The train stage, edited: epochs')
@@ -84,7 +85,7 @@ def test_editing_the_model_math_reruns_init_and_train(project):
     # the same numbers written another way: every stage that runs the model reruns (evaluate
     # and the pictures too), the weights and the metrics come out bit-identical, so the report
     # finds its inputs unchanged
-    project.edit("core/layers.py", "        cdf *= 0.5  # Phi(x)", "        cdf /= 2.0  # Phi(x)")
+    project.edit("core/kernels.py", "        cdf *= 0.5  # Phi(x)", "        cdf /= 2.0  # Phi(x)")
     ran, _ = project.doit()
     assert ran == ["init", "train", "evaluate", *PICTURES]
 

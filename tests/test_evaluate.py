@@ -70,9 +70,93 @@ def test_the_stage_writes_the_metrics_and_shows_nothing_itself(project, capsys):
     metrics = evaluate_model(PARAMS, project)
     assert capsys.readouterr().out == ""  # the stage's record prints the table
     assert json.loads(project.metrics.read_text()) == metrics
-    assert set(metrics) == {"test", "train", "optimum", "model"}
+    assert set(metrics) == {"sentence_task", "test", "train", "optimum", "probes", "model"}
     assert metrics["model"] == model_id(PARAMS, project)
     assert metrics["optimum"] == load_optimum(project.test_data)
     assert metrics["train"]["num_examples"] == min(PARAMS.evaluation.train_examples,
                                                    len(load_dataset(project.train_data)
                                                        ["nsp_labels"]))
+
+
+RECIPES = {"sop static": {"sentence_task": "sop"},
+           "none dynamic": {"sentence_task": "none", "masking": "dynamic"},
+           "nsp dynamic": {"masking": "dynamic"}}
+
+
+@pytest.fixture(scope="module")
+def recipes(tmp_path_factory):
+    """name -> (params, layout, metrics) of a tiny run of the recipe ``name`` of RECIPES,
+    trained and evaluated on first use."""
+    from bert.workflow.train import train
+
+    made = {}
+
+    def run(name: str) -> tuple:
+        if name not in made:
+            params = tiny_params(data=RECIPES[name])
+            layout = Layout(tmp_path_factory.mktemp("recipe"))
+            make_datasets(params.data, layout.data_dir)
+            initialize(params, layout)
+            train(params, layout, progress=False)
+            made[name] = params, layout, evaluate_model(params, layout)
+        return made[name]
+
+    return run
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_the_scores_are_the_tasks_and_the_probes_are_scored_on_both_tasks(recipes, name):
+    from bert.workflow.sentence import score_keys
+
+    params, layout, metrics = recipes(name)
+    task = params.data.sentence_task
+    assert metrics["sentence_task"] == task
+    for name in ("test", "train"):
+        assert set(metrics[name]) == {*score_keys(task), "num_mlm_labels", "num_examples"}
+    assert metrics["optimum"] == load_optimum(layout.test_data)
+    _, weights = ckpt.load_weights(layout.model_weights, "fix")
+    config = bert_config(params)
+    assert set(metrics["probes"]) == {"nsp", "sop"}
+    for probe, path in (("nsp", layout.probe_nsp_data), ("sop", layout.probe_sop_data)):
+        data = load_dataset(path)
+        expected = score(weights, config, data, 7, task=probe)
+        assert set(expected) == {*score_keys(probe), "num_mlm_labels", "num_examples"}
+        scores = metrics["probes"][probe]["scores"]
+        assert scores.keys() == expected.keys()
+        for key, value in expected.items():
+            assert scores[key] == pytest.approx(value, rel=1e-5), key
+        assert metrics["probes"][probe]["optimum"] == load_optimum(path)
+        assert f"bayes_{probe}_accuracy" in load_optimum(path)
+
+
+def test_the_untrained_sentence_head_of_a_model_without_a_task_is_near_chance(recipes):
+    _, _, metrics = recipes("none dynamic")
+    for probe in ("nsp", "sop"):
+        scores = metrics["probes"][probe]["scores"]
+        # the initial weights (initializer_range 0.05) give logits near 0: about log 2
+        assert scores[f"{probe}_loss"] == pytest.approx(np.log(2), abs=0.05)
+        assert scores["num_examples"] == 16
+
+
+@pytest.mark.parametrize("name", ["none dynamic", "nsp dynamic"])
+def test_a_dynamically_masked_training_set_is_scored_with_masks_training_never_drew(recipes,
+                                                                                     name):
+    from bert.data.datasets import masking_spec
+    from bert.data.masking import masked_epoch, masked_rows
+    from bert.workflow.evaluate import scored_training_examples
+
+    params, layout, metrics = recipes(name)
+    train = load_dataset(layout.train_data)
+    spec, seed = masking_spec(layout.train_data), params.training.random_seed
+    scored = scored_training_examples(params, layout)
+    rows = np.arange(len(train["input_ids"]))
+    expected = masked_rows(train, rows, seed, params.training.epochs, spec)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(scored[name], values, err_msg=name)
+    for epoch in range(params.training.epochs):  # none of the masks of a trained epoch
+        trained = masked_epoch(train, seed, epoch, spec)["mlm_labels"]
+        assert not np.array_equal(trained, scored["mlm_labels"]), epoch
+    _, weights = ckpt.load_weights(layout.model_weights, "fix")
+    again = score(weights, bert_config(params), scored, 16, task=params.data.sentence_task)
+    assert metrics["train"]["mlm_loss"] == pytest.approx(again["mlm_loss"], rel=1e-6)
+    assert metrics["train"]["num_mlm_labels"] == int((scored["mlm_labels"] >= 0).sum())

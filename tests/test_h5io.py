@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import h5py
 import numpy as np
 import pytest
 
 from bert import __version__
-from bert.errors import DataFileError
+from bert.errors import DataFileError, OutputError
 from bert.storage import h5io
 
 SCHEMA = "bert-from-scratch/test"
 FIX = "run `make it` to regenerate it"
 SPECS = {"ids": h5io.Spec(("N", "T"), "u"), "group/labels": h5io.Spec(("N",), "i")}
+
+
+WORDS = np.array(["[PAD]", "t4", "naïve", "##ing", "日本"])
+ABOUT = {"ids": h5io.About("token ids", axes=("example", "position")),
+         "group/labels": h5io.About("a label per example, -100 where there is none",
+                                    axes=("example",)),
+         "group/sub/weights": h5io.About("weights", "nats"),
+         "scalar": h5io.About("a number"),
+         "words": h5io.About("the vocabulary", axes=("token id",))}
 
 
 def write(path, **kwargs):
@@ -23,14 +33,17 @@ def write(path, **kwargs):
         "group/labels": np.arange(200, dtype=np.int16) - 100,
         "group/sub/weights": np.linspace(0, 1, 60).reshape(3, 20),
         "scalar": np.float64(2.5),
+        "words": WORDS,
     }
-    return h5io.write(path, arrays, schema=SCHEMA, schema_version=3,
-                      params={"b": 1, "a": [1, 2]}, attrs={"split": "train", "count": 7},
+    return h5io.write(path, arrays, schema=SCHEMA, schema_version=3, about=ABOUT,
+                      creator="tests.test_h5io", params={"b": 1, "a": [1, 2]},
+                      attrs={"split": "train", "count": 7},
                       group_attrs={"optimum": {"loss": 1.25, "name": "bayes"}}, **kwargs)
 
 
 def read(path, **kwargs):
-    return h5io.read(path, schema=SCHEMA, schema_version=3, specs=SPECS, fix=FIX, **kwargs)
+    return h5io.read(path, schema=SCHEMA, schema_version=3, specs=SPECS, fix=FIX,
+                     **{"describe": True, **kwargs})
 
 
 def assert_clear_error(path, match, **kwargs):
@@ -43,19 +56,66 @@ def assert_clear_error(path, match, **kwargs):
 
 def test_round_trip(tmp_path):
     path = write(tmp_path / "sub" / "f.h5")
-    contents = read(path, names=["ids", "group/labels", "group/sub/weights", "scalar"])
+    contents = read(path, names=["ids", "group/labels", "group/sub/weights", "scalar", "words"])
     assert contents.arrays["ids"].dtype == np.uint8
     np.testing.assert_array_equal(contents.arrays["group/labels"], np.arange(200) - 100)
     np.testing.assert_array_equal(contents.arrays["group/sub/weights"],
                                   np.linspace(0, 1, 60).reshape(3, 20))
     assert contents.arrays["scalar"] == 2.5
-    assert contents.attrs == {"schema": SCHEMA, "schema_version": 3, "package_version": __version__,
-                              "params": {"a": [1, 2], "b": 1}, "split": "train", "count": 7}
+    assert list(contents.arrays["words"]) == list(WORDS)
+    own = {key: value for key, value in contents.attrs.items() if key not in h5io.ORIGIN_ATTRS}
+    assert own == {"schema": SCHEMA, "schema_version": 3, "params": {"a": [1, 2], "b": 1},
+                   "split": "train", "count": 7}
+    assert contents.attrs["package_version"] == __version__
     assert contents.group_attrs == {"optimum": {"loss": 1.25, "name": "bayes"}}
     with h5py.File(path) as f:
-        assert f.attrs["params"].decode() == json.dumps({"a": [1, 2], "b": 1}, sort_keys=True)
+        assert f.attrs["params"] == json.dumps({"a": [1, 2], "b": 1}, sort_keys=True)
         ids = f["ids"]
         assert ids.fletcher32 and ids.compression == "gzip" and ids.shuffle and ids.chunks
+        assert f["words"].fletcher32 and f["words"].dtype.kind == "S"  # inside the checksums
+
+
+def test_string_attributes_read_back_as_str_from_h5py(tmp_path):
+    with h5py.File(write(tmp_path / "f.h5")) as f:
+        assert f.attrs["split"] == "train" and type(f.attrs["split"]) is str
+        assert f["optimum"].attrs["name"] == "bayes"
+        assert f["ids"].attrs["description"] == "token ids"
+        assert list(f["words"].asstr()[()]) == list(WORDS)
+
+
+def test_every_dataset_says_what_it_is(tmp_path):
+    contents = read(write(tmp_path / "f.h5"), names=())
+    assert set(contents.datasets) == set(ABOUT)
+    for name, about in ABOUT.items():
+        info = contents.datasets[name]
+        assert info.attrs["description"] == about.description, name
+        assert info.attrs.get("units", "") == about.units, name
+        assert info.axes == about.axes, name
+    assert contents.datasets["ids"].shape == (200, 20)
+    assert contents.datasets["ids"].dtype == np.uint8
+    with h5py.File(tmp_path / "f.h5") as f:
+        assert [dim.label for dim in f["ids"].dims] == ["example", "position"]
+
+
+def test_a_dataset_without_a_description_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="'extra'.* no description"):
+        h5io.write(tmp_path / "f.h5", {"extra": np.zeros(3)}, schema=SCHEMA, schema_version=3,
+                   about={}, creator="tests")
+    with pytest.raises(ValueError, match="2 axis labels for 1 dimensions"):
+        h5io.write(tmp_path / "f.h5", {"x": np.zeros(3)}, schema=SCHEMA, schema_version=3,
+                   about={"x": h5io.About("x", axes=("a", "b"))}, creator="tests")
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_the_root_says_where_the_file_comes_from(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    attrs = read(write(tmp_path / "f.h5"), names=()).attrs
+    assert attrs["created"] == "2023-11-14T22:13:20Z"
+    assert attrs["creator"] == f"bert-from-scratch {__version__}, tests.test_h5io"
+    assert attrs["numpy_version"] == np.__version__
+    assert attrs["h5py_version"] == h5py.version.version
+    assert attrs["hdf5_version"] == h5py.version.hdf5_version
+    assert attrs["python_version"] == platform.python_version()
 
 
 def test_compression_is_optional_checksums_are_not(tmp_path):
@@ -64,8 +124,29 @@ def test_compression_is_optional_checksums_are_not(tmp_path):
         assert f["ids"].compression is None and f["ids"].fletcher32
 
 
-def test_same_input_same_bytes(tmp_path):
-    assert write(tmp_path / "a.h5").read_bytes() == write(tmp_path / "b.h5").read_bytes()
+def test_same_input_same_contents_and_the_origin_alone_differs(tmp_path, monkeypatch):
+    """The arrays and every attribute but those of ORIGIN_ATTRS are the same; with a fixed
+    SOURCE_DATE_EPOCH, so are the bytes."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    a = write(tmp_path / "a.h5")
+    assert a.read_bytes() == write(tmp_path / "b.h5").read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    c = write(tmp_path / "c.h5")
+    assert a.read_bytes() != c.read_bytes()
+    names = list(ABOUT)
+    first, later = read(a, names=names), read(c, names=names)
+    for name in names:
+        assert first.arrays[name].tolist() == later.arrays[name].tolist(), name
+    differ = {key for key in first.attrs if first.attrs[key] != later.attrs[key]}
+    assert differ == {"created"}
+    assert first.group_attrs == later.group_attrs
+
+
+def test_a_malformed_source_date_epoch_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(OutputError, match="SOURCE_DATE_EPOCH is 'yesterday', not a whole number"):
+        write(tmp_path / "f.h5")
+    assert not (tmp_path / "f.h5").exists()
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -108,8 +189,28 @@ def test_hdf5_file_of_another_schema_or_version(tmp_path):
         f["ids"] = np.zeros((2, 2))
     assert_clear_error(other, f"not a {SCHEMA} file")
     path = write(tmp_path / "f.h5")
-    with pytest.raises(DataFileError, match="schema version 3, this code reads version 4"):
+    with pytest.raises(DataFileError, match="schema version 3, this code reads version 4; run"):
         h5io.read(path, schema=SCHEMA, schema_version=4, specs=SPECS, fix=FIX)
+    with pytest.raises(DataFileError, match="reads version 1 or 2 .the file was written by a "
+                       "newer bert-from-scratch."):
+        h5io.read(path, schema=SCHEMA, schema_version=(1, 2), specs=SPECS, fix=FIX)
+    assert h5io.read(path, schema=SCHEMA, schema_version=(2, 3), specs=SPECS, fix=FIX,
+                     names=()).attrs["schema_version"] == 3
+    assert h5io.read(path, schema=SCHEMA, schema_version=None, specs=SPECS, fix=FIX,
+                     names=()).attrs["schema_version"] == 3
+
+
+def test_a_changed_string_attribute_is_detected(tmp_path):
+    """String attributes live in the global heap, outside HDF5's checksums; its SHA-256 catches
+    a change before HDF5 reads it."""
+    path = write(tmp_path / "f.h5")
+    data = bytearray(path.read_bytes())
+    for text in (b"label per example", b"bayes", b"train", b"example"):  # every kind of owner
+        changed = bytearray(data)
+        changed[bytes(data).index(text)] ^= 0x20  # a letter's case
+        path.write_bytes(bytes(changed))
+        assert_clear_error(path, "the strings of its attributes do not match their SHA-256 "
+                                 "(global_heap_sha256)")
 
 
 def test_wrong_shape_dtype_or_missing_dataset(tmp_path):
@@ -145,7 +246,7 @@ def test_every_bit_flip_is_detected_or_harmless(tmp_path):
     either raises the clear error or returns exactly the original contents."""
     path = write(tmp_path / "f.h5")
     original = path.read_bytes()
-    names = ["ids", "group/labels", "group/sub/weights"]
+    names = ["ids", "group/labels", "group/sub/weights", "words"]
     reference = read(path, names=names)
     detected = 0
     for offset in range(0, len(original), len(original) // 200 + 1):  # ~200 offsets
@@ -159,6 +260,7 @@ def test_every_bit_flip_is_detected_or_harmless(tmp_path):
             continue
         assert contents.attrs == reference.attrs, offset
         assert contents.group_attrs == reference.group_attrs, offset
+        assert contents.datasets == reference.datasets, offset
         for name in names:
             np.testing.assert_array_equal(contents.arrays[name], reference.arrays[name])
     assert detected > 0

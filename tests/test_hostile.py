@@ -24,20 +24,21 @@ import numpy as np
 import pytest
 import yaml
 
-from bert.__main__ import interrupted_message, main
-from bert.core.config import BertConfig
-from bert.core.model import param_shapes
+from bert.__main__ import main
+from bert.core.config import BertConfig, param_shapes
 from bert.data.datasets import make_datasets
 from bert.errors import DataFileError, OutputError
 from bert.storage import atomic
 from bert.storage import checkpoint as ckpt
 from bert.workflow.evaluate import evaluate_model
 from bert.workflow.init import initialize
+from bert.workflow.interrupts import TrainingInterrupted, interrupted_message
 from bert.workflow.layout import Layout
-from bert.workflow.params import UniqueKeyLoader, params_from_mapping
-from bert.workflow.provenance import run_params
+from bert.workflow.loader import params_from_mapping
+from bert.workflow.provenance import project_run_params as run_params
 from bert.workflow.report import write_results
-from bert.workflow.train import TrainingInterrupted, train
+from bert.workflow.train import train
+from bert.workflow.yamlfile import UniqueKeyLoader
 from tests.workflow import tiny, tiny_params, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,7 +224,7 @@ def test_a_second_workflow_in_the_same_folder_refuses(project):
         assert holder.stdout.readline().strip() == "held"
         for command in (("-m", "doit"), ("-m", "bert", "evaluate")):
             result = run(project, sys.executable, *command)
-            one_line_failure(result, f"another workflow process (pid {holder.pid}) is running")
+            one_line_failure(result, f"in use by another workflow process (pid {holder.pid}: ")
     finally:
         holder.kill()
         holder.wait()

@@ -183,3 +183,47 @@ def test_training_can_start_from_a_transformers_checkpoint(tmp_path):
         initialize(tiny_params(model={"init_from": "pretrained", "dim_model": 32}), layout)
     with pytest.raises(ParamsError, match="does not exist"):
         initialize(tiny_params(model={"init_from": "nowhere"}), layout)
+
+
+@pytest.mark.parametrize("task", ["sop", "none"])
+def test_runs_of_every_sentence_task_export_and_load_in_transformers(tmp_path, transformers,
+                                                                     task):
+    """The sentence head is cls.seq_relationship under SOP as under NSP; without a sentence task
+    it is exported as initialized. transformers' BertForPreTraining loads either with no
+    missing or unexpected key and computes the same logits."""
+    import torch
+
+    from bert.data.datasets import load_dataset, make_datasets
+    from bert.storage.checkpoint import load_weights
+    from bert.workflow.export import export
+    from bert.workflow.init import initialize
+    from bert.workflow.layout import Layout
+    from bert.workflow.params import bert_config
+    from bert.workflow.train import train
+    from tests.workflow import tiny_params
+
+    params = tiny_params(data={"sentence_task": task, "masking": "dynamic"},
+                         training={"epochs": 1})
+    layout = Layout(tmp_path)
+    make_datasets(params.data, layout.data_dir)
+    initialize(params, layout)
+    train(params, layout, progress=False)
+    export(params, layout)
+    theirs, info = transformers.BertForPreTraining.from_pretrained(
+        layout.export_dir, output_loading_info=True, attn_implementation="eager")
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    theirs.eval()
+    config, weights = load_weights(layout.model_weights, "fix", bert_config(params))
+    ours = BertForPreTraining(config, params=weights)
+    batch = {name: values[:8].astype(np.int64)
+             for name, values in load_dataset(layout.test_data).items()}
+    with torch.no_grad():
+        out = theirs(**{k: torch.tensor(batch[k]) for k in ("input_ids", "token_type_ids",
+                                                            "attention_mask")})
+    mine = ours.forward(batch)
+    assert relative_error(mine["mlm_logits"], out.prediction_logits.numpy()) <= 1e-5
+    assert relative_error(mine["nsp_logits"], out.seq_relationship_logits.numpy()) <= 1e-5
+    if task == "none":
+        _, initial = load_weights(layout.init_weights, "fix")
+        np.testing.assert_array_equal(theirs.cls.seq_relationship.weight.detach().numpy(),
+                                      initial["cls.seq_relationship.weight"])

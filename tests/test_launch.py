@@ -8,13 +8,23 @@ from pathlib import Path
 import pytest
 
 from bert.errors import ParamsError
-from bert.workflow.launch import find_launcher, stage_command
+from bert.workflow.launch import find_launcher, train_command
 from tests.workflow import tiny_params
+
+COMMAND = [sys.executable, "-m", "bert", "train", "--params", "p.yaml", "--run", "p"]
 
 
 def test_one_process_runs_the_stage_as_always():
-    assert stage_command(tiny_params(), "p.yaml") == [
-        sys.executable, "-m", "bert", "train", "--params", "p.yaml"]
+    assert train_command(tiny_params(), COMMAND, "p.yaml") == COMMAND
+
+
+def test_several_run_under_the_launcher(monkeypatch):
+    import bert.workflow.launch as launch
+
+    monkeypatch.setattr(launch, "mpi_available", lambda: True)
+    monkeypatch.setattr(launch, "find_launcher", lambda command: ["/bin/launch", "-x"])
+    params = tiny_params(training={"processes": 2, "micro_batches": 2})
+    assert train_command(params, COMMAND, "p.yaml") == ["/bin/launch", "-x", "-n", "2", *COMMAND]
 
 
 def test_a_launcher_with_arguments_is_found_on_path_and_keeps_them(tmp_path, monkeypatch):
@@ -46,8 +56,8 @@ def test_a_missing_launcher_names_the_key_and_the_fix(monkeypatch):
                                           r"pip install -e \"\.\[mpi\]\""):
         find_launcher("nothing-here")
     with pytest.raises(ParamsError, match=r"^p.yaml: training.mpiexec"):
-        stage_command(tiny_params(training={"processes": 2, "micro_batches": 2,
-                                            "mpiexec": "nothing-here"}), "p.yaml")
+        train_command(tiny_params(training={"processes": 2, "micro_batches": 2,
+                                            "mpiexec": "nothing-here"}), COMMAND, "p.yaml")
 
 
 def test_without_mpi4py_the_message_gives_the_install_command(monkeypatch):
@@ -56,4 +66,5 @@ def test_without_mpi4py_the_message_gives_the_install_command(monkeypatch):
     monkeypatch.setattr(launch, "mpi_available", lambda: False)
     with pytest.raises(ParamsError, match=r"^p.yaml: training.processes is 2, but mpi4py is not "
                                           r"installed: pip install -e \"\.\[mpi\]\"$"):
-        stage_command(tiny_params(training={"processes": 2, "micro_batches": 2}), "p.yaml")
+        train_command(tiny_params(training={"processes": 2, "micro_batches": 2}), COMMAND,
+                      "p.yaml")

@@ -1,5 +1,6 @@
-"""Each layer's backward against centred finite differences in float64, with a random upstream
-gradient (never all ones), and each forward against a direct formula."""
+"""The reference layers (``bert.core.layers``): each backward against centred finite differences
+in float64, with a random upstream gradient (never all ones), and each forward against a direct
+formula. ``tests/test_kernels.py`` holds the fast kernels equal to them."""
 
 from __future__ import annotations
 
@@ -88,16 +89,6 @@ def test_tanh(rng):
     dout = rng.normal(size=x.shape)
     check_gradient(probe(lambda: layers.tanh_forward(x)[0], dout), x,
                    layers.tanh_backward(dout, cache))
-
-
-@pytest.mark.parametrize("shape", [(3, 4, 32, 32), (5, 7), (2, 64), (3, 200)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_row_sum_and_row_max_equal_numpys_reductions(rng, shape, dtype):
-    """Rows short and long: the maximum exactly, the sum to round-off."""
-    x = rng.standard_normal(shape).astype(dtype)
-    np.testing.assert_array_equal(layers._row_max(x), x.max(axis=-1, keepdims=True))
-    np.testing.assert_allclose(layers.row_sum(x), x.sum(axis=-1, keepdims=True),
-                               rtol=0, atol=64 * np.finfo(dtype).eps * np.abs(x).sum(-1).max())
 
 
 def test_softmax_backward(rng):

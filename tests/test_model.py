@@ -135,6 +135,37 @@ def test_loss_weights_scale_losses_and_gradients():
                                rtol=1e-12)
 
 
+def test_without_sentence_labels_the_sentence_head_does_not_run(monkeypatch):
+    """No nsp_labels (no sentence task): no pooler, no sentence classifier, no sentence loss;
+    the rest of the gradient is the MLM loss's alone."""
+    import bert.core.model as model_module
+    from bert.core.model import in_sentence_head
+
+    model = perturbed_model(TINY)
+    batch = make_batch(np.random.default_rng(2), TINY)
+    _, mlm_only = model.loss_and_grads(batch, nsp_weight=0.0)
+    unlabelled = {k: v for k, v in batch.items() if k != "nsp_labels"}
+
+    def no_head(*args):
+        raise AssertionError("the sentence head ran without sentence labels")
+
+    monkeypatch.setattr(model_module, "_nsp_head_forward", no_head)
+    monkeypatch.setattr(model_module, "_nsp_head_backward", no_head)
+    losses, cache = forward(model.params, TINY, unlabelled, mlm_weight=2.0, nsp_weight=0.5)
+    assert cache.nsp_head is None and cache.nsp_loss is None
+    assert losses["nsp"] == 0 and losses["total"] == 2 * losses["mlm"]
+    grads = backward(model.params, TINY, forward(model.params, TINY, unlabelled)[1])
+    head = [name for name in grads if in_sentence_head(name)]
+    assert sorted(head) == ["bert.pooler.dense.bias", "bert.pooler.dense.weight",
+                            "cls.seq_relationship.bias", "cls.seq_relationship.weight"]
+    for name, grad in grads.items():
+        if in_sentence_head(name):
+            assert not grad.any(), name
+        else:
+            np.testing.assert_allclose(grad, mlm_only[name], rtol=1e-13, atol=1e-16,
+                                       err_msg=name)
+
+
 def test_loss_and_grads_is_deterministic_without_dropout_and_float32_by_default():
     config = TINY
     model = BertForPreTraining(config, seed=1)

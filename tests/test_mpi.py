@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from bert.engine.mpi import mpi_available
+from bert.parallel.mpi import mpi_available
 from bert.workflow.launch import find_launcher
-from tests.test_workflow import assert_same_run, doit, make_project, wait_for_mid_epoch_checkpoint
+from bert.workflow.layout import Layout
+from tests.test_workflow import (
+    assert_same_run,
+    doit,
+    make_project,
+    ran,
+    wait_for_mid_epoch_checkpoint,
+)
 from tests.workflow import tiny, write_params
 
 pytestmark = pytest.mark.skipif(not mpi_available(),
@@ -55,13 +62,14 @@ def test_two_ranks_end_bit_identical_to_one_process(tmp_path, one_process):
     folder = make_project(tmp_path / "project", on(2, SHORT))
     result = doit(folder, "report")
     assert_same_run(folder, one_process, COUNTS)
-    training = json.loads((folder / "artifacts/results.json").read_text())["training"]
+    training = json.loads(Layout(folder).results.read_text())["training"]
     assert (training["processes"], training["micro_batches"]) == (2, 4)
-    for text in (result.stderr, (folder / "artifacts/logs/bert.log").read_text()):
+    for text in (result.stderr, Layout(folder).log("run_dir").read_text()):
         assert text.count("training from the initial weights") == 1  # rank 0 alone logs
         assert text.count("rank 0 of 2; 1 compute thread(s) per rank") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("micro_batches", "rank_threads", "one_process_threads"),
                          [(4, 2, 1), (2, 1, 3)], ids=["4-on-2x2-vs-1x1", "2-on-2x1-vs-1x3"])
 def test_ranks_times_threads_end_bit_identical_to_one_process(
@@ -106,6 +114,7 @@ def assert_no_rank_left(folder: Path) -> None:
     assert not processes_in(folder), "a rank outlived its job"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_an_interrupted_job_resumes_bit_identically(tmp_path, one_process_long, stop):
     folder = make_project(tmp_path / "project", on(2, LONG))
@@ -211,6 +220,9 @@ def test_a_rank_that_raises_stops_the_job_at_once(tmp_path, one_process, where):
      "training.processes (2)"),
     ({"processes": 0}, "training.processes is 0, outside [1, inf]"),
     ({"micro_batches": 3}, "data.batch_size is 8, not a multiple of training.micro_batches (3)"),
+    ({"processes": 2, "micro_batches": 2, "mpiexec": "mpiexec 'unterminated"},
+     "training.mpiexec is \"mpiexec 'unterminated\", which cannot be split into words (No "
+     "closing quotation); fix its quotes"),
 ])
 def test_bad_launch_parameters_give_one_line_and_write_nothing(tmp_path, training, message):
     folder = make_project(tmp_path / "project", tiny(training=training))
@@ -228,3 +240,34 @@ def test_a_rank_program_outside_a_job_of_that_size_says_how_to_launch(tmp_path):
     assert result.returncode == 2
     assert "training.processes is 2, but this job has 1 process(es): run `doit train`" in (
         result.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["true", "echo"])
+def test_a_launcher_that_runs_no_rank_fails_the_train_stage(tmp_path, launcher):
+    folder = make_project(tmp_path / "project",
+                          tiny(training={"processes": 2, "micro_batches": 2, "mpiexec": launcher}))
+    result = doit(folder, "train", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (f"error: training.mpiexec is '{launcher}': it exited 0, but no rank trained "
+            "(artifacts/model.h5 was not written; the launcher's output, if any, is just above); "
+            "set training.mpiexec to an MPI launcher, e.g. mpiexec") in result.stderr
+    assert not (folder / "artifacts/model.h5").exists()
+    assert "train" in ran(doit(folder, "train", check=False))  # not taken for done
+
+
+@pytest.mark.slow
+def test_an_mpi_library_that_cannot_be_loaded_is_one_line_per_rank(tmp_path):
+    folder = make_project(tmp_path / "project", on(2, SHORT))
+    doit(folder, "data", "init")
+    result = subprocess.run([sys.executable, "-m", "doit", "train"], cwd=folder,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "MPI4PY_LIBMPI": "/nonexistent/libmpi.so"})
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    errors = sorted(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    assert errors == [f"error: rank {rank} of 2: the MPI library cannot be loaded (cannot load "
+                      "MPI library; /nonexistent/libmpi.so: cannot open shared object file: No "
+                      "such file or directory); install it with pip install -e \".[mpi]\", or "
+                      "point MPI4PY_LIBMPI at the library mpi4py was built for"
+                      for rank in (0, 1)]
+    assert_no_rank_left(folder)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from bert.core.labels import IGNORE_INDEX as IGNORE
@@ -9,8 +11,10 @@ from bert.data.pairs import (
     Pair,
     document_pairs,
     examples_from_pairs,
+    full_sentences,
     mask_text,
     pack,
+    pack_sequences,
     truncate_pair,
 )
 from bert.data.tokens import CLS, MASK, PAD, SEP
@@ -53,7 +57,7 @@ def test_a_follows_b_within_a_document_or_b_comes_from_another():
 
 def test_labels_are_balanced_and_pairs_fit():
     pairs = all_pairs(documents(num_docs=40, sentences=40), seed=3)
-    share = np.mean([p.is_random for p in pairs])
+    share = np.mean([p.label for p in pairs])
     assert len(pairs) > 300 and 0.45 < share < 0.62  # 1/2, plus the one-sentence chunks
     assert all(1 <= len(p.a) and 1 <= len(p.b) and len(p.a) + len(p.b) <= 29 for p in pairs)
     lengths = np.array([len(p.a) + len(p.b) for p in pairs])
@@ -120,3 +124,75 @@ def test_whole_word_masking_selects_all_pieces_of_a_word():
     heads = (ids >= FIRST) & ~inner
     assert abs(selected[heads].mean() - 0.15) < 0.01
     assert not selected[:, 0].any() and not selected[:, -1].any()
+
+
+def sop_pairs(docs, sequence_length=32, short=0.1, seed=0) -> list[Pair]:
+    rng = np.random.default_rng(seed)
+    return [p for i in range(len(docs))
+            for p in document_pairs(rng, docs, i, sequence_length, short, [], "sop")]
+
+
+def test_sentence_order_pairs_are_one_document_in_order_or_swapped():
+    pairs = sop_pairs(documents(num_docs=40, sentences=40), seed=3)
+    assert len(pairs) > 300
+    for a, b, swapped in pairs:
+        assert {origin(t)[0] for t in a + b} == {origin(a[0])[0]}  # one document
+        first, second = (b, a) if swapped else (a, b)
+        sentences = [origin(t)[1] for t in first + second]
+        assert sentences == sorted(sentences)  # consecutive text, in the document's order
+        assert 1 <= len(a) and 1 <= len(b) and len(a) + len(b) <= 29
+    assert 0.45 < np.mean([p.label for p in pairs]) < 0.55
+    # the cut between the two falls after any of the chunk's sentences
+    seconds = [len({origin(t)[1] for t in (a if swapped else b)}) for a, b, swapped in pairs]
+    firsts = [len({origin(t)[1] for t in (b if swapped else a)}) for a, b, swapped in pairs]
+    assert max(seconds) > 2 and max(firsts) > 2
+
+
+def test_a_one_sentence_chunk_is_cut_in_two_for_sentence_order():
+    """ALBERT would pair a lone long sentence with a random B; here it becomes two parts of
+    itself (a one-token sentence gives no pair)."""
+    docs = [[[FIRST + 100 * d + k for k in range(40)], [FIRST + 100 * d + 99]] for d in range(30)]
+    pairs = sop_pairs(docs, short=0.0)
+    assert len(pairs) == 30  # the long sentence of each document; the last token alone: none
+    for a, b, swapped in pairs:
+        first, second = (b, a) if swapped else (a, b)
+        tokens = first + second  # two pieces of the sentence, each cut by the truncation
+        assert np.all(np.diff(tokens) > 0) and len(tokens) == 29
+        assert len({origin(t)[0] for t in tokens}) == 1 and max(origin(t)[1] for t in tokens) < 40
+
+
+def test_full_sentences_pack_whole_sentences_across_documents():
+    docs = documents(num_docs=6, sentences=10)
+    docs[2][3] = [FIRST + 203] * 70  # longer than a sequence: cut in pieces
+    sequences = full_sentences(np.random.default_rng(0), docs, 32, 0.0)
+    assert all(1 <= len(s) <= 30 for s in sequences)
+    stream = [t for s in sequences for t in s]
+    # nothing lost or reordered: the documents in order, a [SEP] where one ends in a sequence
+    joined = [t for s in sequences for t in s if t != SEP]
+    assert joined == [t for d in docs for s in d for t in s]
+    for s in sequences:
+        for left, right in itertools.pairwise(s):
+            if right == SEP:
+                assert origin(left)[1] == 9  # after a document's last sentence
+            elif left != SEP:
+                assert origin(left)[0] == origin(right)[0]  # else within one document
+    assert stream.count(SEP) >= 2  # sequences do run on into the next document
+    # whole sentences: the next sequence starts a new sentence (but in the one cut in pieces)
+    for before, after in itertools.pairwise(sequences):
+        assert origin(after[0]) != origin(before[-1]) or origin(after[0]) == (2, 3)
+    assert np.mean([len(s) for s in sequences[:-1]]) > 24  # packed up to the length
+
+
+def test_full_sentences_short_targets():
+    docs = documents(num_docs=20, sentences=30)
+    lengths = [len(s) for s in full_sentences(np.random.default_rng(1), docs, 32, 0.5)]
+    assert min(lengths) < 10 and max(lengths) <= 30
+    assert 0.3 < np.mean(np.array(lengths) < 22) < 0.7
+
+
+def test_packing_sequences_without_a_sentence_task():
+    arrays = pack_sequences([[7, 8, SEP, 9], [7]], 8)
+    np.testing.assert_array_equal(arrays["input_ids"][0], [CLS, 7, 8, SEP, 9, SEP, PAD, PAD])
+    np.testing.assert_array_equal(arrays["input_ids"][1], [CLS, 7, SEP, PAD, PAD, PAD, PAD, PAD])
+    assert not arrays["token_type_ids"].any() and "nsp_labels" not in arrays
+    np.testing.assert_array_equal(arrays["attention_mask"][1], [1, 1, 1, 0, 0, 0, 0, 0])

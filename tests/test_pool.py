@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bert.bench.step import SIZES, make_batch, make_config
-from bert.core.model import init_params
 from bert.core.optim import AdamWConfig, init_state
+from bert.core.parameters import init_params
 from bert.core.step import training_step
 from bert.engine import pool
 
@@ -163,3 +163,26 @@ def test_micro_batches_on_threads_are_bit_identical_for_any_thread_count(micro_b
         assert_same_bits(one, train_steps(threads, micro_batches=micro_batches))
     # and they are other bits than the whole batch's: the test compares something that moved
     assert not np.array_equal(one[0], train_steps(1)[0])
+
+
+def test_more_threads_than_the_system_starts_is_one_error_and_the_pool_is_unchanged(monkeypatch):
+    from bert.errors import ResourceError
+
+    before, started = pool.threads(), []
+    start = threading.Thread.start
+
+    def limited(thread):
+        if len(started) == 2:
+            raise RuntimeError("can't start new thread")
+        started.append(thread)
+        start(thread)
+
+    pool.set_threads(1)
+    monkeypatch.setattr(threading.Thread, "start", limited)
+    with pytest.raises(ResourceError, match="cannot start 8 compute threads \\(can't start new "
+                       "thread\\); ask for fewer \\(training.threads\\)"):
+        pool.set_threads(8)
+    monkeypatch.undo()
+    assert pool.threads() == 1 and len(started) == 2
+    pool.for_blocks(100, 1, lambda rows: None)  # still works
+    pool.set_threads(before)

@@ -55,4 +55,4 @@ def test_what_the_stages_read():
     assert "results_file" not in params.subset(stage("evaluate").reads)["evaluation"]
     assert set(params.subset(stage("report").reads)) == {"data", "model", "training",
                                                          "evaluation"}
-    assert params.subset(stage("export").reads) == {}
+    assert params.subset(stage("export").reads) == params.subset(stage("report").reads)

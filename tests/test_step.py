@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from bert.core.flat import FlatParams
 from bert.core.layers import cross_entropy_backward, cross_entropy_forward
 from bert.core.model import backward, forward
 from bert.core.optim import AdamWConfig, init_state
@@ -94,13 +95,15 @@ def partials(count: int) -> list[Partial]:
     """Micro-batch sums of float32 values of mixed magnitudes, so that the order of the
     additions shows in the bits."""
     rng = np.random.default_rng(count)
-    return [Partial({"w": (rng.normal(size=500) * 10.0 ** rng.integers(-4, 4, size=500))
-                     .astype(np.float32)}, float(rng.normal()), float(rng.normal()))
+    return [Partial(FlatParams.of({"w": (rng.normal(size=500)
+                                         * 10.0 ** rng.integers(-4, 4, size=500))
+                                        .astype(np.float32)}),
+                    float(rng.normal()), float(rng.normal()))
             for _ in range(count)]
 
 
 def fresh(values: list[Partial]) -> list[Partial]:
-    return [Partial({"w": v.grads["w"].copy()}, v.mlm, v.nsp) for v in values]
+    return [Partial(FlatParams.of({"w": v.grads["w"]}), v.mlm, v.nsp) for v in values]
 
 
 @pytest.mark.parametrize(("count", "block"), [(4, (0, 4)), (5, (0, 5)), (6, (3, 6))])
@@ -148,3 +151,29 @@ def test_piece_sums_from_several_threads_have_the_trees_bits():
         thread.join()
     np.testing.assert_array_equal(sums.sums(nodes)[0].grads["w"],
                                   in_order.sums(nodes)[0].grads["w"])
+
+
+@pytest.mark.parametrize("micro_batches", [1, 3])
+def test_without_sentence_labels_the_sentence_head_stays_bit_identical(micro_batches):
+    """Steps on batches without nsp_labels leave the pooler and the sentence classifier exactly
+    as they were (no gradient, no moments, no weight decay), as torch's AdamW leaves a parameter
+    whose gradient is None; every other decayed parameter moves."""
+    from bert.core.model import in_sentence_head
+    from bert.core.parameters import is_decayed
+
+    model = perturbed_model(TINY)
+    start = copy.deepcopy(dict(model.params))
+    params, optimizer = model.params, init_state(model.params)
+    for seed in range(3):
+        batch = {k: v for k, v in batch_of(6, seed).items() if k != "nsp_labels"}
+        result = training_step(params, TINY, batch, optimizer, lr=1e-2,
+                               adamw=AdamWConfig(weight_decay=0.5), max_grad_norm=1.0, rng=None,
+                               micro_batches=micro_batches)
+        assert result.losses["nsp"] == 0 and result.losses["total"] == result.losses["mlm"]
+    for name, value in params.items():
+        if in_sentence_head(name):
+            np.testing.assert_array_equal(value, start[name], err_msg=name)
+            assert not optimizer["exp_avg"][name].any(), name
+            assert not optimizer["exp_avg_sq"][name].any(), name
+        elif is_decayed(name):
+            assert not np.array_equal(value, start[name]), name

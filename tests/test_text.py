@@ -220,6 +220,46 @@ def test_epoch_table_without_epochs_has_only_the_references():
     assert len(format_epochs({"epochs": []}, optimum)) == 4
 
 
+def test_the_epoch_table_of_sop_shows_its_optimum_and_none_has_no_sentence_column():
+    record = {"epoch": 1, "step": 6, "learning_rate": 0.01, "train_mlm_loss": 2.5,
+              "test_mlm_loss": 2.25, "test_mlm_accuracy": 0.25, "train_sop_loss": 0.75,
+              "test_sop_loss": 0.625, "test_sop_accuracy": 0.5}
+    optimum = {"bayes_mlm_loss": 0.5, "unigram_mlm_loss": 3.0, "uniform_mlm_loss": 3.5,
+               "bayes_sop_loss": 0.125, "bayes_sop_accuracy": 0.875,
+               "topic_only_sop_accuracy": 0.5, "chance_sop_loss": 0.6931,
+               "chance_sop_accuracy": 0.5}
+    lines = format_epochs({"epochs": [record]}, optimum, "sop")
+    assert lines[0].split() == ["epoch", "step", "lr", "MLM", "train", "MLM", "test", "MLM",
+                                "gap", "SOP", "train", "SOP", "test", "SOP", "gap", "MLM", "acc",
+                                "SOP", "acc", "acc", "gap"]
+    assert [float(c) for c in lines[1].split()[3:]] == pytest.approx(
+        [2.5, 2.25, 1.75, 0.75, 0.625, 0.5, 0.25, 0.5, 0.375])
+    assert [float(c) for c in lines[2].split()[1:]] == [0.5, 0.125, 0.875]  # Bayes-optimal
+    assert lines[3].split() == ["topics", "only", "(SOP)", "0.5000"]
+    assert len(lines) == 6 and "NSP" not in "\n".join(lines)
+    mlm = {key: value for key, value in optimum.items() if "sop" not in key}
+    none = {key: value for key, value in record.items() if "sop" not in key}
+    lines = format_epochs({"epochs": [none]}, mlm, "none")
+    assert lines[0].split() == ["epoch", "step", "lr", "MLM", "train", "MLM", "test", "MLM",
+                                "gap", "MLM", "acc"]
+    assert [line.split()[0] for line in lines[2:]] == ["Bayes-optimal", "unigram",
+                                                       "uniform/chance"]
+
+
+def test_the_sentence_line_says_what_the_label_of_the_task_means():
+    from bert.views.text import ExampleGuesses, nsp_line
+
+    def line(label, task):
+        return nsp_line(ExampleGuesses(0, ["[CLS]"], label, 0.25, [], task))
+
+    assert line(1, "nsp") == ("NSP: B is random (label 1); the model's probability that B "
+                              "follows A: 0.25")
+    assert line(0, "sop") == ("SOP: A and B in order (label 0); the model's probability that A "
+                              "and B are in order: 0.25")
+    assert line(1, "sop").startswith("SOP: A and B swapped (label 1)")
+    assert line(None, "none") == "no sentence label (data.sentence_task: none)"
+
+
 def test_moving_average_is_a_trailing_mean():
     np.testing.assert_allclose(moving_average([1, 2, 3, 4, 5], 2), [1, 1.5, 2.5, 3.5, 4.5])
     np.testing.assert_allclose(moving_average([1, 2, 3], 10), [1, 1.5, 2])

@@ -11,11 +11,13 @@ import pytest
 
 pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text]'")
 
+import bert  # noqa: E402
 from tests.test_workflow import FIRST_RUN, doit, make_project, ran  # noqa: E402
 from tests.textcorpus import TEXT_DATA, write_corpus  # noqa: E402
 from tests.workflow import tiny  # noqa: E402
 
 TEXT = tiny(data=TEXT_DATA, training={"epochs": 1})
+pytestmark = pytest.mark.slow  # doit end to end
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,18 @@ def test_export_loads_in_transformers_fill_mask(project):
 
     assert ran(doit(project, "export"))[-1] == "export"  # after retraining on the text
     export = project / "artifacts/export"
-    assert (export / "tokenizer.json").is_file() and (export / "tokenizer_config.json").is_file()
-    AutoTokenizer.from_pretrained(export)
+    assert {path.name for path in export.iterdir()} == {
+        "README.md", "config.json", "model.safetensors", "tokenizer.json",
+        "tokenizer_config.json", "vocab.txt"}
+    card = (export / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: fill-mask\n")
+    results = json.loads((project / "artifacts/results.json").read_text())
+    assert f"| test MLM loss | {results['test_mlm_loss']:.4f} | – |" in card  # no optimum
+    theirs = AutoTokenizer.from_pretrained(export)
+    sentence = "The quick cat jumped over the red house, naïvely!"
+    ids = theirs(sentence)["input_ids"]
+    assert ids == [1, *bert.load_tokenizer(export).encode(sentence), 2]
+    assert ids == [1, *bert.load_tokenizer(project / "data/test.h5").encode(sentence), 2]
     fill = pipeline("fill-mask", model=str(export))
     guesses = fill("the cat [MASK] over the river.")
     assert len(guesses) == 5 and abs(sum(g["score"] for g in guesses)) <= 1.0

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("tokenizers", reason="text data needs pip install -e '.[text]'")
 
 import bert  # noqa: E402
-from bert.data.tokenizer import TextTokenizer, count_words  # noqa: E402
+from bert.data.datasets import synthetic_vocab  # noqa: E402
+from bert.data.tokenizer import SyntheticTokenizer, TextTokenizer, count_words  # noqa: E402
 from bert.data.tokens import TEXT_SPECIAL_TOKENS  # noqa: E402
 from bert.data.wordpiece import learn  # noqa: E402
 from bert.errors import DataFileError  # noqa: E402
@@ -45,10 +46,24 @@ def test_the_specials_keep_the_ids_of_the_synthetic_language():
 
 
 def test_the_written_files_are_what_transformers_reads(exported):
-    _, folder = exported
-    assert {p.name for p in folder.iterdir()} == {"tokenizer.json", "tokenizer_config.json"}
+    tokenizer, folder = exported
+    assert {p.name for p in folder.iterdir()} == {"tokenizer.json", "tokenizer_config.json",
+                                                  "vocab.txt"}
     config = json.loads((folder / "tokenizer_config.json").read_text())
     assert config["mask_token"] == "[MASK]" and config["model_max_length"] == 64
+    assert (folder / "vocab.txt").read_text(encoding="utf-8").splitlines() == tokenizer.vocab
+
+
+def test_vocab_txt_gives_a_wordpiece_reader_the_same_ids(exported):
+    """A reader that builds BERT's tokenizer from vocab.txt alone (tokenizers'
+    BertWordPieceTokenizer, as older transformers' BertTokenizer does) gets our ids."""
+    from tokenizers import BertWordPieceTokenizer
+
+    tokenizer, folder = exported
+    theirs = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=tokenizer.lowercase,
+                                    strip_accents=tokenizer.lowercase)
+    for text in VARIED + [TRAINING]:
+        assert theirs.encode(text, add_special_tokens=False).ids == tokenizer.encode(text), text
 
 
 def test_same_ids_and_text_as_transformers_autotokenizer(exported):
@@ -77,3 +92,39 @@ def test_load_tokenizer_from_an_export_gives_the_same_tokenizer(exported):
 def test_load_tokenizer_without_a_tokenizer_says_so(tmp_path):
     with pytest.raises(DataFileError, match="tokenizer.json.*doit export"):
         bert.load_tokenizer(tmp_path)
+
+
+SYNTHETIC = synthetic_vocab(64)
+
+
+@pytest.fixture(scope="module")
+def synthetic_export(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    SyntheticTokenizer(SYNTHETIC).save(folder, 32)
+    return folder
+
+
+def test_the_synthetic_language_has_a_tokenizer_of_its_own_ids():
+    tokenizer = SyntheticTokenizer(SYNTHETIC)
+    assert SYNTHETIC[:6] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "t4", "t5"]
+    assert tokenizer.encode("t4 t5") == [4, 5]
+    assert tokenizer.backend.encode("t4 [MASK]  t63").ids == [1, 4, 3, 63, 2]
+    assert tokenizer.decode([4, 3, 63]) == "t4 [MASK] t63"
+    with pytest.raises(DataFileError, match="'t64' is not a token of the synthetic language; "
+                       r"write its tokens \[PAD\] \[CLS\] \[SEP\] \[MASK\] t4 ... t63"):
+        tokenizer.encode("t4 t64")
+
+
+def test_a_synthetic_export_loads_in_transformers_with_our_ids(synthetic_export):
+    pytest.importorskip("transformers", reason="needs pip install -e '.[reference]'")
+    from transformers import AutoTokenizer
+
+    theirs = AutoTokenizer.from_pretrained(synthetic_export)
+    ours = bert.load_tokenizer(synthetic_export)
+    assert isinstance(ours, SyntheticTokenizer) and ours.vocab == SYNTHETIC
+    assert len(theirs) == len(SYNTHETIC)  # no [UNK] added beyond the model's vocabulary
+    for text in ("t4 t5", "t63 [MASK] t4 t4", "  t9\tt10\n"):
+        assert theirs(text)["input_ids"] == [1, *ours.encode(text), 2], text
+    assert theirs("t4 t5")["input_ids"] == [1, 4, 5, 2]
+    assert theirs.mask_token_id == 3 and theirs.pad_token_id == 0
+    assert theirs("t4", "t5")["token_type_ids"] == [0, 0, 0, 1, 1]

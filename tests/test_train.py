@@ -1,4 +1,5 @@
-"""Training through the Python API: exact resumption, checkpoints, schedules, divergence."""
+"""Training through the Python API: exact resumption, checkpoints, schedules, divergence; every
+sentence task and dynamic masking."""
 
 from __future__ import annotations
 
@@ -7,25 +8,41 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bert.data.datasets import make_datasets
+from bert.core.model import in_sentence_head
+from bert.core.streams import epoch_order
+from bert.data.datasets import make_datasets, masking_spec
+from bert.data.masking import masked_epoch
 from bert.engine import pool
-from bert.errors import TrainingDivergedError
+from bert.errors import ParamsError, TrainingDivergedError
 from bert.storage import checkpoint as ckpt
 from bert.workflow.init import initialize
 from bert.workflow.layout import Layout
 from bert.workflow.params import bert_config
-from bert.workflow.train import learning_rate, run_params, train
+from bert.workflow.provenance import project_run_params as run_params
+from bert.workflow.train import epoch_examples, learning_rate, next_batch, open_run, train
 from tests.workflow import tiny_params
+
+# data: sections of the pretraining recipes (the sentence task and the masking)
+RECIPES = {"nsp static": {}, "nsp dynamic": {"masking": "dynamic"},
+           "sop static": {"sentence_task": "sop"},
+           "none dynamic": {"sentence_task": "none", "masking": "dynamic"}}
+DYNAMIC = RECIPES["nsp dynamic"]
+
+
+def make_project(folder, **data) -> Layout:
+    """A project folder with data and initial weights made from the tiny parameters, with
+    ``data`` changed."""
+    layout = Layout(folder)
+    params = tiny_params(data=data)
+    make_datasets(params.data, layout.data_dir)
+    initialize(params, layout)
+    return layout
 
 
 @pytest.fixture
 def layout(tmp_path) -> Layout:
     """A project folder with data and initial weights made from the tiny parameters."""
-    layout = Layout(tmp_path)
-    params = tiny_params()
-    make_datasets(params.data, layout.data_dir)
-    initialize(params, layout)
-    return layout
+    return make_project(tmp_path)
 
 
 def run_folder(layout: Layout, params) -> object:
@@ -46,17 +63,17 @@ def assert_same_state(a: ckpt.TrainingState, b: ckpt.TrainingState) -> None:
                            for r in b.epoch_history]
 
 
-def test_more_epochs_continue_the_run_bit_identically(layout, tmp_path):
-    straight = train(tiny_params(training={"epochs": 3}), layout, progress=False)
-    other = Layout(tmp_path / "other")
-    params = tiny_params()
-    make_datasets(params.data, other.data_dir)
-    initialize(params, other)
-    train(tiny_params(training={"epochs": 2}), other, progress=False)
-    resumed = train(tiny_params(training={"epochs": 3}), other, progress=False)
+@pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)
+def test_more_epochs_continue_the_run_bit_identically(tmp_path, data):
+    layout = make_project(tmp_path / "straight", **data)
+    straight = train(tiny_params(data=data, training={"epochs": 3}), layout, progress=False)
+    other = make_project(tmp_path / "other", **data)
+    train(tiny_params(data=data, training={"epochs": 2}), other, progress=False)
+    resumed = train(tiny_params(data=data, training={"epochs": 3}), other, progress=False)
     assert_same_state(straight, resumed)
     assert len(resumed.epoch_history) == 3
-    config, weights = ckpt.load_weights(other.model_weights, "fix", bert_config(params))
+    config, weights = ckpt.load_weights(other.model_weights, "fix",
+                                        bert_config(tiny_params(data=data)))
     for name, value in weights.items():
         np.testing.assert_array_equal(value, straight.params[name])
 
@@ -86,8 +103,10 @@ def test_a_run_resumed_under_another_thread_count_is_bit_identical(tmp_path, cap
     assert_same_state(straight_state, resumed_state)
 
 
-def test_resuming_mid_epoch_is_bit_identical(layout):
-    params = tiny_params()
+@pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)
+def test_resuming_mid_epoch_is_bit_identical(tmp_path, data):
+    layout = make_project(tmp_path, **data)
+    params = tiny_params(data=data)
     full = train(params, layout, progress=False)
     folder = run_folder(layout, params)
     steps = [int(p.stem.split("-")[1]) for p in ckpt.list_checkpoints(folder)]
@@ -165,9 +184,119 @@ def test_steps_past_the_end_of_a_linear_schedule_are_announced(layout, caplog):
 def test_schedules_depend_on_the_step_alone():
     params = tiny_params(training={"warmup_steps": 4, "decay_steps": 12, "lr_schedule": "linear"})
     t = params.training
-    assert [learning_rate(s, t) for s in (0, 2, 4, 8, 12, 20)] == pytest.approx(
+    assert [learning_rate(s, t, 100) for s in (0, 2, 4, 8, 12, 20)] == pytest.approx(
         [0, 0.005, 0.01, 0.005, 0, 0])
     constant = dataclasses.replace(t, lr_schedule="constant")
-    assert [learning_rate(s, constant) for s in (2, 4, 100)] == pytest.approx([0.005, 0.01, 0.01])
+    assert [learning_rate(s, constant, 100) for s in (2, 4, 100)] == pytest.approx(
+        [0.005, 0.01, 0.01])
     inverse = dataclasses.replace(t, lr_schedule="inverse_sqrt")
-    assert [learning_rate(s, inverse) for s in (2, 4, 16)] == pytest.approx([0.005, 0.01, 0.005])
+    assert [learning_rate(s, inverse, 100) for s in (2, 4, 16)] == pytest.approx(
+        [0.005, 0.01, 0.005])
+
+
+def test_the_reference_layers_train_to_the_same_model_within_round_off(layout):
+    """training.layers: reference runs every layer as its formula (bert.core.layers): another
+    run (its own checkpoints), the same model to float64 round-off, not to the bit."""
+    float64 = {"dtype": "float64", "epochs": 1}
+    initialize(tiny_params(training={"dtype": "float64"}), layout)
+    fast = train(tiny_params(training=float64), layout, progress=False)
+    reference = train(tiny_params(training={**float64, "layers": "reference"}), layout,
+                      progress=False)
+    assert run_folder(layout, tiny_params(training=float64)) != run_folder(
+        layout, tiny_params(training={**float64, "layers": "reference"}))
+    assert fast.step == reference.step > 0
+    np.testing.assert_allclose(reference.history["loss_total"], fast.history["loss_total"],
+                               rtol=1e-11)
+    differs = False
+    for name, value in fast.params.items():
+        np.testing.assert_allclose(reference.params[name], value, rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+        differs |= not np.array_equal(reference.params[name], value)
+    assert differs  # two implementations: equal to round-off, not the same bits
+
+
+def test_dynamic_masks_are_drawn_afresh_for_each_epoch_from_the_training_seed(tmp_path):
+    layout = make_project(tmp_path, **DYNAMIC)
+    params = tiny_params(data=DYNAMIC)
+    run = open_run(params, layout)
+    assert "mlm_labels" not in run.train_data  # the file holds the unmasked tokens
+    first, second = epoch_examples(run, 0), epoch_examples(run, 1)
+    assert epoch_examples(run, 1) is second  # computed once per epoch
+    assert not np.array_equal(first["mlm_labels"], second["mlm_labels"])
+    assert not np.array_equal(first["input_ids"], second["input_ids"])
+    for epoch, arrays in ((0, first), (1, second)):
+        expected = masked_epoch(run.train_data, params.training.random_seed, epoch,
+                                masking_spec(layout.train_data))
+        assert arrays.keys() == expected.keys()
+        for name in expected:
+            np.testing.assert_array_equal(arrays[name], expected[name], err_msg=name)
+    reseeded = open_run(tiny_params(data=DYNAMIC, training={"random_seed": 1}), layout)
+    assert not np.array_equal(epoch_examples(reseeded, 1)["mlm_labels"], second["mlm_labels"])
+    # the batch of a step: its rows of the epoch's order, masked as the epoch masks them
+    run.state.optimizer["step"] = run.batches_per_epoch + 1  # epoch 1, batch 1
+    batch_size = params.data.batch_size
+    rows = epoch_order(params.training.random_seed, 1, len(second["input_ids"]))[
+        batch_size:2 * batch_size]
+    for name, values in next_batch(run).items():
+        np.testing.assert_array_equal(values, second[name][rows], err_msg=name)
+
+
+def test_dynamic_masking_is_bit_identical_on_any_number_of_threads(tmp_path):
+    states = [train(tiny_params(data=DYNAMIC, training={"threads": threads}),
+                    make_project(tmp_path / str(threads), **DYNAMIC), progress=False)
+              for threads in (1, 2)]
+    assert_same_state(*states)
+
+
+def test_without_a_sentence_task_the_sentence_head_stays_as_initialized(tmp_path):
+    data = RECIPES["none dynamic"]
+    layout = make_project(tmp_path, **data)
+    params = tiny_params(data=data)
+    state = train(params, layout, progress=False)
+    _, initial = ckpt.load_weights(layout.init_weights, "fix")
+    _, trained = ckpt.load_weights(layout.model_weights, "fix")
+    head = [name for name in initial if in_sentence_head(name)]
+    assert len(head) == 4
+    for name in initial:
+        if in_sentence_head(name):
+            np.testing.assert_array_equal(trained[name], initial[name], err_msg=name)
+            assert not state.optimizer["exp_avg_sq"][name].any(), name
+        elif name.endswith("weight"):
+            assert not np.array_equal(trained[name], initial[name]), name
+    assert state.history["loss_nsp"] == [0.0] * state.step
+
+
+@pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)
+def test_the_epoch_records_name_the_scores_after_the_sentence_task(tmp_path, data):
+    state = train(tiny_params(data=data, training={"epochs": 1}), make_project(tmp_path, **data),
+                  progress=False)
+    (record,) = state.epoch_history
+    task = data.get("sentence_task", "nsp")
+    sentence = {f"train_{task}_loss", f"test_{task}_loss", f"test_{task}_accuracy"}
+    scores = {key for key in record if key.startswith(("train_", "test_"))}
+    assert scores == {"train_mlm_loss", "test_mlm_loss", "test_mlm_accuracy"} | (
+        sentence if task != "none" else set())
+    if task != "none":
+        begin = len(state.history["loss_nsp"]) - 6
+        assert record[f"train_{task}_loss"] == pytest.approx(
+            np.mean(state.history["loss_nsp"][begin:]), rel=1e-12)
+
+
+def test_a_schedule_that_ends_at_the_last_step_makes_the_epochs_part_of_the_run(layout):
+    """decay_steps: 0: the rate falls to 0 at the run's last step (epochs x batches), so 1 and
+    2 epochs are two runs, each ending at 0."""
+    ends = {"lr_schedule": "linear", "decay_steps": 0, "warmup_steps": 2}
+    one = train(tiny_params(training={**ends, "epochs": 1}), layout, progress=False)
+    two = train(tiny_params(training={**ends, "epochs": 2}), layout, progress=False)
+    assert len(one.history["learning_rate"]) == 6 and len(two.history["learning_rate"]) == 12
+    for state in (one, two):
+        rates = state.history["learning_rate"]
+        assert rates[-1] == pytest.approx(0.01 / (len(rates) - 2))  # one step before 0
+        assert rates[2] == 0.01  # warmup done
+    assert one.history["learning_rate"][:6] != two.history["learning_rate"][:6]
+    assert run_folder(layout, tiny_params(training={**ends, "epochs": 1})) != run_folder(
+        layout, tiny_params(training={**ends, "epochs": 2}))
+    with pytest.raises(ParamsError, match="decay_steps is 0, the run's last step .6., not after "
+                                          "training.warmup_steps .6."):
+        train(tiny_params(training={**ends, "epochs": 1, "warmup_steps": 6}), layout,
+              progress=False)

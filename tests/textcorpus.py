@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bert.workflow.params import DataParams, params_from_mapping
+from bert.data.params import DataParams
+from bert.workflow.loader import params_from_mapping
 
 WORDS = ("the cat dog bird sat ran flew over under a big small red blue green house tree river "
          "quickly slowly jumped sang played with and near far café naïve über Straße 42 3.14 "

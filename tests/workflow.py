@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from bert.workflow.params import Params, params_from_mapping
+from bert.workflow.layout import Layout
+from bert.workflow.loader import params_from_mapping
+from bert.workflow.params import Params
 
 TINY = {
     "logging": {"level": "INFO", "progress_bar": False},
@@ -36,3 +38,23 @@ def write_params(folder: Path, mapping: dict) -> Path:
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(mapping))
     return path
+
+
+FILE_KINDS = ("train", "test", "probe_nsp", "probe_sop", "init", "model", "checkpoint")
+
+
+def tiny_project(folder: Path) -> dict[str, Path]:
+    """Data, initial weights, a trained model and its checkpoints of the tiny parameters, made
+    through the Python API in ``folder``: each of FILE_KINDS by its path."""
+    from bert.data.datasets import SPLITS, make_datasets
+    from bert.storage.checkpoint import list_checkpoints
+    from bert.workflow.init import initialize
+    from bert.workflow.train import train
+
+    layout, params = Layout(folder), tiny_params()
+    make_datasets(params.data, layout.data_dir)
+    initialize(params, layout)
+    train(params, layout, progress=False)
+    return {**{split: layout.data_dir / f"{split}.h5" for split in SPLITS},
+            "init": layout.init_weights, "model": layout.model_weights,
+            "checkpoint": list_checkpoints(next(layout.checkpoints.iterdir()))[0]}

@@ -10,7 +10,7 @@ import time
 
 from bert.data.datasets import build_language, build_split
 from bert.data.examples import optimum
-from bert.workflow.params import DataParams
+from bert.data.params import DataParams
 
 
 def best_time(func, repeats: int) -> float:

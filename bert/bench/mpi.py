@@ -10,10 +10,10 @@ in worker processes of its own with the BLAS thread count fixed before NumPy is 
 - 1 process x N threads, the batch cut into M micro-batches, each whole on one thread.
 
 M is ``--micro-batches`` (default N). The parallel efficiency of a configuration of N cores is
-``t(1 x 1) / (N t)``. Under MPI it also times,
-on the gradient's size, the fixed-order reduction the step uses (``bert.engine.mpi``) against a
-plain ``MPI_Allreduce``, and a plain Allreduce against the message size, from which the README's
-scaling model takes its inputs. The workers start once and wait, asleep, for their turn: the
+``t(1 x 1) / (N t)``. Under MPI it also times, on the gradient's size, the fixed-order
+reduction the step uses (``bert.parallel.mpi``) against a plain ``MPI_Allreduce``, and a plain
+Allreduce against the message size, from which the projected efficiency over a network takes its
+inputs. The workers start once and wait, asleep, for their turn: the
 four take turns in a few rounds, so that a change of the machine's load hits all of them alike.
 Times are medians of the repetitions; a step on the ranks is timed on rank 0 between two
 barriers, so it includes waiting for the slowest rank.
@@ -107,8 +107,8 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     keep_freed_memory()  # as training does, before the threads start
     set_threads(threads)
 
-    from bert.core.model import init_params, is_decayed
     from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
+    from bert.core.parameters import init_params, is_decayed
     from bert.core.step import OneProcess, Partial, training_step
 
     config = make_config(size)
@@ -116,7 +116,7 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     optimizer, batch = init_state(params), make_batch(size)
     comm, reduction, barrier = None, OneProcess(), None
     if os.environ.get("PMI_SIZE", "1") != "1" or os.environ.get("OMPI_COMM_WORLD_SIZE"):
-        from bert.engine.mpi import MpiReduction, world
+        from bert.parallel.mpi import MpiReduction, world
 
         comm = world()
         reduction, barrier = MpiReduction(comm), comm.Barrier
@@ -126,7 +126,8 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
                       max_grad_norm=1.0, rng=lambda i: np.random.default_rng([0, i]),
                       micro_batches=micro_batches, reduction=reduction)
 
-    grads = {name: np.full_like(value, 1e-3) for name, value in params.items()}
+    grads = params.zeros_like()
+    grads.flat[:] = 1e-3
 
     def update() -> None:  # what every rank repeats on the whole model after the reduction
         clip_grad_norm(grads, 1.0)

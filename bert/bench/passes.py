@@ -1,6 +1,6 @@
 """Where a training step's time goes, pass by pass: ``python -m bert.bench --profile``.
 
-Every layer function the model calls (``bert.core.model``'s imports from ``bert.core.layers``),
+Every layer function of the fast kernels the model runs on (``bert.core.kernels``),
 the matrix products of the linear layers (``bert.engine.pool.matmul``), clipping and AdamW are
 wrapped with a wall clock for the timed steps. Each function's time is *exclusive*: a wrapped
 function called inside another (the query/key/value product inside attention) counts for
@@ -37,7 +37,7 @@ from bert.bench.clock import timed
 
 # Nothing that imports NumPy at module level: ``bert.bench.step`` fixes the threads first.
 
-# name in bert.core.model -> the row it counts for
+# name in bert.core.kernels -> the row it counts for
 LAYER_WORK = {
     "embedding_forward": "embedding lookup",
     "embedding_backward": "embedding backward (sorted row sums)",
@@ -133,8 +133,7 @@ class Recorder:
 @contextmanager
 def recording(recorder: Recorder):
     """Install the wrappers for the duration; every module is restored afterwards."""
-    import bert.core.layers as layers
-    import bert.core.model as model
+    import bert.core.kernels as layers
     import bert.core.step as step
     import bert.engine.pool as pool
 
@@ -145,7 +144,7 @@ def recording(recorder: Recorder):
         setattr(module, attribute, replacement)
 
     for attribute, name in LAYER_WORK.items():
-        patch(model, attribute, recorder.wrap(name, getattr(model, attribute)))
+        patch(layers, attribute, recorder.wrap(name, getattr(layers, attribute)))
     for attribute, name in STEP_WORK.items():
         patch(step, attribute, recorder.wrap(name, getattr(step, attribute)))
 

@@ -162,7 +162,7 @@ def torch_adamw(model, lr: float):
     AdamW uses: weight decay 0.01 on every parameter but biases and LayerNorm, none on those."""
     import torch
 
-    from bert.core.model import is_decayed
+    from bert.core.parameters import is_decayed
 
     named = list(model.named_parameters())
     decay = [p for n, p in named if is_decayed(n)]
@@ -178,9 +178,24 @@ def torch_inputs(batch: dict) -> dict:
     def tensor(name):
         return torch.from_numpy(batch[name].astype("int64", copy=False))
 
+    sentence = {"next_sentence_label": tensor("nsp_labels")} if "nsp_labels" in batch else {}
     return {"input_ids": tensor("input_ids"), "token_type_ids": tensor("token_type_ids"),
             "attention_mask": tensor("attention_mask"), "labels": tensor("mlm_labels"),
-            "next_sentence_label": tensor("nsp_labels")}
+            **sentence}
+
+
+def torch_loss(model, inputs: dict):
+    """transformers' pretraining loss of ``inputs``; without sentence labels (no sentence
+    task), for which transformers computes none, the MLM loss alone."""
+    import torch
+
+    out = model(**inputs)
+    if out.loss is not None:
+        return out.loss
+    logits = out.prediction_logits
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                             inputs["labels"].reshape(-1),
+                                             ignore_index=IGNORE_INDEX)
 
 
 def torch_step(model, optimizer, inputs: dict) -> None:
@@ -188,7 +203,7 @@ def torch_step(model, optimizer, inputs: dict) -> None:
     ``clip_grad_norm_`` to 1.0, ``optimizer.step``, gradients set to None."""
     import torch
 
-    model(**inputs).loss.backward()
+    torch_loss(model, inputs).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

@@ -50,8 +50,8 @@ def our_sides(size: Size, micro_batches: list[int], dropout: float) -> dict:
     """Per micro-batch count M: (step, forward and backward) closures of our model."""
     import numpy as np
 
-    from bert.core.model import init_params
     from bert.core.optim import AdamWConfig, init_state
+    from bert.core.parameters import init_params
     from bert.core.step import batch_gradients, training_step
 
     config = make_config(size, dropout)

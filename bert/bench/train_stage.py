@@ -14,7 +14,9 @@ else (no scoring, no checkpoints).
 
 The parameters are a params file (default ``params.yaml``) with ``--set key=value`` changes; the
 data and the initial weights are made once in a temporary project folder (not timed), then the
-four runs (ours and torch, 1 and 2 epochs) take turns, ``--repeats`` times.
+four runs (ours and torch, 1 and 2 epochs) take turns, ``--repeats`` times. Ours is the run
+``RUN`` of that folder (``bert.workflow.layout.Layout.of``): its run folder is removed before
+each of its runs, so that each starts from the initial weights.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ from bert.bench.step import (
     torch_step,
 )
 from bert.errors import BertError
-from bert.workflow.params import params_from_mapping
+from bert.workflow.layout import Layout
+from bert.workflow.loader import load_params, params_from_mapping
 
 EPOCHS = (1, 2)  # the two runs whose difference is an epoch of steps
-OUTPUTS = ("artifacts/checkpoints", "artifacts/model.h5", "artifacts/history.json")
+PARAMS_FILE = "params.yaml"  # in the temporary project folder
+RUN = "bench"  # the name of our run there (bert.workflow.layout)
 
 
 def parse_setting(text: str) -> tuple[list[str], object]:
@@ -88,16 +92,26 @@ def run(command: list[str], folder: Path, env: dict | None = None) -> float:
 
 
 def write_params(folder: Path, mapping: dict) -> None:
-    (folder / "params.yaml").write_text(yaml.safe_dump(mapping))
+    (folder / PARAMS_FILE).write_text(yaml.safe_dump(mapping))
+
+
+def stage(name: str) -> list[str]:
+    """The command of stage ``name`` of our run in the project folder."""
+    return [sys.executable, "-m", "bert", name, "--params", PARAMS_FILE, "--run", RUN]
+
+
+def layout(folder: Path) -> Layout:
+    """The files of our run in the project folder ``folder`` (the data and initial weights'
+    folders named after the parameters, as the stages name them)."""
+    return Layout.of(load_params(folder / PARAMS_FILE), RUN, folder)
 
 
 def ours(folder: Path, mapping: dict, epochs: int) -> float:
-    """Seconds of ``python -m bert train`` for ``epochs`` epochs from the initial weights."""
-    for output in OUTPUTS:
-        target = folder / output
-        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    """Seconds of ``python -m bert train`` for ``epochs`` epochs from the initial weights (the
+    run's folder removed first: its checkpoints, model, history and record)."""
     write_params(folder, with_epochs(mapping, epochs))
-    return run([sys.executable, "-m", "bert", "train", "--params", "params.yaml"], folder)
+    shutil.rmtree(layout(folder).run_dir, ignore_errors=True)
+    return run(stage("train"), folder)
 
 
 def theirs(folder: Path, epochs: int, threads: int) -> float:
@@ -109,36 +123,45 @@ def theirs(folder: Path, epochs: int, threads: int) -> float:
 
 def torch_loop(epochs: int, threads: int) -> None:
     """The plain PyTorch training loop over the project's training set (in the working folder)
-    for ``epochs`` epochs: the batches in the train stage's order, its learning rate."""
-    from bert.data.datasets import load_dataset
-    from bert.workflow.layout import Layout
-    from bert.workflow.params import bert_config, load_params
+    for ``epochs`` epochs: the batches in the train stage's order (under dynamic masking, each
+    epoch's masks), its learning rate."""
+    from bert.core.streams import epoch_order
+    from bert.data.datasets import load_dataset, masking_spec
+    from bert.data.examples import num_examples
+    from bert.data.masking import masked_epoch
+    from bert.workflow.params import bert_config
     from bert.workflow.provenance import whole_batches
-    from bert.workflow.train import epoch_order, learning_rate
+    from bert.workflow.train import learning_rate
 
-    params = load_params("params.yaml")
+    params = load_params(PARAMS_FILE)
+    files = Layout.of(params, RUN)
     t, batch_size = params.training, params.data.batch_size
-    data = load_dataset(Layout().train_data)
+    data = load_dataset(files.train_data, params.data)
+    spec = masking_spec(files.train_data) if "mlm_labels" not in data else None
     batches = whole_batches(data, batch_size)
+    total_steps = epochs * batches
     model = torch_model(bert_config(params), threads)
     optimizer = torch_adamw(model, lr=t.learning_rate)
-    for step in range(epochs * batches):
+    examples = data
+    for step in range(total_steps):
         epoch, position = divmod(step, batches)
-        order = epoch_order(t.random_seed, epoch, len(data["nsp_labels"]))
+        if spec is not None and position == 0:
+            examples = masked_epoch(data, t.random_seed, epoch, spec)
+        order = epoch_order(t.random_seed, epoch, num_examples(data))
         rows = order[position * batch_size:(position + 1) * batch_size]
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, t)
-        torch_step(model, optimizer, torch_inputs({k: v[rows] for k, v in data.items()}))
+            group["lr"] = learning_rate(step, t, total_steps)
+        torch_step(model, optimizer, torch_inputs({k: v[rows] for k, v in examples.items()}))
 
 
 def steps_per_epoch(folder: Path) -> int:
-    return json.loads((folder / "artifacts/history.json").read_text())["batches_per_epoch"]
+    return json.loads(layout(folder).history.read_text())["batches_per_epoch"]
 
 
 def in_steps_ms(folder: Path) -> float:
     """Our time per step inside the steps of the second epoch, from the history (the stage
     counts only the steps there: no scoring, no checkpoints)."""
-    history = json.loads((folder / "artifacts/history.json").read_text())
+    history = json.loads(layout(folder).history.read_text())
     return 1000 * history["epochs"][-1]["seconds"] / history["batches_per_epoch"]
 
 
@@ -146,8 +169,8 @@ def measure(mapping: dict, repeats: int, threads: int, workdir: Path) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="train-stage-", dir=workdir))
     try:
         write_params(folder, with_epochs(mapping, 1))
-        for stage in ("data", "init"):
-            run([sys.executable, "-m", "bert", stage, "--params", "params.yaml"], folder)
+        for name in ("data", "init"):
+            run(stage(name), folder)
         load = os.getloadavg()[0]
         seconds = {side: {e: [] for e in EPOCHS} for side in ("ours", "torch")}
         inside = []

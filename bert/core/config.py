@@ -48,22 +48,35 @@ _REQUIRED_HF_VALUES = {
 }
 
 
+def documented(default: Any, doc: str) -> Any:
+    """A field of ``BertConfig`` with its documentation (``field_doc``) kept as data."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class BertConfig:
     """The hyper-parameters that define a ``BertForPreTraining``; names as in transformers."""
 
-    vocab_size: int = 30522  # V: rows of the word embedding and columns of the MLM decoder
-    hidden_size: int = 768  # H: width of every token representation
-    num_hidden_layers: int = 12  # L: number of post-LayerNorm encoder layers
-    num_attention_heads: int = 12  # NH: heads per self-attention; H must be a multiple of NH
-    intermediate_size: int = 3072  # F: width of the feed-forward block inside each layer
-    max_position_embeddings: int = 512  # longest sequence T the position embeddings cover
-    type_vocab_size: int = 2  # number of segment (token type) ids
-    layer_norm_eps: float = 1e-12  # added to the variance in every LayerNorm
-    hidden_dropout_prob: float = 0.1  # dropout on embeddings and on every residual branch
-    attention_probs_dropout_prob: float = 0.1  # dropout on the attention probabilities
-    initializer_range: float = 0.02  # std of the normal init of matrices and embeddings
-    pad_token_id: int = 0  # id of [PAD]: its embedding row starts at 0 and gets no lookup gradient
+    vocab_size: int = documented(
+        30522, "V: rows of the word embedding and columns of the MLM decoder")
+    hidden_size: int = documented(768, "H: width of every token representation")
+    num_hidden_layers: int = documented(12, "L: number of post-LayerNorm encoder layers")
+    num_attention_heads: int = documented(
+        12, "NH: heads per self-attention; H must be a multiple of NH")
+    intermediate_size: int = documented(
+        3072, "F: width of the feed-forward block inside each layer")
+    max_position_embeddings: int = documented(
+        512, "longest sequence T the position embeddings cover")
+    type_vocab_size: int = documented(2, "number of segment (token type) ids")
+    layer_norm_eps: float = documented(1e-12, "added to the variance in every LayerNorm")
+    hidden_dropout_prob: float = documented(
+        0.1, "dropout on embeddings and on every residual branch")
+    attention_probs_dropout_prob: float = documented(
+        0.1, "dropout on the attention probabilities")
+    initializer_range: float = documented(
+        0.02, "std of the normal init of matrices and embeddings")
+    pad_token_id: int = documented(
+        0, "id of [PAD]: its embedding row starts at 0 and gets no lookup gradient")
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -137,6 +150,11 @@ class BertConfig:
             "position_embedding_type": "absolute",
             "model_type": "bert",
         }
+
+
+def field_doc(name: str) -> str:
+    """The documentation of the field ``name`` of ``BertConfig``."""
+    return next(f.metadata["doc"] for f in dataclasses.fields(BertConfig) if f.name == name)
 
 
 # --- the parameters a config defines -----------------------------------------------------------

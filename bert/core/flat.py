@@ -1,10 +1,11 @@
 """Named arrays that are views into one flat buffer.
 
 A ``FlatParams`` is a dict ``name -> ndarray`` (transformers' names, in their order) whose arrays
-are views into one 1-D buffer, ``.flat``. Code that works name by name sees a plain dict; code
-that treats every parameter alike (AdamW, gradient clipping, zeroing the gradients) makes a few
-passes over ``.flat`` instead of a few per tensor. Assigning to a name copies into its view, so
-the buffer stays the storage of every name.
+are views into one 1-D buffer, ``.flat``. It is the one layout of the model's parameters, their
+gradients and AdamW's moments. Code that works name by name sees a plain dict; code that treats
+every parameter alike (AdamW, gradient clipping, zeroing and summing gradients, sending them
+between processes) makes a few passes over ``.flat`` instead of a few per tensor. Assigning to a
+name copies into its view, so the buffer stays the storage of every name.
 
 The order of the arrays in the buffer can differ from the key order: arrays that are used
 together can sit side by side, so that ``span`` gives them as one view (the query, key and value
@@ -60,16 +61,6 @@ class FlatParams(dict):
             out[name] = value
         return out
 
-    @classmethod
-    def like(cls, arrays: Mapping[str, np.ndarray], layout: FlatParams | None = None) -> FlatParams:
-        """``arrays`` in the flat layout of ``layout`` (default: their own if they have one,
-        else their names' order), without a copy when they already have it."""
-        if layout is None:
-            return arrays if isinstance(arrays, FlatParams) else cls.of(arrays)
-        if layout.same_layout(arrays):
-            return arrays
-        return cls.of(arrays, layout.flat.dtype, layout.order)
-
     def zeros_like(self) -> FlatParams:
         """Zeros in the same layout (same keys, shapes, buffer order and dtype)."""
         return FlatParams({name: value.shape for name, value in self.items()}, self.flat.dtype,
@@ -100,19 +91,3 @@ class FlatParams(dict):
 
     def __reduce__(self):
         return FlatParams.of, (dict(self), self.flat.dtype, self.order)
-
-
-def zeros_like(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Zero arrays with the names and shapes of ``arrays``, in the same flat layout if it has
-    one."""
-    if isinstance(arrays, FlatParams):
-        return arrays.zeros_like()
-    return {name: np.zeros_like(value) for name, value in arrays.items()}
-
-
-def flat_buffers(*dicts: Mapping[str, np.ndarray]) -> list[np.ndarray] | None:
-    """The buffers of ``dicts`` if all are FlatParams of one layout, else None."""
-    first = dicts[0]
-    if isinstance(first, FlatParams) and all(first.same_layout(d) for d in dicts[1:]):
-        return [d.flat for d in dicts]
-    return None

@@ -1,10 +1,11 @@
 """AdamW, global-norm gradient clipping and the learning-rate schedule, as plain functions.
 
-The optimizer state is plain arrays keyed like the parameters (``exp_avg``, ``exp_avg_sq``)
-plus the step count, so a checkpoint can hold it as it is. Each function computes what its
-torch / transformers counterpart computes, operation for operation:
+The optimizer state is two moments keyed like the parameters and in their flat layout
+(``exp_avg``, ``exp_avg_sq``, see ``bert.core.flat``) plus the step count, so a checkpoint can
+hold it as it is and the update makes a dozen passes over whole buffers. Each function computes
+what its torch / transformers counterpart computes, operation for operation:
 ``torch.optim.AdamW`` (on two parameter groups: decay and no decay, chosen by the caller's rule,
-e.g. ``bert.core.model.is_decayed``),
+e.g. ``bert.core.parameters.is_decayed``),
 ``torch.nn.utils.clip_grad_norm_`` and ``transformers.get_linear_schedule_with_warmup``
 (with two more schedules of the same shape in ``schedule_multiplier``).
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bert.core.flat import flat_buffers, zeros_like
+from bert.core.flat import FlatParams
 from bert.engine.pool import for_elements
 
 
@@ -31,27 +32,22 @@ class AdamWConfig:
     weight_decay: float = 0.01  # decoupled decay, on the parameters ``adamw_step`` is told to decay
 
 
-def init_state(params: Mapping[str, np.ndarray]) -> dict:
-    """A fresh AdamW state: ``step`` 0 and zero moments shaped like each parameter (in the same
-    flat layout when ``params`` has one, ``bert.core.flat``)."""
-    return {"step": 0, "exp_avg": zeros_like(params), "exp_avg_sq": zeros_like(params)}
+def init_state(params: FlatParams) -> dict:
+    """A fresh AdamW state: ``step`` 0 and zero moments in the parameters' flat layout."""
+    return {"step": 0, "exp_avg": params.zeros_like(), "exp_avg_sq": params.zeros_like()}
 
 
 def adamw_step(
-    params: dict[str, np.ndarray],
-    grads: Mapping[str, np.ndarray],
+    params: FlatParams,
+    grads: FlatParams,
     state: dict,
     lr: float,
     config: AdamWConfig,
     decayed: Callable[[str], bool],
 ) -> None:
     """One AdamW update of ``params`` and ``state``, in place; weight decay applies to the
-    parameters whose name ``decayed`` accepts.
-
-    When the parameters, gradients and moments share one flat layout (``bert.core.flat``), the
-    update runs once over the buffers (in blocks on the compute pool), else once per tensor;
-    either way every element goes through the same operations.
-    """
+    parameters whose name ``decayed`` accepts. Parameters, gradients and moments share one flat
+    layout; the update runs over the buffers, in blocks on the compute pool."""
     state["step"] += 1
     step = state["step"]
     bias_correction1 = 1 - config.beta1**step
@@ -61,30 +57,32 @@ def adamw_step(
         for name, param in params.items():
             if decayed(name):
                 param *= 1 - lr * config.weight_decay  # decoupled weight decay
-    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    flat = flat_buffers(params, grads, exp_avg, exp_avg_sq)
-    groups = [flat] if flat else [(params[n], grads[n], exp_avg[n], exp_avg_sq[n]) for n in params]
-    for param, grad, m, v in groups:
+    layouts_agree = all(params.same_layout(d) for d in (grads, state["exp_avg"],
+                                                        state["exp_avg_sq"]))
+    if not layouts_agree:
+        raise ValueError("parameters, gradients and moments must share one flat layout")
+    param, grad = params.flat, grads.flat
+    m, v = state["exp_avg"].flat, state["exp_avg_sq"].flat
 
-        def elements(r: slice, param=param, grad=grad, m=m, v=v) -> None:
-            scratch = np.subtract(grad[r], m[r])  # the one temporary of the block
-            # m += (1 - beta1) * (grad - m)
-            scratch *= 1 - config.beta1
-            m[r] += scratch
-            # v = beta2 * v + (1 - beta2) * grad^2
-            v[r] *= config.beta2
-            np.multiply(grad[r], grad[r], out=scratch)
-            scratch *= 1 - config.beta2
-            v[r] += scratch
-            # param -= step_size * m / (sqrt(v) / sqrt(bias_correction2) + eps)
-            denom = np.sqrt(v[r], out=scratch)
-            denom /= bias_correction2_sqrt
-            denom += config.eps
-            update = np.divide(m[r], denom, out=scratch)
-            update *= step_size
-            param[r] -= update
+    def elements(r: slice) -> None:
+        scratch = np.subtract(grad[r], m[r])  # the one temporary of the block
+        # m += (1 - beta1) * (grad - m)
+        scratch *= 1 - config.beta1
+        m[r] += scratch
+        # v = beta2 * v + (1 - beta2) * grad^2
+        v[r] *= config.beta2
+        np.multiply(grad[r], grad[r], out=scratch)
+        scratch *= 1 - config.beta2
+        v[r] += scratch
+        # param -= step_size * m / (sqrt(v) / sqrt(bias_correction2) + eps)
+        denom = np.sqrt(v[r], out=scratch)
+        denom /= bias_correction2_sqrt
+        denom += config.eps
+        update = np.divide(m[r], denom, out=scratch)
+        update *= step_size
+        param[r] -= update
 
-        for_elements(param.shape, elements, passes=12)
+    for_elements(param.shape, elements, passes=12)
 
 
 def global_norm(grads: Mapping[str, np.ndarray]) -> float:
@@ -93,7 +91,7 @@ def global_norm(grads: Mapping[str, np.ndarray]) -> float:
     return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
 
 
-def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+def clip_grad_norm(grads: FlatParams, max_norm: float) -> float:
     """Scale all gradients in place so their global norm is at most ``max_norm``.
 
     Returns the norm before clipping. The factor is ``max_norm / (norm + 1e-6)`` capped at 1,
@@ -102,8 +100,7 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     total_norm = global_norm(grads)
     coefficient = min(max_norm / (total_norm + 1e-6), 1.0)
     if coefficient < 1.0:
-        for grad in flat_buffers(grads) or grads.values():
-            grad *= coefficient
+        grads.flat *= coefficient
     return total_norm
 
 

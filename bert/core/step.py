@@ -9,6 +9,11 @@ data-parallel processes share): each one's losses are normalised by the counts o
 batch, so that their gradients are parts of one sum, which is added up in the fixed order of
 ``bert.core.summation``. A ``Reduction`` says which micro-batches this process computes and
 finishes the sum; the default is one process computing all of them.
+
+A batch without sentence labels (no ``nsp_labels``: no sentence task) trains no sentence head
+(``bert.core.model.SENTENCE_HEAD``): those parameters get no gradient, and as torch's AdamW
+skips a parameter whose gradient is None (no moment update, no weight decay), they stay exactly
+as they were.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from typing import Protocol
 import numpy as np
 
 from bert.core.config import BertConfig
-from bert.core.flat import flat_buffers
+from bert.core.flat import FlatParams
 from bert.core.labels import IGNORE_INDEX
-from bert.core.model import backward, forward, is_decayed
+from bert.core.model import backward, forward, in_sentence_head
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
+from bert.core.parameters import is_decayed
 from bert.core.summation import Node, pieces, split, sum_pieces
 from bert.engine.pool import elementwise, for_each_whole
 
@@ -44,26 +50,24 @@ class NonFiniteError(ArithmeticError):
 class StepResult:
     """What one step measured: the losses of the batch and the gradient norm before clipping."""
 
-    losses: dict[str, float]  # "mlm", "nsp", "total"
+    losses: dict[str, float]  # "mlm", "nsp" (the sentence task's; 0 without one), "total"
     grad_norm: float
 
 
 @dataclass
 class Partial:
-    """The sum over some micro-batches: gradients keyed like the parameters, and the MLM and
-    NSP losses (each already divided by the whole batch's count)."""
+    """The sum over some micro-batches: gradients in the parameters' flat layout, and the MLM
+    and NSP losses (each already divided by the whole batch's count)."""
 
-    grads: dict[str, np.ndarray]
+    grads: FlatParams
     mlm: float
     nsp: float
 
 
 def add_partials(a: Partial, b: Partial) -> Partial:
-    """a + b, accumulated into ``a``'s arrays (in one pass over their buffers when both have
-    the same flat layout, in blocks over the compute pool)."""
-    buffers = flat_buffers(a.grads, b.grads)
-    for mine, theirs in [buffers] if buffers else [(g, b.grads[n]) for n, g in a.grads.items()]:
-        elementwise(np.add, mine, theirs, out=mine)
+    """a + b, accumulated into ``a``'s arrays (in one pass over their flat buffers, in blocks
+    over the compute pool)."""
+    elementwise(np.add, a.grads.flat, b.grads.flat, out=a.grads.flat)
     a.mlm += b.mlm
     a.nsp += b.nsp
     return a
@@ -144,9 +148,10 @@ class PieceSums:
 
 
 def batch_gradients(
-    params: dict[str, np.ndarray], config: BertConfig, batch: Mapping[str, np.ndarray], *,
+    params: FlatParams, config: BertConfig, batch: Mapping[str, np.ndarray], *,
     rng: np.random.Generator | DropoutStreams | None, mlm_weight: float = 1.0,
     nsp_weight: float = 1.0, micro_batches: int = 1, reduction: Reduction | None = None,
+    layers: str = "fast",
 ) -> Partial:
     """The gradient of the batch's total loss and its two losses, summed over micro-batches
     (the arguments as for ``training_step``): the forward and backward passes of a step.
@@ -157,7 +162,7 @@ def batch_gradients(
     are added up in the tree's order (``PieceSums``), so the bits do not depend on the thread
     count.
     """
-    B = len(batch["nsp_labels"])
+    B = len(batch["input_ids"])
     size = B // micro_batches
     normalizers = (int(np.count_nonzero(np.asarray(batch["mlm_labels"]) != IGNORE_INDEX)), B)
     reduction = reduction or OneProcess()
@@ -170,7 +175,7 @@ def batch_gradients(
         rows = slice((lo + i) * size, (lo + i + 1) * size)
         micro = {name: values[rows] for name, values in batch.items()}
         losses, cache = forward(params, config, micro, streams[i], mlm_weight, nsp_weight,
-                                normalizers)
+                                normalizers, layers)
         sums.put((lo + i, lo + i + 1),
                  Partial(backward(params, config, cache), losses["mlm"], losses["nsp"]))
 
@@ -183,7 +188,7 @@ def batch_gradients(
 
 
 def training_step(
-    params: dict[str, np.ndarray],
+    params: FlatParams,
     config: BertConfig,
     batch: Mapping[str, np.ndarray],
     optimizer: dict,
@@ -196,18 +201,21 @@ def training_step(
     nsp_weight: float = 1.0,
     micro_batches: int = 1,
     reduction: Reduction | None = None,
+    layers: str = "fast",
 ) -> StepResult:
     """Update ``params`` and ``optimizer`` (``bert.core.optim`` state) in place from one batch.
 
     batch: the five example arrays, (B, T) and (B,), B a multiple of ``micro_batches``; micro-
-    batch i is rows ``[i B/m, (i+1) B/m)``. Dropout draws from ``rng``, or from ``rng(i)`` for
-    micro-batch i when it is a function. The gradient's global norm is clipped to
-    ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before anything is updated, when
-    the loss or the gradient norm is not finite. Weight decay follows ``model.is_decayed``.
+    batch i is rows ``[i B/m, (i+1) B/m)``; without ``nsp_labels`` there is no sentence loss
+    and the sentence head is left exactly as it is (see the module docstring). Dropout draws
+    from ``rng``, or from ``rng(i)`` for micro-batch i when it is a function. The gradient's
+    global norm is clipped to ``max_grad_norm`` (0: no clipping). Raises NonFiniteError, before
+    anything is updated, when the loss or the gradient norm is not finite. Weight decay follows
+    ``decay_rule``. ``layers``: the layer functions, as for ``bert.core.model``.
     """
     total = batch_gradients(params, config, batch, rng=rng, mlm_weight=mlm_weight,
                             nsp_weight=nsp_weight, micro_batches=micro_batches,
-                            reduction=reduction)
+                            reduction=reduction, layers=layers)
     losses = {"mlm": total.mlm, "nsp": total.nsp,
               "total": mlm_weight * total.mlm + nsp_weight * total.nsp}
     if not math.isfinite(losses["total"]):
@@ -216,5 +224,18 @@ def training_step(
     norm = clip_grad_norm(grads, max_grad_norm) if max_grad_norm > 0 else global_norm(grads)
     if not math.isfinite(norm):
         raise NonFiniteError("gradient norm", norm)
-    adamw_step(params, grads, optimizer, lr, adamw, is_decayed)
+    adamw_step(params, grads, optimizer, lr, adamw, decay_rule(batch))
     return StepResult(losses, norm)
+
+
+def decay_rule(batch: Mapping[str, np.ndarray]) -> Callable[[str], bool]:
+    """Which parameters AdamW decays on this batch: ``parameters.is_decayed``, and without
+    sentence labels none of the sentence head, which then has no gradient.
+
+    torch's AdamW skips a parameter whose gradient is None altogether. Here such a parameter
+    has a zero gradient and, as no step of the run gives it one, zero moments, so that AdamW's
+    update of it is exactly 0: leaving out its weight decay leaves it bit for bit unchanged.
+    """
+    if "nsp_labels" in batch:
+        return is_decayed
+    return lambda name: is_decayed(name) and not in_sentence_head(name)

@@ -2,13 +2,14 @@
 
 The format: UTF-8 files; documents separated by one or more blank lines, and every file starts
 a new document. Inside a document a newline is a space, and a sentence ends after ``.``, ``!``
-or ``?`` followed by whitespace. With ``sentence_per_line`` (google-research/bert's format)
-each line is one sentence instead.
+or ``?`` followed by whitespace, or after ``。``, ``！`` or ``？``. With ``sentence_per_line``
+(google-research/bert's format) each line is one sentence instead.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,37 +17,56 @@ from pathlib import Path
 import numpy as np
 
 from bert.errors import DataFileError, ParamsError
+from bert.storage.memory import machine_bytes
+from bert.storage.reading import NotReadable, problem_at, read_regular
 
 Document = list[str]  # its sentences
 _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 
 
 def text_paths(patterns: Sequence[str], root: Path) -> list[Path]:
     """The files ``patterns`` name (paths or globs relative to ``root``), in order, each once.
 
-    A glob's matches are sorted. Raises ParamsError for a missing file or an empty glob.
+    A pattern that names an existing path is that path (``notes[1].txt`` is that file, not
+    ``notes1.txt``); else, with glob characters, it is a glob, whose matching files are sorted.
+    Raises ParamsError for a missing path, one that is not a file (a folder, a device, ...) or
+    an empty glob.
     """
     paths: list[Path] = []
     for pattern in patterns:
         full = pattern if Path(pattern).is_absolute() else str(root / pattern)
-        if glob.has_magic(pattern):
+        if glob.has_magic(pattern) and not os.path.lexists(full):
             matches = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
             if not matches:
                 raise ParamsError(f"data.text_files: {pattern!r} matches no file; fix the glob "
                                   "(it is relative to the project folder)")
         else:
             matches = [Path(full)]
-            if not matches[0].is_file():
+            problem = problem_at(full)
+            if problem == "does not exist":
                 raise ParamsError(f"data.text_files: {full} does not exist; fix the path (it is "
                                   "relative to the project folder)")
+            if problem is not None:
+                example = f", e.g. '{pattern.rstrip('/')}/*.txt'" if Path(full).is_dir() else ""
+                raise ParamsError(f"data.text_files: {full} {problem}; name text files{example}")
         paths += [p for p in matches if p not in paths]
     return paths
 
 
+def text_bytes(paths: Sequence[Path]) -> int:
+    """The size of the files, in bytes (before any of them is read)."""
+    return sum(path.stat().st_size for path in paths)
+
+
 def read_text(path: Path) -> str:
     """The text of a UTF-8 file; invalid bytes raise DataFileError naming the byte offset."""
-    data = path.read_bytes()
+    try:
+        data = read_regular(path, machine_bytes())
+    except NotReadable as e:  # replaced since it was named (text_paths checks it)
+        raise DataFileError(f"{path}: {e.problem}; name text files in data.text_files") from None
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot be read ({e.strerror}); check the file") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

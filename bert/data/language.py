@@ -1,12 +1,12 @@
-"""The synthetic language: its vocabulary, the generating process, and exact inference under it.
+"""The synthetic language: its vocabulary and the process that generates its text.
 
-The process. A *language* is drawn once from the data seed: ``K`` topics with prior ``rho``
-(uniform), and per topic ``k`` a first-order Markov chain over the ``C`` content tokens with
-transition matrix ``A[k]`` (each row: ``successors`` tokens with Dirichlet(``concentration``)
-weights, mixed with ``transition_noise`` of uniform) and start distribution ``start[k]``, the
-stationary distribution of ``A[k]``. A document is one long chain of one topic started from
-``start[k]``; since the chain is stationary, a segment cut from a document at any offset is again
-a chain started from ``start[k]``. A sentence pair (A, B) is then:
+A *language* is drawn once from the data seed: ``K`` topics with prior ``rho`` (uniform), and per
+topic ``k`` a first-order Markov chain over the ``C`` content tokens with transition matrix
+``A[k]`` (each row: ``successors`` tokens with Dirichlet(``concentration``) weights, mixed with
+``transition_noise`` of uniform) and start distribution ``start[k]``, the stationary
+distribution of ``A[k]``. A document is one long chain of one topic started from ``start[k]``;
+since the chain is stationary, a segment cut from a document at any offset is again a chain
+started from ``start[k]``. A sentence pair (A, B) is then:
 
     z ~ rho;  A = x_1..x_a  ~ chain of topic z from start[z]
     label 0 (B follows A):    B = x_{a+1}..x_{a+b} continues the same chain (first step A[z][x_a])
@@ -14,13 +14,9 @@ a chain started from ``start[k]``. A sentence pair (A, B) is then:
                               or z' = z if the language's random B keeps the topic;
                               B ~ a fresh chain of topic z' from start[z']
 
-with the lengths ``a, b`` and the label drawn independently of the tokens. The observation model
-(what masking does to a token, see ``bert.data.examples.observation_model``) is per position and
-independent, so exact inference is forward-backward over ``(topic, token)`` states, run on the
-continuation hypothesis (one chain over A+B) and on the random-next hypothesis (two independent
-chains), and mixed with their likelihoods: :func:`posterior`. When a random B keeps A's topic,
-that inference runs once per topic (given the topic, the two processes are the same) and the
-results are mixed by the posterior of the topic.
+with the lengths ``a, b`` and the label drawn independently of the tokens. Sentence order (SOP)
+cuts one chain in two and shows its segments in order or swapped; without a sentence task an
+example is one segment. Exact inference under this process is ``bert.data.inference``.
 
 Shapes: ``K`` topics, ``C`` content tokens, ``N`` examples, ``L`` content slots per example.
 Content tokens are indexed ``0..C-1`` here; their vocabulary ids are ``NUM_SPECIAL + index``
@@ -144,181 +140,3 @@ def sample_pairs(
             cdf[fresh] = start_cdf[topic[fresh]]
         tokens[:, j] = _sample_rows(rng, cdf)
     return tokens
-
-
-def _step(messages: np.ndarray, matrices: np.ndarray, log_scale: np.ndarray):
-    """One scaled message update: (K, N, C) @ (K, C, C), renormalised to sum 1 per example."""
-    out = messages @ matrices  # (K, N, C)
-    total = out.sum(axis=(0, 2))  # (N,)
-    total = np.where(total > 0, total, 1.0)  # all-zero messages (not started yet) stay zero
-    out /= total[None, :, None]
-    return out, log_scale + np.log(total)
-
-
-def posterior(
-    language: Language,
-    observed: np.ndarray,
-    len_a: np.ndarray,
-    length: np.ndarray,
-    emission: np.ndarray,
-    emission_selected: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact posteriors of the original tokens and of the NSP label, given what is observed.
-
-    observed: (N, L) observed symbol per content slot, 0..C-1 a content token, C a [MASK];
-        slots >= length may hold any symbol (they observe nothing).
-    len_a, length: (N,) lengths of A and of A+B, 1 <= len_a < length <= L.
-    emission: (C+1, C) P(observed symbol | original token) at a position whose selection is
-        unknown; emission_selected: (C+1, C) the same given that the position was selected.
-    Returns:
-        mlm: (N, L, C) P(original token at slot j | all observations, slot j was selected).
-        nsp: (N, 2) log P(label | all observations), label 0 = B follows A, 1 = B is random.
-        log_evidence: (N,) log P(all observations | lengths).
-    """
-    if not language.same_topic_random_next or language.num_topics == 1:
-        return _posterior_given_topics(language, observed, len_a, length, emission,
-                                       emission_selected)[:3]
-    # Given the topic, both hypotheses are those of the one-topic language: mix its posteriors,
-    # each weighted by P(topic | what it is conditioned on).
-    parts = [_posterior_given_topics(one_topic(language, k), observed, len_a, length, emission,
-                                     emission_selected) for k in range(language.num_topics)]
-    mlm_k, nsp_k, log_evidence_k, log_selected_k = (
-        np.stack(arrays) for arrays in zip(*parts, strict=True))  # each with a leading K axis
-    log_prior = np.log(language.topic_prior)  # (K,)
-    log_joint = log_prior[:, None] + log_evidence_k  # (K, N)
-    log_evidence = np.logaddexp.reduce(log_joint, axis=0)  # (N,)
-    nsp = np.logaddexp.reduce((log_joint - log_evidence)[..., None] + nsp_k, axis=0)  # (N, 2)
-    log_joint_selected = log_prior[:, None, None] + log_selected_k  # (K, N, L)
-    slot_weight = np.exp(log_joint_selected - np.logaddexp.reduce(log_joint_selected, axis=0))
-    mlm = (slot_weight[..., None] * mlm_k).sum(axis=0)  # (N, L, C)
-    return mlm, nsp, log_evidence
-
-
-def _posterior_given_topics(language: Language, observed: np.ndarray, len_a: np.ndarray,
-                            length: np.ndarray, emission: np.ndarray,
-                            emission_selected: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``posterior`` (mlm, nsp, log_evidence) when the topic of a random B is drawn
-    independently of A's, and log_selected: (N, L) log P(all observations), slot j's
-    observation taken as that of a selected slot (``emission_selected``)."""
-    num_topics, num_content = language.start.shape
-    n, num_slots = observed.shape
-    matrices = language.transition  # (K, C, C) forward: next = prev @ A
-    matrices_t = matrices.transpose(0, 2, 1)  # backward: b = A @ next
-    init = language.topic_prior[:, None] * language.start  # (K, C)
-    emit = emission[observed]  # (N, L, C)
-    emit[np.arange(num_slots)[None, :] >= length[:, None]] = 1.0
-    emit = emit.transpose(1, 0, 2)  # (L, N, C)
-    slots = np.arange(n)
-
-    # Forward. f[j] = P(obs before j, x_j, z) on one chain over A+B (label 0);
-    # g[j] = the same for B alone, restarted at slot len_a (label 1). Scaled: true = msg * exp(log).
-    f = np.empty((num_slots, num_topics, n, num_content))
-    g = np.empty((num_slots, num_topics, n, num_content))
-    log_f, log_g = np.empty((num_slots, n)), np.empty((num_slots, n))
-    cur_f = np.repeat(init[:, None, :], n, axis=1)  # (K, N, C)
-    cur_g = np.zeros((num_topics, n, num_content))
-    c_f, c_g = np.zeros(n), np.zeros(n)
-    for j in range(num_slots):
-        restart = len_a == j
-        cur_g[:, restart] = init[:, None, :]
-        c_g[restart] = 0.0
-        f[j], log_f[j], g[j], log_g[j] = cur_f, c_f, cur_g, c_g
-        cur_f, c_f = _step(cur_f * emit[j], matrices, c_f)
-        cur_g, c_g = _step(cur_g * emit[j], matrices, c_g)
-    # Transitions keep mass, so the mass entering a slot is the likelihood of all before it.
-    log_ab = c_f  # log P(obs A+B | label 0)
-    log_b = c_g  # log P(obs B | label 1)
-    log_a = log_f[len_a, slots]  # log P(obs A)
-
-    # Backward. b[j] = P(obs after j | x_j, z) on the whole chain (also B alone, for j >= len_a);
-    # b_cut[j] = the same with the chain cut after A (label 1, for j < len_a).
-    mlm = np.empty((n, num_slots, num_content))
-    log_selected = np.empty((n, num_slots))
-    b = np.ones((num_topics, n, num_content))
-    b_cut = np.ones((num_topics, n, num_content))
-    c_b, c_cut = np.zeros(n), np.zeros(n)
-    for j in reversed(range(num_slots)):
-        if j < num_slots - 1:
-            b, c_b = _step(b * emit[j + 1], matrices_t, c_b)
-            b_cut, c_cut = _step(b_cut * emit[j + 1], matrices_t, c_cut)
-        cut = len_a - 1 == j
-        b_cut[:, cut] = 1.0
-        c_cut[cut] = 0.0
-        in_a = (j < len_a)[:, None]  # (N, 1)
-        joint = (f[j] * b).sum(axis=0)  # (N, C) label 0, up to exp(w_joint)
-        split = np.where(in_a, (f[j] * b_cut).sum(axis=0), (g[j] * b).sum(axis=0))  # label 1
-        w_joint = log_f[j] + c_b  # (N,)
-        w_split = np.where(in_a[:, 0], log_f[j] + c_cut + log_b, log_g[j] + c_b + log_a)
-        top = np.maximum(w_joint, w_split)
-        p = np.exp(w_joint - top)[:, None] * joint + np.exp(w_split - top)[:, None] * split
-        p *= emission_selected[observed[:, j]]  # this slot was selected
-        mass = p.sum(axis=1)  # (N,)
-        mlm[:, j] = p / mass[:, None]
-        log_selected[:, j] = np.log(0.5) + top + np.log(mass)
-
-    log_random = log_a + log_b
-    log_total = np.logaddexp(log_ab, log_random)
-    nsp = np.stack([log_ab - log_total, log_random - log_total], axis=1)  # (N, 2)
-    return mlm, nsp, np.log(0.5) + log_total, log_selected
-
-
-def segment_log_likelihoods(
-    language: Language, emit: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray:
-    """log P(observations in slots [lo, hi) | topic k), each segment a chain of its own started
-    from ``start[k]``: (N, K).
-
-    emit: (N, L, C) P(observed symbol at slot j | original token); lo, hi: (N,) slot bounds.
-    """
-    n, num_slots, _ = emit.shape
-    message = np.repeat(language.start[:, None, :], n, axis=1)  # (K, N, C), one chain per topic
-    log_likelihood = np.zeros((language.num_topics, n))
-    for j in range(num_slots):
-        inside = (lo <= j) & (j < hi)  # (N,)
-        seen = message * emit[None, :, j]  # (K, N, C)
-        total = seen.sum(axis=2)  # (K, N)
-        total = np.where(total > 0, total, 1.0)
-        log_likelihood += np.where(inside, np.log(total), 0.0)
-        stepped = (seen / total[..., None]) @ language.transition
-        message = np.where(inside[None, :, None], stepped, message)  # waits at start until lo
-    return log_likelihood.T
-
-
-def topic_only_nsp(
-    language: Language,
-    observed: np.ndarray,
-    len_a: np.ndarray,
-    length: np.ndarray,
-    emission: np.ndarray,
-) -> np.ndarray:
-    """log P(NSP label | all observations) for a rule blind to the transition from A to B: (N, 2).
-
-    The hypotheses of ``posterior``, except that under label 0 (B follows A) B is scored as a
-    chain of its own from its topic's start distribution: A and B must share the topic, but the
-    first token of B need not follow the last of A. What this rule gets right is what the topics
-    alone tell; what ``posterior`` gets right beyond it comes from the transition across [SEP].
-    Arguments as for ``posterior``.
-    """
-    if language.same_topic_random_next:  # both labels then mean the same for the topics
-        return np.full((len(observed), 2), np.log(0.5))
-    emit = emission[observed]  # (N, L, C)
-    log_a = segment_log_likelihoods(language, emit, np.zeros_like(len_a), len_a)  # (N, K)
-    log_b = segment_log_likelihoods(language, emit, len_a, length)
-    log_prior = np.log(language.topic_prior)
-    log_follows = np.logaddexp.reduce(log_prior + log_a + log_b, axis=1)
-    log_random = (np.logaddexp.reduce(log_prior + log_a, axis=1)
-                  + np.logaddexp.reduce(log_prior + log_b, axis=1))
-    log_total = np.logaddexp(log_follows, log_random)
-    return np.stack([log_follows - log_total, log_random - log_total], axis=1)
-
-
-def context_free_posterior(
-    frequencies: np.ndarray, observed: np.ndarray, emission_selected: np.ndarray
-) -> np.ndarray:
-    """The best prediction from the observed symbol at the slot alone, tokens assumed i.i.d.
-
-    frequencies: (C,) assumed token distribution (uniform or unigram); observed: (...) symbols.
-    Returns (..., C) P(original token | observed symbol, selected).
-    """
-    p = frequencies * emission_selected[observed]  # (..., C)
-    return p / p.sum(axis=-1, keepdims=True)

@@ -1,5 +1,5 @@
 """Sentence pairs and masked examples from tokenised documents, as google-research/bert's
-``create_pretraining_data.py`` makes them.
+``create_pretraining_data.py`` makes them (and ALBERT's and RoBERTa's variants).
 
 A document is a list of sentences, each a list of WordPiece ids (no special tokens). Walking
 through a document, sentences are gathered into a chunk until it reaches the target length
@@ -10,10 +10,19 @@ random other document, up to the remaining length (label 1; the chunk's unused s
 walked again). A pair too long for ``T - 3`` loses tokens from the longer segment, from its
 front or its back at random.
 
+Sentence order (SOP, ALBERT's ``create_pretraining_data.py``): A and B are cut from the chunk as
+above, B always the rest of the chunk, and swapped with probability 1/2 (label 1). ALBERT pairs a
+one-sentence chunk with a random B (an NSP example labelled 1); here it is cut in two at a random
+token instead, so that every pair is two consecutive segments of one document.
+
+Without a sentence task (RoBERTa's FULL-SENTENCES): whole sentences are packed, in order, into
+sequences of up to ``T - 2`` tokens (``[CLS] x [SEP]``); a sequence runs on from one document into
+the next with a ``[SEP]`` between them, and a sentence longer than a sequence is cut in pieces.
+
 Masking is BERT's 80/10/10 (``bert.data.examples.replace_selected``) over the WordPiece tokens,
 never over special tokens. Each token is selected with ``mask_probability``; with whole-word
 masking, each word is, and all its pieces with it (a word is a piece and the ``##`` pieces after
-it).
+it). As in BERT, every example has at least one selected token (or word).
 
 Shapes: ``N`` examples, ``T`` sequence length, ``V`` vocabulary.
 """
@@ -25,7 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bert.data.examples import replace_selected, token_dtype
+from bert.data.examples import label_dtype, replace_selected, token_dtype
+from bert.data.masking import at_least_one, word_draws
 from bert.data.tokens import CLS, PAD, SEP
 
 Sentence = list[int]
@@ -35,7 +45,7 @@ TokenDocument = list[Sentence]
 class Pair(NamedTuple):
     a: list[int]
     b: list[int]
-    is_random: bool  # the NSP label: B comes from another document
+    label: bool  # the sentence label: B comes from another document (nsp), A and B swapped (sop)
 
 
 def document_pairs(
@@ -45,9 +55,10 @@ def document_pairs(
     sequence_length: int,
     short_sequence_probability: float,
     others: Sequence[TokenDocument],
+    sentence_task: str = "nsp",
 ) -> list[Pair]:
-    """The pairs cut from ``documents[index]``; a random B comes from ``others`` (the other
-    documents; ``others`` must not hold the document itself)."""
+    """The pairs of ``sentence_task`` (nsp or sop) cut from ``documents[index]``; a random B
+    comes from ``others`` (the other documents; ``others`` must not hold the document itself)."""
     document, max_tokens = documents[index], sequence_length - 3
     target = max_tokens
     if rng.random() < short_sequence_probability:
@@ -59,19 +70,78 @@ def document_pairs(
         chunk.append(document[i])
         length += len(document[i])
         if i == len(document) - 1 or length >= target:
-            a_end = 1 if len(chunk) == 1 else int(rng.integers(1, len(chunk)))
-            a = [t for s in chunk[:a_end] for t in s]
-            if len(chunk) == 1 or rng.random() < 0.5:
-                b = random_segment(rng, others, max(1, target - len(a)))
-                i -= len(chunk) - a_end  # the unused sentences are walked again
-                is_random = True
+            if sentence_task == "sop":
+                pairs += order_pair(rng, chunk, max_tokens)
             else:
-                b = [t for s in chunk[a_end:] for t in s]
-                is_random = False
-            pairs.append(Pair(*truncate_pair(rng, a, b, max_tokens), is_random))
+                pair, unused = next_sentence_pair(rng, chunk, others, target, max_tokens)
+                pairs.append(pair)
+                i -= unused  # the unused sentences are walked again
             chunk, length = [], 0
         i += 1
     return pairs
+
+
+def next_sentence_pair(rng: np.random.Generator, chunk: list[Sentence],
+                       others: Sequence[TokenDocument], target: int,
+                       max_tokens: int) -> tuple[Pair, int]:
+    """BERT's pair of a chunk: A and the rest (label 0), or A and a random B (label 1). Returns
+    the pair and how many of the chunk's sentences it left unused."""
+    a_end = 1 if len(chunk) == 1 else int(rng.integers(1, len(chunk)))
+    a = [t for s in chunk[:a_end] for t in s]
+    if len(chunk) == 1 or rng.random() < 0.5:
+        b = random_segment(rng, others, max(1, target - len(a)))
+        return Pair(*truncate_pair(rng, a, b, max_tokens), True), len(chunk) - a_end
+    b = [t for s in chunk[a_end:] for t in s]
+    return Pair(*truncate_pair(rng, a, b, max_tokens), False), 0
+
+
+def order_pair(rng: np.random.Generator, chunk: list[Sentence], max_tokens: int) -> list[Pair]:
+    """ALBERT's sentence-order pair of a chunk (none for a chunk of one token): A and the rest,
+    swapped with probability 1/2 (label 1); a one-sentence chunk is cut at a random token."""
+    if len(chunk) == 1:
+        sentence = chunk[0]
+        if len(sentence) < 2:
+            return []
+        cut = int(rng.integers(1, len(sentence)))
+        chunk = [sentence[:cut], sentence[cut:]]
+    a_end = int(rng.integers(1, len(chunk)))
+    a, b = [t for s in chunk[:a_end] for t in s], [t for s in chunk[a_end:] for t in s]
+    swapped = bool(rng.random() < 0.5)
+    if swapped:
+        a, b = b, a
+    return [Pair(*truncate_pair(rng, a, b, max_tokens), swapped)]
+
+
+def full_sentences(rng: np.random.Generator, documents: Sequence[TokenDocument],
+                   sequence_length: int, short_sequence_probability: float) -> list[list[int]]:
+    """RoBERTa's FULL-SENTENCES inputs: the sentences of ``documents``, in order, packed into
+    sequences of whole sentences up to a target length (``T - 2`` tokens, or with
+    ``short_sequence_probability`` uniform in ``2 .. T - 2``; at least one sentence each). A
+    sequence runs on into the next document with a ``[SEP]`` between the two; a sentence longer
+    than ``T - 2`` tokens is cut in pieces of ``T - 2``."""
+    max_tokens = sequence_length - 2
+
+    def draw_target() -> int:
+        if rng.random() < short_sequence_probability:
+            return int(rng.integers(2, max_tokens + 1))
+        return max_tokens
+
+    sequences: list[list[int]] = []
+    current: list[int] = []
+    target = draw_target()
+    for document in documents:
+        joins = bool(current)  # the document's first sentence would follow another document's
+        pieces = (s[k:k + max_tokens] for s in document for k in range(0, len(s), max_tokens))
+        for piece in pieces:
+            separator = [SEP] if joins else []
+            if current and len(current) + len(separator) + len(piece) > target:
+                sequences.append(current)
+                current, separator, target = [], [], draw_target()
+            current += separator + piece
+            joins = False
+    if current:
+        sequences.append(current)
+    return sequences
 
 
 def random_segment(rng: np.random.Generator, others: Sequence[TokenDocument],
@@ -104,17 +174,29 @@ def truncate_pair(rng: np.random.Generator, a: list[int], b: list[int],
 def pack(pairs: Sequence[Pair], sequence_length: int, vocab_size: int) -> dict[str, np.ndarray]:
     """The pairs as unmasked example arrays: input_ids (N, T) ``[CLS] A [SEP] B [SEP] [PAD]...``,
     token_type_ids (N, T) 1 over ``B [SEP]``, attention_mask (N, T), nsp_labels (N,)."""
-    n = len(pairs)
+    rows = [([CLS, *a, SEP, *b, SEP], len(a) + 2) for a, b, _ in pairs]
+    return {**pack_rows(rows, sequence_length),
+            "nsp_labels": np.array([p.label for p in pairs], dtype=np.uint8)}
+
+
+def pack_sequences(sequences: Sequence[list[int]], sequence_length: int) -> dict[str, np.ndarray]:
+    """Sequences without a sentence task as unmasked example arrays: input_ids (N, T)
+    ``[CLS] x [SEP] [PAD]...``, token_type_ids (N, T) all 0, attention_mask (N, T)."""
+    return pack_rows([([CLS, *x, SEP], len(x) + 2) for x in sequences], sequence_length)
+
+
+def pack_rows(rows: Sequence[tuple[list[int], int]], sequence_length: int) -> dict[str, np.ndarray]:
+    """Token rows, each with the position where token type 1 starts (its length: none), padded
+    to ``T``: input_ids (N, T), token_type_ids (N, T), attention_mask (N, T)."""
+    n = len(rows)
     ids = np.full((n, sequence_length), PAD, dtype=np.int64)
     types = np.zeros((n, sequence_length), dtype=np.uint8)
     mask = np.zeros((n, sequence_length), dtype=np.uint8)
-    for row, (a, b, _) in enumerate(pairs):
-        tokens = [CLS, *a, SEP, *b, SEP]
+    for row, (tokens, second) in enumerate(rows):
         ids[row, :len(tokens)] = tokens
-        types[row, len(a) + 2:len(tokens)] = 1
+        types[row, second:len(tokens)] = 1
         mask[row, :len(tokens)] = 1
-    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
-            "nsp_labels": np.array([p.is_random for p in pairs], dtype=np.uint8)}
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
 
 
 def mask_text(
@@ -135,12 +217,9 @@ def mask_text(
     content = ids >= first_content  # (N, T)
     draw = rng.random(ids.shape)  # (N, T)
     if continuation is not None:
-        follows = np.zeros_like(content)
-        follows[:, 1:] = continuation[ids[:, 1:]] & content[:, :-1] & content[:, 1:]
-        position = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
-        head = np.maximum.accumulate(np.where(follows, 0, position), axis=1)  # (N, T)
-        draw = np.take_along_axis(draw, head, axis=1)  # a word's pieces share its draw
-    selected = (draw < mask_probability) & content
+        draw = word_draws(draw, ids, first_content, continuation)
+    # as BERT, at least one masked token per example
+    selected = at_least_one((draw < mask_probability) & content, draw, content)
     return replace_selected(rng, ids, selected, first_content, vocab_size)
 
 
@@ -154,9 +233,20 @@ def examples_from_pairs(
     mask_probability: float,
 ) -> dict[str, np.ndarray]:
     """The five example arrays (as the synthetic sets store them) of masked pairs."""
-    arrays = pack(pairs, sequence_length, vocab_size)
+    return masked_examples(rng, pack(pairs, sequence_length, vocab_size), first_content,
+                           vocab_size, continuation, mask_probability)
+
+
+def masked_examples(
+    rng: np.random.Generator,
+    arrays: dict[str, np.ndarray],
+    first_content: int,
+    vocab_size: int,
+    continuation: np.ndarray | None,
+    mask_probability: float,
+) -> dict[str, np.ndarray]:
+    """Packed example arrays with their input_ids masked (``mask_text``) and mlm_labels."""
     input_ids, labels = mask_text(rng, arrays["input_ids"], first_content, vocab_size,
                                   continuation, mask_probability)
-    arrays["input_ids"] = input_ids.astype(token_dtype(vocab_size))
-    arrays["mlm_labels"] = labels.astype(np.int16 if vocab_size <= 32767 else np.int32)
-    return arrays
+    return {**arrays, "input_ids": input_ids.astype(token_dtype(vocab_size)),
+            "mlm_labels": labels.astype(label_dtype(vocab_size))}

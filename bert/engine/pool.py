@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bert.engine.blas import set_blas_threads
+from bert.errors import ResourceError
 
 # Elements (float32) per block of an elementwise chain: a few live temporaries of 256 KiB fit in
 # the L2 cache, and each NumPy call is long enough (tens of microseconds) that its dispatch and
@@ -64,11 +65,20 @@ class _Pool:
         self._lock = threading.Lock()  # one job at a time
 
     def resize(self, threads: int) -> None:
+        """``threads`` threads in all; ResourceError (and the size unchanged) when the system
+        cannot start that many."""
         with self._lock:
+            before = len(self._workers)
             while len(self._workers) < threads - 1:
                 inbox: queue.SimpleQueue = queue.SimpleQueue()
-                threading.Thread(target=self._work, args=(inbox,), daemon=True,
-                                 name=f"bert-compute-{len(self._workers) + 1}").start()
+                try:
+                    threading.Thread(target=self._work, args=(inbox,), daemon=True,
+                                     name=f"bert-compute-{len(self._workers) + 1}").start()
+                except RuntimeError as error:  # "can't start new thread": a process limit
+                    while len(self._workers) > before:
+                        self._workers.pop().put(None)
+                    raise ResourceError(f"cannot start {threads} compute threads ({error}); "
+                                        "ask for fewer (training.threads)") from None
                 self._workers.append(inbox)
             while len(self._workers) > threads - 1:
                 self._workers.pop().put(None)

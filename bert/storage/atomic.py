@@ -1,6 +1,7 @@
 """Atomic file replacement: a reader sees the old file or the complete new one, never a part.
 
-Every write of the workflow goes through :func:`replacing`: a temporary file
+Every write of the workflow goes through :func:`replacing` (a folder written as one unit, such
+as the export, through :func:`replacing_folder`): a temporary file
 ``.<name>.<pid>.<random>.tmp`` in the same folder, fsynced, then renamed over the target. A write
 that fails (a full disk, a read-only folder) raises one :class:`OutputError` line and leaves the
 old file as it was; temporary files left by a killed process are removed by the next write to
@@ -10,13 +11,15 @@ the same folder once that process is gone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import math
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +53,13 @@ def write_failure(exc: OSError, path: Path) -> OutputError:
     return OutputError(f"{path}: cannot be written ({reason}); check the folder and the disk")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` is running (another user's counts)."""
+    if pid <= 0:  # 0 and -1 would name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
         return False
     except OSError:  # exists, owned by someone else
         return True
@@ -66,9 +72,13 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             match = _TEMPORARY.match(entry.name)
-            if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            pid = int(match.group(1)) if match else os.getpid()
+            if pid != os.getpid() and not process_alive(pid):
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+                    if entry.is_dir(follow_symlinks=False):  # a folder being replaced
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
 
@@ -111,6 +121,89 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable
         fsync_path(path.parent)
+
+
+@contextlib.contextmanager
+def replacing_folder(path: str | Path, ours: Iterable[str] = ()) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``path``, to be filled; on success it takes the place
+    of ``path`` in one step, so that a reader finds the previous folder whole or the new one
+    whole, never a mix of the two.
+
+    ours: the names the folder's writer writes; any other entry of the previous folder (a file
+    of the user's) is carried over into the new one first. The previous folder is then removed.
+    If the block raises (or the process dies), ``path`` is left as it was and the temporary
+    folder removed (after a kill, by a later write to the same parent folder). An ``OSError``
+    becomes one OutputError line naming ``path``.
+    """
+    path = Path(path)
+    staging = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise OutputError(f"{path}: is not a folder of its own (a link or a file), and the "
+                              "workflow writes it as one; remove it and run the command again")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        staging.mkdir()
+        yield staging
+        if path.is_dir():
+            _carry_over(path, staging, set(ours))
+        fsync_path(staging)
+        old = _swap(staging, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_failure(exc, path) from None
+        raise
+    with contextlib.suppress(OSError):  # make the renames durable
+        fsync_path(path.parent)
+
+
+def _carry_over(old: Path, new: Path, ours: set[str]) -> None:
+    """Hard-link (or copy) into ``new`` every entry of ``old`` that is not ``ours`` nor a
+    temporary file of a write (a file the user put there)."""
+    for entry in os.scandir(old):
+        if entry.name in ours or _TEMPORARY.match(entry.name) or (new / entry.name).exists():
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), new / entry.name)
+        elif entry.is_dir():
+            shutil.copytree(entry.path, new / entry.name, symlinks=True,
+                            copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry.path, new / entry.name)
+
+
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100  # linux/fs.h, fcntl.h
+
+
+def _swap(new: Path, path: Path) -> Path | None:
+    """Put the folder ``new`` in the place of ``path``; return where the previous folder went
+    (None if there was none). On Linux the two are exchanged in one step
+    (``renameat2(RENAME_EXCHANGE)``); elsewhere the previous one is renamed away first, and a
+    crash in between leaves no ``path`` (the previous folder whole under a temporary name)."""
+    if not path.exists():
+        os.rename(new, path)
+        return None
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None and renameat2(_AT_FDCWD, os.fsencode(new), _AT_FDCWD,
+                                           os.fsencode(path), _RENAME_EXCHANGE) == 0:
+        return new
+    old = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    os.rename(path, old)
+    os.rename(new, path)
+    return old
 
 
 def write_bytes(path: str | Path, data: bytes | memoryview) -> Path:

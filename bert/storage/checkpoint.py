@@ -2,7 +2,7 @@
 
 A weights file (``artifacts/init.h5``, ``artifacts/model.h5``) holds every parameter as a
 root dataset under its transformers name, with the architecture as the ``config`` attribute
-(transformers' config keys, JSON).
+(transformers' config keys, JSON). Each parameter says what it is (``describe_parameter``).
 
 A checkpoint holds everything a resumed run needs to continue exactly as if it had never
 stopped: the weights, AdamW's moments (``optimizer/exp_avg/<name>``, ``optimizer/exp_avg_sq/
@@ -14,7 +14,6 @@ own folder named after that fingerprint, so runs with other parameters are never
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -27,24 +26,105 @@ from typing import Any
 import numpy as np
 
 from bert.core.config import BertConfig, param_shapes
+from bert.core.costs import weights_bytes
+from bert.core.flat import FlatParams
+from bert.core.parameters import pack_params
 from bert.errors import ConfigError, DataFileError, bounded
+from bert.fingerprint import fingerprint
 from bert.storage import h5io
 from bert.storage.atomic import parse_json
-from bert.storage.memory import require_memory, weights_bytes
+from bert.storage.memory import require_memory
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_SCHEMA = "bert-from-scratch/weights"
 CHECKPOINT_SCHEMA = "bert-from-scratch/checkpoint"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: descriptions, origin, str attributes (h5io); 1 reads as well
+READABLE_VERSIONS = (1, 2)
 HISTORY_KEYS = ("loss_total", "loss_mlm", "loss_nsp", "learning_rate", "grad_norm")
+VOCAB_DIGEST = "vocab_sha256"  # the SHA-256 of the vocabulary the weights were trained with
 _NAME = re.compile(r"^step-(\d{9})\.h5$")
+WEIGHTS_DESCRIPTION = ("BERT weights: every parameter of transformers' BertForPreTraining under "
+                       "its name and shape (Linear weights (out, in)), without the two tied "
+                       "aliases cls.predictions.decoder.weight and .bias; the architecture is "
+                       "the config attribute (a transformers config, JSON)")
+CHECKPOINT_DESCRIPTION = ("A training checkpoint: the weights, AdamW's moments (optimizer/), the "
+                          "per-step history (history/) and the step, everything a resumed run "
+                          "needs to continue bit-identically")
+HISTORY_ABOUT = {
+    "loss_total": h5io.About("the training loss of each optimizer step: mlm_loss_weight x MLM "
+                             "loss + nsp_loss_weight x sentence-task loss", "nats", ("step",)),
+    "loss_mlm": h5io.About("the MLM loss of each optimizer step: mean cross-entropy over the "
+                           "masked positions of its batch", "nats", ("step",)),
+    "loss_nsp": h5io.About("the sentence-task (NSP or SOP) loss of each optimizer step: mean "
+                           "cross-entropy over the examples of its batch", "nats", ("step",)),
+    "learning_rate": h5io.About("the learning rate of each optimizer step", "", ("step",)),
+    "grad_norm": h5io.About("the global L2 norm of the gradient at each optimizer step, before "
+                            "clipping", "", ("step",)),
+}
+# What the modules of transformers' BertForPreTraining are, by name ({0}: the layer).
+_MODULES = (
+    (r"bert\.embeddings", "the embeddings (their sum, normalised)"),
+    (r"bert\.encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)",
+     "layer {0}: the self-attention {1} projection"),
+    (r"bert\.encoder\.layer\.(\d+)\.attention\.output\.dense",
+     "layer {0}: the self-attention output projection"),
+    (r"bert\.encoder\.layer\.(\d+)\.attention\.output",
+     "layer {0}: after the self-attention (residual added)"),
+    (r"bert\.encoder\.layer\.(\d+)\.intermediate\.dense",
+     "layer {0}: the feed-forward's first linear map, H to F (GELU follows)"),
+    (r"bert\.encoder\.layer\.(\d+)\.output\.dense",
+     "layer {0}: the feed-forward's second linear map, F to H"),
+    (r"bert\.encoder\.layer\.(\d+)\.output", "layer {0}: after the feed-forward (residual "
+     "added)"),
+    (r"bert\.pooler\.dense", "the pooler: tanh of this linear map of the [CLS] hidden state, "
+     "the sentence head's input"),
+    (r"cls\.predictions\.transform\.dense", "the MLM head's transform (GELU follows)"),
+    (r"cls\.predictions\.transform", "the MLM head's transform"),
+    (r"cls\.seq_relationship", "the sentence head (NSP or SOP): logits of labels 0 and 1"),
+)
+_EMBEDDINGS = {
+    "bert.embeddings.word_embeddings.weight": h5io.About(
+        "the token embeddings: row i is token id i; tied, it is also the MLM decoder's weight "
+        "(transformers' cls.predictions.decoder.weight)", "", ("token id", "hidden")),
+    "bert.embeddings.position_embeddings.weight": h5io.About(
+        "the position embeddings: row t is position t", "", ("position", "hidden")),
+    "bert.embeddings.token_type_embeddings.weight": h5io.About(
+        "the token type (segment) embeddings: row 0 for [CLS] A [SEP] and padding, row 1 for "
+        "B [SEP]", "", ("token type", "hidden")),
+    "cls.predictions.bias": h5io.About(
+        "the MLM decoder's bias, one per token id (the decoder's weight is the token "
+        "embeddings)", "", ("token id",)),
+}
 
 
-def fingerprint(run_params: Mapping[str, Any]) -> str:
-    """A short stable hash of the parameters that define a run (sorted-key JSON, SHA-256)."""
-    text = json.dumps(run_params, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def describe_parameter(name: str) -> h5io.About:
+    """What the parameter ``name`` (a transformers name) is, as its dataset says it."""
+    if name in _EMBEDDINGS:
+        return _EMBEDDINGS[name]
+    module, _, kind = name.rpartition(".")
+    norm = module.endswith(".LayerNorm")
+    module = module.removesuffix(".LayerNorm")
+    for pattern, what in _MODULES:
+        found = re.fullmatch(pattern, module)
+        if found:
+            what = what.format(*found.groups())
+            break
+    else:
+        raise ValueError(f"no description of parameter {name}")
+    if norm:
+        return h5io.About(f"{what}: the LayerNorm's {'scale' if kind == 'weight' else 'shift'}",
+                          "", ("hidden",))
+    if kind == "weight":
+        return h5io.About(f"{what}: the weight, y = x W^T + b", "", ("out", "in"))
+    return h5io.About(f"{what}: the bias b", "", ("out",))
+
+
+def _moment_about(moment: str, name: str) -> h5io.About:
+    """What an AdamW moment of parameter ``name`` is."""
+    what = ("first moment (running mean of the gradient)" if moment == "exp_avg"
+            else "second moment (running mean of the squared gradient)")
+    return h5io.About(f"AdamW's {what} of {name}", "", describe_parameter(name).axes)
 
 
 def _weight_specs(config: BertConfig, prefix: str = "") -> dict[str, h5io.Spec]:
@@ -57,8 +137,11 @@ def save_weights(
 ) -> Path:
     """Write the weights atomically, with the architecture and the run's parameters."""
     return h5io.write(path, params, schema=WEIGHTS_SCHEMA, schema_version=SCHEMA_VERSION,
-                      params=run_params, compress=False,
-                      attrs={"config": json.dumps(config.to_hf(), sort_keys=True),
+                      about={name: describe_parameter(name) for name in params},
+                      creator="bert.storage.checkpoint.save_weights", params=run_params,
+                      compress=False,
+                      attrs={"description": WEIGHTS_DESCRIPTION,
+                             "config": json.dumps(config.to_hf(), sort_keys=True),
                              **(attrs or {})})
 
 
@@ -90,23 +173,31 @@ def _config_of(contents: h5io.H5Contents, path: Path, fix: str) -> BertConfig:
                             f"{fix}") from exc
 
 
+def weights_attributes(path: str | Path, fix: str) -> dict[str, Any]:
+    """The attributes of a weights file or of a checkpoint (its datasets are not read); the
+    ``params`` attribute decoded."""
+    return h5io.read(path, schema=(WEIGHTS_SCHEMA, CHECKPOINT_SCHEMA),
+                     schema_version=SCHEMA_VERSION, specs={}, fix=fix, names=()).attrs
+
+
 def load_weights(
     path: str | Path, fix: str, config: BertConfig | None = None
-) -> tuple[BertConfig, dict[str, np.ndarray]]:
+) -> tuple[BertConfig, FlatParams]:
     """The architecture and the weights of a weights file or of a checkpoint, checked name by
-    name and shape; with ``config``, the file must hold that architecture."""
+    name and shape, in the model's flat layout (``bert.core.parameters.pack_params``); with
+    ``config``, the file must hold that architecture."""
     path = Path(path)
     schemas = (WEIGHTS_SCHEMA, CHECKPOINT_SCHEMA)
-    header = h5io.read(path, schema=schemas, schema_version=SCHEMA_VERSION, specs={}, fix=fix,
-                       names=())
+    header = h5io.read(path, schema=schemas, schema_version=READABLE_VERSIONS, specs={},
+                       fix=fix, names=())
     stored = _config_of(header, path, fix)
     if config is not None and stored != config:
         raise DataFileError(f"{path}: holds another architecture than the parameters ask for; "
                             f"{fix}")
     specs = _weight_specs(stored)
-    contents = h5io.read(path, schema=schemas, schema_version=SCHEMA_VERSION, specs=specs,
+    contents = h5io.read(path, schema=schemas, schema_version=READABLE_VERSIONS, specs=specs,
                          fix=fix)
-    return stored, contents.arrays
+    return stored, pack_params(stored, contents.arrays)
 
 
 @dataclass
@@ -133,15 +224,26 @@ def save_checkpoint(
 ) -> Path:
     """Write the state as ``folder/step-<step>.h5`` atomically; keep only the newest ``keep``."""
     arrays: dict[str, np.ndarray] = dict(state.params)
+    about = {name: describe_parameter(name) for name in state.params}
     for moment in ("exp_avg", "exp_avg_sq"):
         arrays |= {f"optimizer/{moment}/{n}": a for n, a in state.optimizer[moment].items()}
+        about |= {f"optimizer/{moment}/{n}": _moment_about(moment, n)
+                  for n in state.optimizer[moment]}
     arrays |= {f"history/{key}": np.asarray(state.history[key], np.float64)
                for key in HISTORY_KEYS}
+    about |= {f"history/{key}": HISTORY_ABOUT[key] for key in HISTORY_KEYS}
     epoch, position = divmod(state.step, batches_per_epoch)
     path = h5io.write(
         checkpoint_path(folder, state.step), arrays, schema=CHECKPOINT_SCHEMA,
-        schema_version=SCHEMA_VERSION, params=run_params, compress=False,
-        attrs={"config": json.dumps(config.to_hf(), sort_keys=True),
+        schema_version=SCHEMA_VERSION, about=about,
+        creator="bert.storage.checkpoint.save_checkpoint", params=run_params, compress=False,
+        group_attrs={"optimizer": {"description": "AdamW's state: exp_avg/<name> and "
+                                   "exp_avg_sq/<name> for every parameter; its step is the "
+                                   "root attribute step"},
+                     "history": {"description": "one value per optimizer step so far, "
+                                 "losses in nats"}},
+        attrs={"description": CHECKPOINT_DESCRIPTION,
+               "config": json.dumps(config.to_hf(), sort_keys=True),
                "fingerprint": fingerprint(run_params), "step": state.step, "epoch": epoch,
                "batch_in_epoch": position,
                "epoch_history": json.dumps(state.epoch_history)})
@@ -166,7 +268,7 @@ def load_checkpoint(
     for moment in ("exp_avg", "exp_avg_sq"):
         specs |= _weight_specs(config, f"optimizer/{moment}/")
     specs |= {f"history/{key}": h5io.Spec(("S",), "f") for key in HISTORY_KEYS}
-    contents = h5io.read(path, schema=CHECKPOINT_SCHEMA, schema_version=SCHEMA_VERSION,
+    contents = h5io.read(path, schema=CHECKPOINT_SCHEMA, schema_version=READABLE_VERSIONS,
                          specs=specs, fix=fix, dims={"S": int(step_of(path))})
     attrs = contents.attrs
     if attrs.get("fingerprint") != fingerprint(run_params) or _config_of(

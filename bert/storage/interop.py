@@ -12,7 +12,6 @@ API: no torch is needed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,13 +21,16 @@ import numpy as np
 from bert.core.config import WORD_EMBEDDINGS, BertConfig, param_shapes
 from bert.errors import ConfigError, DataFileError, bounded, remake_hint
 from bert.storage.atomic import parse_json, write_bytes, write_json
-from bert.storage.checkpoint import checked_config, load_weights
+from bert.storage.checkpoint import (
+    VOCAB_DIGEST,
+    checked_config,
+    load_weights,
+    weights_attributes,
+)
 from bert.storage.memory import require_memory
 
 if TYPE_CHECKING:
     from bert.api import BertForPreTraining
-
-log = logging.getLogger(__name__)
 
 TIED_ALIASES = {"cls.predictions.decoder.weight": WORD_EMBEDDINGS,
                 "cls.predictions.decoder.bias": "cls.predictions.bias"}
@@ -56,15 +58,19 @@ def save_pretrained(model: BertForPreTraining, directory: str | Path) -> Path:
 
 
 def write_pretrained(
-    config: BertConfig, params: Mapping[str, np.ndarray], directory: str | Path
+    config: BertConfig, params: Mapping[str, np.ndarray], directory: str | Path,
+    vocab_sha256: str | None = None,
 ) -> Path:
-    """``save_pretrained`` of the parameters ``params`` of architecture ``config``."""
+    """``save_pretrained`` of the parameters ``params`` of architecture ``config``; with
+    ``vocab_sha256``, the digest of the vocabulary they were trained with goes into the
+    safetensors metadata (``vocab_sha256``, which transformers leaves alone)."""
     safetensors = _safetensors()
     directory = Path(directory)
     tensors = {name: np.ascontiguousarray(value) for name, value in params.items()}
     for alias, name in TIED_ALIASES.items():
         tensors[alias] = tensors[name].copy()  # safetensors stores no shared memory
-    write_bytes(directory / SAFETENSORS, safetensors.save(tensors, metadata={"format": "pt"}))
+    metadata = {"format": "pt", **({VOCAB_DIGEST: vocab_sha256} if vocab_sha256 else {})}
+    write_bytes(directory / SAFETENSORS, safetensors.save(tensors, metadata=metadata))
     write_json(directory / "config.json", {**config.to_hf(),
                                            "architectures": ["BertForPreTraining"]})
     return directory
@@ -223,9 +229,32 @@ def load_pretrained(
 
 
 def export_model(weights_path: str | Path, directory: str | Path) -> Path:
-    """The export stage: our trained weights file -> a transformers directory."""
+    """Our trained weights file -> the model files of a transformers directory, with the
+    digest of the vocabulary the weights file records."""
     config, params = load_weights(weights_path, remake_hint("train"))
-    write_pretrained(config, params, directory)
-    log.info("exported %s to %s (transformers' BertForPreTraining.from_pretrained loads it)",
-             weights_path, directory)
+    write_pretrained(config, params, directory, trained_vocabulary(weights_path)[0])
     return Path(directory)
+
+
+def trained_vocabulary(path: str | Path) -> tuple[str | None, str | None]:
+    """What the weights at ``path`` (a transformers directory, one of our weight files or a
+    checkpoint) record of the data they were trained on: the SHA-256 of the vocabulary (None
+    when not recorded), and the data source ("text", "synthetic", None when not recorded)."""
+    path = Path(path)
+    if not path.is_dir():
+        fix = "point at a weights file (artifacts/model.h5), a checkpoint or an export directory"
+        attrs = weights_attributes(path, fix)
+        data = attrs.get("params", {}).get("data", {})
+        return attrs.get(VOCAB_DIGEST), data.get("source") if isinstance(data, dict) else None
+    files = [path / SAFETENSORS] if (path / SAFETENSORS).is_file() else (
+        _shard_files(path, path / SAFETENSORS_INDEX)
+        if (path / SAFETENSORS_INDEX).is_file() else [])
+    if not files:
+        return None, None
+    try:
+        with _safetensors().safe_open(files[0], framework="np") as opened:
+            metadata = opened.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types
+        detail = bounded(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise DataFileError(f"{files[0]}: not a readable safetensors file ({detail})") from None
+    return metadata.get(VOCAB_DIGEST), None

@@ -8,13 +8,10 @@ MemoryError traceback minutes later.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 from functools import cache
 from pathlib import Path
 
-from bert.core.config import BertConfig, param_shapes
 from bert.errors import ResourceError
 
 _CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"),
@@ -49,18 +46,3 @@ def require_memory(num_bytes: float, what: str, fix: str) -> None:
     if num_bytes > machine_bytes():
         raise ResourceError(f"{what}: this needs ~{gib(num_bytes)} GiB; the machine has "
                             f"{gib(machine_bytes())}; {fix}")
-
-
-def weights_bytes(config: BertConfig, itemsize: int = 4) -> int:
-    """The memory one copy of the weights of ``config`` takes (arrays and their overhead),
-    computed without listing the layers (a config may declare a billion of them)."""
-
-    def size(layers: int) -> tuple[int, int]:
-        shapes = param_shapes(dataclasses.replace(config, num_hidden_layers=layers))
-        return sum(math.prod(s) for s in shapes.values()), len(shapes)
-
-    (numbers1, arrays1), (numbers2, arrays2) = size(1), size(2)
-    extra = config.num_hidden_layers - 1
-    numbers = numbers1 + extra * (numbers2 - numbers1)
-    arrays = arrays1 + extra * (arrays2 - arrays1)
-    return numbers * itemsize + arrays * 1024  # ~1 KiB per array: its object, name and dict slot

@@ -20,13 +20,15 @@ from bert.core.config import BertConfig
 from bert.core.labels import IGNORE_INDEX
 from bert.core.layers import softmax
 from bert.core.model import predict
-from bert.data.datasets import load_dataset, load_optimum, token_namer
+from bert.data.datasets import dataset_attrs, load_dataset, load_optimum, token_namer
+from bert.data.examples import num_examples
 from bert.data.tokens import token_name
 from bert.errors import ConfigError, DataFileError
 from bert.storage.checkpoint import load_weights
 from bert.workflow.gap import gap
-from bert.workflow.layout import Layout
+from bert.workflow.layout import read_fix
 from bert.workflow.report import read_history
+from bert.workflow.sentence import has_sentence_label, task_name, task_of
 
 TOP_K = 3  # guesses shown per masked position
 NO_OPTIMUM = ("gaps and Bayes-optimal: – (text data has no optimum: the distribution that "
@@ -38,13 +40,14 @@ NO_OPTIMUM = ("gaps and Bayes-optimal: – (text data has no optimum: the distri
 
 @dataclass(frozen=True)
 class Examples:
-    """Some examples of a dataset file: the five arrays, ``(B, T)`` and ``(B,)``."""
+    """Some examples of a dataset file: its arrays, ``(B, T)`` and ``(B,)``."""
 
     path: Path
     indices: tuple[int, ...]  # their numbers in the file
     count: int  # examples in the file
     arrays: dict[str, np.ndarray]
     name: Callable[[int], str] = field(default=token_name)  # how a token id is written
+    task: str = "nsp"  # the sentence task of the file's examples (nsp_labels: its labels)
 
     def length(self, row: int) -> int:
         """Tokens of example ``row`` before its padding."""
@@ -55,27 +58,39 @@ class Examples:
         return [self.name(int(t)) for t in self.arrays["input_ids"][row, :self.length(row)]]
 
     def masked(self, row: int) -> np.ndarray:
-        """The positions of example ``row`` that carry an MLM label, ascending."""
-        return np.flatnonzero(self.arrays["mlm_labels"][row] != IGNORE_INDEX)
+        """The positions of example ``row`` that carry an MLM label, ascending (none in a
+        training file masked dynamically, which holds no labels)."""
+        return np.flatnonzero(self.labelled()[row])
+
+    def labelled(self) -> np.ndarray:
+        """(B, T) bool: the positions that carry an MLM label."""
+        if "mlm_labels" not in self.arrays:
+            return np.zeros(self.arrays["input_ids"].shape, dtype=bool)
+        return self.arrays["mlm_labels"] != IGNORE_INDEX
 
 
 def dataset_fix(path: str | Path) -> str:
     """What to do about a bad dataset file: remake it if it is the workflow's, else check it."""
-    return Layout().read_fix(path, "train_data", "test_data")
+    return read_fix(path, "dataset")
 
 
 def load_examples(path: str | Path, indices: Sequence[int]) -> Examples:
     """Examples ``indices`` of a dataset file (negative numbers count from the end)."""
     path = Path(path)
     arrays = load_dataset(path, fix=dataset_fix(path))
-    count = len(arrays["nsp_labels"])
+    count = num_examples(arrays)
     for index in indices:
         if not -count <= index < count:
             raise DataFileError(f"{path}: has {count} examples, no example {index}; "
                                 f"pick an index in 0..{count - 1}")
     rows = [index % count for index in indices]
     return Examples(path, tuple(rows), count, {name: a[rows] for name, a in arrays.items()},
-                    token_namer(path))
+                    token_namer(path), sentence_task(path))
+
+
+def sentence_task(path: str | Path) -> str:
+    """The sentence task of a dataset file's examples: nsp, sop or none."""
+    return task_of(dataset_attrs(path))
 
 
 def first_masked_examples(path: str | Path, number: int) -> Examples:
@@ -87,7 +102,7 @@ def first_masked_examples(path: str | Path, number: int) -> Examples:
 
 def load_model(path: str | Path, examples: Examples) -> tuple[BertConfig, dict[str, np.ndarray]]:
     """The architecture and weights of a weights file, checked to fit ``examples``."""
-    config, weights = load_weights(path, Layout().read_fix(path, "model_weights"))
+    config, weights = load_weights(path, read_fix(path, "weights file"))
     ids = examples.arrays["input_ids"]
     if ids.max(initial=0) >= config.vocab_size or ids.shape[1] > config.max_position_embeddings:
         raise DataFileError(
@@ -127,6 +142,15 @@ def attention_maps(
     return probs[:, 0, :, :n, :n]
 
 
+def attention_window(length: int, size: int, first: int = 0) -> range:
+    """The positions of an example of ``length`` tokens that are shown when at most ``size``
+    fit: all of them, or ``size`` of them from ``first`` (moved back to end at the last)."""
+    if length <= size:
+        return range(length)
+    first = min(max(first, 0), length - size)
+    return range(first, first + size)
+
+
 def format_attention(tokens: Sequence[str], probs: np.ndarray, k: int = TOP_K) -> list[str]:
     """One line per query token: the ``k`` keys it attends to most, with the probabilities.
 
@@ -162,22 +186,29 @@ class MaskedGuess:
 
 @dataclass(frozen=True)
 class ExampleGuesses:
-    """The model on one example: its guesses at the masked positions and for NSP."""
+    """The model on one example: its guesses at the masked positions and for the sentence
+    task."""
 
     index: int  # the example's number in its file
     tokens: list[str]  # the T' input tokens, padding cut off
-    nsp_label: int  # 0: B follows A, 1: B is random
-    is_next: float  # the model's probability that B follows A
+    nsp_label: int | None  # the sentence label (NSP 0: B follows A; SOP 0: in order), or None
+    is_next: float  # the model's probability of sentence label 0
     guesses: list[MaskedGuess]
+    task: str = "nsp"  # the sentence task of the example
+
+
+# what sentence labels 0 and 1 say in a line of text, and what the probability of 0 is of
+SENTENCE_WORDS = {"nsp": ("B follows A", "B is random", "that B follows A"),
+                  "sop": ("A and B in order", "A and B swapped", "that A and B are in order")}
 
 
 def masked_predictions(
     params: Mapping[str, np.ndarray], config: BertConfig, examples: Examples, k: int = TOP_K
 ) -> list[ExampleGuesses]:
-    """The model's top ``k`` tokens at every labelled position of each example, and its NSP
-    probability, in inference (no dropout)."""
+    """The model's top ``k`` tokens at every labelled position of each example, and its
+    probability of sentence label 0, in inference (no dropout)."""
     a = examples.arrays
-    labelled = a["mlm_labels"] != IGNORE_INDEX  # (B, T)
+    labelled = examples.labelled()  # (B, T)
     out = predict(params, config, a["input_ids"], a["token_type_ids"], a["attention_mask"],
                   mlm_positions=labelled)
     mlm_probs = softmax(out["mlm_logits"].astype(np.float64))  # (M, V), row-major positions
@@ -193,15 +224,20 @@ def masked_predictions(
                 name(int(a["mlm_labels"][row, position])),
                 [(name(int(t)), float(mlm_probs[m, t])) for t in top]))
             m += 1
-        results.append(ExampleGuesses(index, examples.tokens(row), int(a["nsp_labels"][row]),
-                                      float(nsp_probs[row, 0]), guesses))
+        label = int(a["nsp_labels"][row]) if "nsp_labels" in a else None
+        results.append(ExampleGuesses(index, examples.tokens(row), label,
+                                      float(nsp_probs[row, 0]), guesses, examples.task))
     return results
 
 
 def nsp_line(example: ExampleGuesses) -> str:
-    """The NSP label of an example and the model's belief, in words."""
-    truth = "B is random (label 1)" if example.nsp_label else "B follows A (label 0)"
-    return f"NSP: {truth}; the model's probability that B follows A: {example.is_next:.2f}"
+    """The sentence label of an example and the model's belief, in words."""
+    if example.nsp_label is None:
+        return "no sentence label (data.sentence_task: none)"
+    zero, one, belief = SENTENCE_WORDS[example.task]
+    truth = f"{one} (label 1)" if example.nsp_label else f"{zero} (label 0)"
+    return (f"{task_name(example.task)}: {truth}; the model's probability {belief}: "
+            f"{example.is_next:.2f}")
 
 
 def prediction_header(k: int = TOP_K) -> str:
@@ -232,7 +268,7 @@ def format_predictions(example: ExampleGuesses) -> list[str]:
 
 def load_history(path: str | Path) -> dict:
     """The training history written by the train stage (``artifacts/history.json``)."""
-    return read_history(Path(path), Layout().read_fix(path, "history"))
+    return read_history(Path(path), read_fix(path, "training history"))
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
@@ -244,37 +280,62 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
+def epoch_spans(history: Mapping) -> list[tuple[int, int]]:
+    """The steps each epoch record of a history covers, as (step before its first, its last):
+    the span over which its means (training losses, throughput) were taken."""
+    batches = history.get("batches_per_epoch") or 0
+    return [(max(record["step"] - batches, 0), record["step"]) for record in history["epochs"]]
+
+
 def smoothing_window(num_steps: int) -> int:
     """The moving-average window for a curve of ``num_steps`` steps: about 1/50 of it."""
     return max(1, num_steps // 50)
 
 
-# (column header, epoch record key, optimum key when the column is the gap to it)
-_EPOCH_COLUMNS = (
-    ("MLM train", "train_mlm_loss", None),
-    ("MLM test", "test_mlm_loss", None),
-    ("MLM gap", "test_mlm_loss", "bayes_mlm_loss"),
-    ("NSP train", "train_nsp_loss", None),
-    ("NSP test", "test_nsp_loss", None),
-    ("NSP gap", "test_nsp_loss", "bayes_nsp_loss"),
-    ("MLM acc", "test_mlm_accuracy", None),
-    ("NSP acc", "test_nsp_accuracy", None),
-    ("acc gap", "test_nsp_accuracy", "bayes_nsp_accuracy"),
-)
-# the rows under the table: (name, optimum key per column, None where it has none)
-_REFERENCE_ROWS = (
-    ("Bayes-optimal", (None, "bayes_mlm_loss", None, None, "bayes_nsp_loss", None, None,
-                       "bayes_nsp_accuracy", None)),
-    ("topics only (NSP)", (None, None, None, None, None, None, None, "topic_only_nsp_accuracy",
-                           None)),
-    ("unigram", (None, "unigram_mlm_loss", None, None, None, None, None, None, None)),
-    ("uniform/chance", (None, "uniform_mlm_loss", None, None, "chance_nsp_loss", None, None,
-                        "chance_nsp_accuracy", None)),
-)
+@dataclass(frozen=True)
+class EpochColumn:
+    """A column of the per-epoch table: its header, the epoch record key it shows, the optimum
+    key when it shows the gap to it, and the optimum key it shows in each reference row."""
+
+    header: str
+    key: str
+    gap_to: str | None = None
+    references: Mapping[str, str] = field(default_factory=dict)  # row name -> optimum key
 
 
-def format_epochs(history: Mapping, optimum: Mapping[str, float]) -> list[str]:
-    """The per-epoch records of a history against the optimum, as a fixed-width table.
+def epoch_columns(task: str) -> tuple[EpochColumn, ...]:
+    """The columns of the per-epoch table of a run of sentence task ``task``: MLM's, then the
+    task's (NSP, SOP; none without a sentence task)."""
+    name = task_name(task)
+    mlm = (EpochColumn("MLM train", "train_mlm_loss"),
+           EpochColumn("MLM test", "test_mlm_loss", references={
+               "Bayes-optimal": "bayes_mlm_loss", "unigram": "unigram_mlm_loss",
+               "uniform/chance": "uniform_mlm_loss"}),
+           EpochColumn("MLM gap", "test_mlm_loss", "bayes_mlm_loss"))
+    accuracy = EpochColumn("MLM acc", "test_mlm_accuracy")
+    if not has_sentence_label(task):
+        return (*mlm, accuracy)
+    return (*mlm,
+            EpochColumn(f"{name} train", f"train_{task}_loss"),
+            EpochColumn(f"{name} test", f"test_{task}_loss", references={
+                "Bayes-optimal": f"bayes_{task}_loss", "uniform/chance": f"chance_{task}_loss"}),
+            EpochColumn(f"{name} gap", f"test_{task}_loss", f"bayes_{task}_loss"),
+            accuracy,
+            EpochColumn(f"{name} acc", f"test_{task}_accuracy", references={
+                "Bayes-optimal": f"bayes_{task}_accuracy",
+                f"topics only ({name})": f"topic_only_{task}_accuracy",
+                "uniform/chance": f"chance_{task}_accuracy"}),
+            EpochColumn("acc gap", f"test_{task}_accuracy", f"bayes_{task}_accuracy"))
+
+
+# the rows under the per-epoch table, in order; a task's topic-only row comes second
+REFERENCE_ROWS = ("Bayes-optimal", "topics only ({})", "unigram", "uniform/chance")
+
+
+def format_epochs(history: Mapping, optimum: Mapping[str, float],
+                  task: str = "nsp") -> list[str]:
+    """The per-epoch records of a history of sentence task ``task`` against the optimum, as a
+    fixed-width table.
 
     Losses in nats; a gap is how much worse than the Bayes-optimal score the test score is
     (``bert.workflow.gap``).
@@ -282,16 +343,19 @@ def format_epochs(history: Mapping, optimum: Mapping[str, float]) -> list[str]:
     def cell(value: float | None) -> str:
         return f"{'–':>10}" if value is None else f"{value:>10.4f}"
 
+    columns = epoch_columns(task)
     left = f"{'epoch':>5} {'step':>7} {'lr':>9}"
-    lines = [left + "".join(f"{header:>10}" for header, *_ in _EPOCH_COLUMNS)]
+    lines = [left + "".join(f"{column.header:>10}" for column in columns)]
     for record in history["epochs"]:
         cells = "".join(
-            cell(record[key] if best is None else None if best not in optimum
-                 else gap(key, record[key], optimum[best]))
-            for _, key, best in _EPOCH_COLUMNS)
+            cell(record[c.key] if c.gap_to is None else None if c.gap_to not in optimum
+                 else gap(c.key, record[c.key], optimum[c.gap_to]))
+            for c in columns)
         lines.append(f"{record['epoch']:>5} {record['step']:>7} {record['learning_rate']:>9.2e}"
                      + cells)
-    for name, keys in _REFERENCE_ROWS:
+    for name in REFERENCE_ROWS:
+        name = name.format(task_name(task))
+        keys = [column.references.get(name) for column in columns]
         if not any(key in optimum for key in keys):  # e.g. no optimum for text data
             continue
         cells = "".join(f"{'':>10}" if key is None else cell(optimum.get(key)) for key in keys)
@@ -307,13 +371,13 @@ def format_epochs(history: Mapping, optimum: Mapping[str, float]) -> list[str]:
 def curves_text(history_path: str | Path, test_path: str | Path) -> str:
     """``python -m bert curves``: the per-epoch table of a history against the optimum."""
     history = load_history(history_path)
-    optimum = load_optimum(test_path)
+    optimum, task = load_optimum(test_path), sentence_task(test_path)
     steps = len(history["steps"]["loss_total"])
     head = (f"{history_path}: {len(history['epochs'])} epochs, {steps} steps of "
             f"{history.get('tokens_per_step', '?')} tokens; optimum of {test_path}")
     if not history["epochs"]:
         return head + "\nno epoch finished yet"
-    return "\n".join([head, *format_epochs(history, optimum)])
+    return "\n".join([head, *format_epochs(history, optimum, task)])
 
 
 def predict_text(test_path: str | Path, index: int, model_path: str | Path) -> str:

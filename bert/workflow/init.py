@@ -17,7 +17,7 @@ from bert.workflow.stages import stage
 log = logging.getLogger(__name__)
 
 
-def initialize(params: Params, layout: Layout = Layout()) -> None:
+def initialize(params: Params, layout: Layout) -> None:
     """The init stage: write ``artifacts/init.h5``, with transformers' initialization or, with
     ``model.init_from``, the weights of that checkpoint."""
     config = bert_config(params)

@@ -1,4 +1,5 @@
-"""How the train stage is started: one process, or ``<mpiexec> -n N`` ranks of the same command.
+"""How the train stage is started: one process, or ``<mpiexec> -n N`` ranks of the same
+command.
 
 The launcher (``training.mpiexec``, e.g. ``mpiexec``, ``srun`` or ``mpiexec -f hosts``) is
 looked up next to the running Python first, where the ``mpich`` wheel installs ``mpiexec``,
@@ -12,8 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from bert.engine.mpi import MPI_MISSING, mpi_available
 from bert.errors import ParamsError
+from bert.parallel.mpi import MPI_MISSING, mpi_available
 from bert.workflow.params import Params
 
 
@@ -34,10 +35,10 @@ def find_launcher(command: str) -> list[str]:
     return [found, *words[1:]]
 
 
-def stage_command(params: Params, params_file: str) -> list[str]:
-    """The command of the train stage: ``python -m bert train --params FILE``, run by
-    ``<mpiexec> -n N`` when ``training.processes`` is N > 1. ParamsError when MPI is missing."""
-    command = [sys.executable, "-m", "bert", "train", "--params", params_file]
+def train_command(params: Params, command: list[str], source: str) -> list[str]:
+    """The command of the train stage, ``command`` (``python -m bert train ...``), run by
+    ``<mpiexec> -n N`` when ``training.processes`` is N > 1. ParamsError naming ``source`` (the
+    parameters file) when MPI is missing."""
     processes = params.training.processes
     if processes == 1:
         return command
@@ -46,5 +47,5 @@ def stage_command(params: Params, params_file: str) -> list[str]:
             raise ParamsError(f"training.processes is {processes}, but {MPI_MISSING}")
         launcher = find_launcher(params.training.mpiexec)
     except ParamsError as error:
-        raise ParamsError(f"{params_file}: {error}") from None
+        raise ParamsError(f"{source}: {error}") from None
     return [*launcher, "-n", str(processes), *command]

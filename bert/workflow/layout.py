@@ -1,39 +1,93 @@
-"""Where every file of the workflow lives, relative to the project folder.
+"""Where every file of the workflow lives: one folder per run, shared data and initial weights.
 
-The rule for the output paths a user chooses (``evaluation.results_file``, ``logging.file``):
-a file inside the project's ``artifacts/`` folder that is none of the workflow's own files or
-folders; an existing file there is replaced (or appended to) only when its content shows that
-the workflow wrote it. So no setting can make the workflow overwrite, rename or delete a file it
-did not write.
+    data/<source>-<hash>/          train.h5, test.h5, probe_nsp.h5, probe_sop.h5, log.txt
+    artifacts/init/<hash>/         init.h5, log.txt
+    artifacts/runs/<run>/          run.json, live.jsonl, checkpoints/<fingerprint>/,
+                                   model.h5, history.json, metrics.json, results.json,
+                                   plots/, export/, log.txt
+
+A run is named after its parameters file and what differs from it (``params``,
+``params+learning_rate@0.002``; ``bert.workflow.overrides``). The data folder is named after a
+hash of the ``data:`` section, the initial weights' after a hash of what the init stage reads, so
+that runs with the same data (or the same initial weights) share them, and runs with other data
+never replace another run's. Each folder has its own lock (``.bert.lock``): a stage holds the
+lock of the folder it writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bert.errors import OutputError, bounded, check_hint, remake_hint
+from bert.errors import check_hint, remake_hint
+from bert.fingerprint import fingerprint
 
 if TYPE_CHECKING:
     from bert.workflow.params import Params
 
-# The workflow's own files and the stage that writes each (for "delete it and run `doit X`").
-OWN_FILES = {"train_data": "data", "test_data": "data", "init_weights": "init",
-             "model_weights": "train", "history": "train", "metrics": "evaluate"}
-OWN_FOLDERS = ("data_dir", "checkpoints", "export_dir", "plots")
+LOCK_FILE = ".bert.lock"
+LOG_FILE = "log.txt"
+DEFAULT_RUN = "params"
+# The workflow's own files, by where they lie in the project folder, and the stage that writes
+# each (for "delete it and run `doit X`").
+OWN_FILES = (
+    (re.compile(r"(^|/)data/[^/]+/(train|test|probe_nsp|probe_sop)\.h5$"), "data"),
+    (re.compile(r"(^|/)artifacts/init/[^/]+/init\.h5$"), "init"),
+    (re.compile(r"(^|/)artifacts/runs/[^/]+/(model\.h5|history\.json)$"), "train"),
+    (re.compile(r"(^|/)artifacts/runs/[^/]+/metrics\.json$"), "evaluate"),
+)
+
+
+def data_key(params: Params) -> str:
+    """The name of the data folder of ``params``: its source and a hash of ``data:``."""
+    return f"{params.data.source}-{fingerprint(params.data.to_dict())[:8]}"
+
+
+def init_key(params: Params) -> str:
+    """The name of the initial weights' folder of ``params``: a hash of what init reads."""
+    from bert.workflow.stages import stage
+
+    return fingerprint(params.subset(stage("init").reads))[:8]
 
 
 @dataclass(frozen=True)
 class Layout:
-    """The files of one project folder (the folder holding ``dodo.py`` and ``params.yaml``)."""
+    """The files of run ``run`` in the project folder ``root``, with its data in
+    ``data/<data>/`` and its initial weights in ``artifacts/init/<init>/``.
+
+    ``Layout.of(params, run)`` names the data and initial weights' folders after the
+    parameters, as the workflow does; the plain constructor takes them as given."""
 
     root: Path = Path(".")
+    run: str = DEFAULT_RUN
+    data: str = "default"
+    init: str = "default"
+
+    @classmethod
+    def of(cls, params: Params, run: str = DEFAULT_RUN, root: str | Path = ".") -> Layout:
+        return cls(Path(root), run, data_key(params), init_key(params))
+
+    @classmethod
+    def recorded(cls, run: str = DEFAULT_RUN, root: str | Path = ".") -> Layout:
+        """The layout of a run that has started, read from its record (``run.json``);
+        DataFileError when there is none."""
+        from bert.errors import DataFileError
+        from bert.workflow.run_record import read_run_record
+
+        layout = cls(Path(root), run)
+        record = read_run_record(layout.run_record)
+        if record is None:
+            raise DataFileError(f"{layout.run_record}: no run named {run} has started here; run "
+                                "`doit` first, or name the files to read")
+        return cls(Path(root), run, Path(record.data).name, Path(record.init).name)
+
+    # --- the shared data --------------------------------------------------------------------
 
     @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        return self.root / "data" / self.data
 
     @property
     def train_data(self) -> Path:
@@ -44,34 +98,74 @@ class Layout:
         return self.data_dir / "test.h5"
 
     @property
+    def probe_nsp_data(self) -> Path:
+        """NSP pairs for scoring any model on NSP, whatever its sentence task."""
+        return self.data_dir / "probe_nsp.h5"
+
+    @property
+    def probe_sop_data(self) -> Path:
+        """SOP pairs for scoring any model on SOP, whatever its sentence task."""
+        return self.data_dir / "probe_sop.h5"
+
+    # --- the shared initial weights -----------------------------------------------------------
+
+    @property
     def artifacts(self) -> Path:
         return self.root / "artifacts"
 
     @property
+    def init_dir(self) -> Path:
+        return self.artifacts / "init" / self.init
+
+    @property
     def init_weights(self) -> Path:
-        return self.artifacts / "init.h5"
+        return self.init_dir / "init.h5"
+
+    # --- the run's own folder ------------------------------------------------------------------
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.artifacts / "runs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.run
+
+    @property
+    def run_record(self) -> Path:
+        """What the run is (``bert.workflow.run_record``)."""
+        return self.run_dir / "run.json"
 
     @property
     def checkpoints(self) -> Path:
-        """One sub-folder per run, named after the run's fingerprint."""
-        return self.artifacts / "checkpoints"
+        """One sub-folder per set of run-defining parameters, named after their fingerprint."""
+        return self.run_dir / "checkpoints"
+
+    @property
+    def live_metrics(self) -> Path:
+        """The run's progress: a JSON line per logged step and per epoch (bert.workflow.live)."""
+        return self.run_dir / "live.jsonl"
 
     @property
     def model_weights(self) -> Path:
-        return self.artifacts / "model.h5"
+        return self.run_dir / "model.h5"
 
     @property
     def history(self) -> Path:
-        return self.artifacts / "history.json"
+        return self.run_dir / "history.json"
 
     @property
     def metrics(self) -> Path:
-        return self.artifacts / "metrics.json"
+        return self.run_dir / "metrics.json"
+
+    @property
+    def results(self) -> Path:
+        return self.run_dir / "results.json"
 
     @property
     def export_dir(self) -> Path:
         """The transformers directory ``doit export`` writes."""
-        return self.artifacts / "export"
+        return self.run_dir / "export"
 
     @property
     def export_config(self) -> Path:
@@ -81,31 +175,58 @@ class Layout:
     def export_weights(self) -> Path:
         return self.export_dir / "model.safetensors"
 
-    def export_tokenizer(self, params: Params) -> list[Path]:
-        """The tokenizer files of the export (text data only)."""
-        if params.data.source != "text":
-            return []
-        return [self.export_dir / "tokenizer.json", self.export_dir / "tokenizer_config.json"]
+    @property
+    def export_tokenizer(self) -> list[Path]:
+        """The tokenizer files of the export."""
+        return [self.export_dir / name
+                for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")]
+
+    @property
+    def export_card(self) -> Path:
+        """The model card of the export."""
+        return self.export_dir / "README.md"
 
     @property
     def plots(self) -> Path:
         """The pictures of the plots stage."""
-        return self.artifacts / "plots"
+        return self.run_dir / "plots"
+
+    def picture(self, name: str, params: Params | None = None) -> list[Path]:
+        """The files of picture ``name`` of the plots stage, one per format of
+        ``plots.formats`` (without params, the default: a PNG)."""
+        formats = ("png",) if params is None else params.plots.formats
+        return [self.plots / f"{name}.{suffix}" for suffix in formats]
+
+    def curves_plot(self, params: Params | None = None) -> list[Path]:
+        return self.picture("curves", params)
+
+    def attention_plot(self, params: Params | None = None) -> list[Path]:
+        return self.picture("attention", params)
+
+    def predictions_plot(self, params: Params | None = None) -> list[Path]:
+        return self.picture("predictions", params)
+
+    # --- locks and logs: one of each per folder a stage writes ----------------------------------
 
     @property
-    def curves_plot(self) -> Path:
-        return self.plots / "curves.png"
+    def run_lock(self) -> Path:
+        return self.run_dir / LOCK_FILE
+
+    def lock(self, folder: str) -> Path:
+        """The lock file of the folder ``folder`` (``"data_dir"``, ``"init_dir"``,
+        ``"run_dir"``)."""
+        return getattr(self, folder) / LOCK_FILE
 
     @property
-    def attention_plot(self) -> Path:
-        return self.plots / "attention.png"
+    def log_file(self) -> Path:
+        """The run's log (the data and initial weights' folders have their own)."""
+        return self.run_dir / LOG_FILE
 
-    @property
-    def predictions_plot(self) -> Path:
-        return self.plots / "predictions.png"
+    def log(self, folder: str) -> Path:
+        """The log of the folder ``folder``, as for ``lock``."""
+        return getattr(self, folder) / LOG_FILE
 
-    def results(self, params: Params) -> Path:
-        return self.under_root(params.evaluation.results_file)
+    # --- the user's files the stages read --------------------------------------------------------
 
     def init_sources(self, params: Params) -> list[Path]:
         """The files ``model.init_from`` names: itself, or a transformers directory's files."""
@@ -151,57 +272,13 @@ class Layout:
         path = Path(path)
         return path if path.is_absolute() else self.root / path
 
-    def read_fix(self, path: str | Path, *names: str) -> str:
-        """What to do about a bad file at ``path`` that should be one of the files ``names``:
-        delete and remake it when it is that workflow file, else check the name (a file the
-        user chose is never theirs to lose on our advice)."""
-        for name in names:
-            if _same_file(Path(path), getattr(self, name)):
-                return remake_hint(OWN_FILES[name])
-        described = " or ".join(str(getattr(self, name)) for name in names)
-        return check_hint(f"the workflow's is {described}")
 
-    def output_file(self, value: str, key: str, ours: Callable[[Path], bool]) -> Path:
-        """The path of a user-chosen output (``key`` names the parameter), checked on disk:
-        inside ``artifacts/`` once links are followed, not a folder, and an existing file only
-        if ``ours(path)`` says the workflow wrote it. Raises OutputError otherwise."""
-        path = self.under_root(value)
-        artifacts = self.artifacts.resolve()
-        if artifacts not in path.resolve().parents:
-            raise OutputError(f"{key}: {path} leads outside {self.artifacts}/ (through a link); "
-                              f"choose a file inside {self.artifacts}/")
-        if path.is_dir():
-            raise OutputError(f"{key}: {path} is a folder; name a file, e.g. {path}/out")
-        if path.exists() and not ours(path):
-            raise OutputError(f"{key}: {path} exists and was not written by this workflow, so "
-                              "it is left alone; move it away or choose another name")
-        return path
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return False
-
-
-def output_path_problem(value: str, what: str) -> str | None:
-    """What is wrong with ``value`` as an output path of params.yaml (``what`` is the kind of
-    file, for the example), or None. Checked on the text alone, before anything runs."""
-    layout = Layout()
-    example = f"set it to a file inside {layout.artifacts}/, e.g. {layout.artifacts}/{what}"
-    if not value.strip():
-        return f"is empty; {example}"
-    path = PurePosixPath(value)
-    if path.is_absolute() or ".." in path.parts or path.parts[0] != layout.artifacts.name:
-        return f"is {bounded(value)}, outside the project's {layout.artifacts}/ folder; {example}"
-    if len(path.parts) < 2 or value.endswith(("/", "/.")):
-        return f"is {bounded(value)}, a folder; {example}"
-    for name, stage in OWN_FILES.items():
-        if path == PurePosixPath(getattr(layout, name)):
-            return f"is {value}, a file `doit {stage}` writes; {example}"
-    for name in OWN_FOLDERS:
-        folder = PurePosixPath(getattr(layout, name))
-        if folder in path.parents:
-            return f"is {bounded(value)}, inside {folder}/, which the workflow writes; {example}"
-    return None
+def read_fix(path: str | Path, kind: str) -> str:
+    """What to do about a bad file at ``path`` that should be a ``kind`` (e.g. "dataset"):
+    delete and remake it when it is one of the workflow's own files, else check the name (a file
+    the user chose is never theirs to lose on our advice)."""
+    text = Path(path).as_posix()
+    for pattern, stage in OWN_FILES:
+        if pattern.search(text):
+            return remake_hint(stage)
+    return check_hint(f"it should be a {kind}")

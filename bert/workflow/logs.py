@@ -1,20 +1,21 @@
 """Logging to the console and to a rotating log file, as the ``logging:`` section asks.
 
-The log file follows the rule of every user-chosen output (see ``bert.workflow.layout``): it is
-appended to, and rotated, only when it and its rotated copies are logs this package wrote
-(their first line has the format of ours).
+Each stage logs into the folder it writes (``log.txt``: a run's, its data's or its initial
+weights'). A log file is appended to, and rotated, only when it and its rotated copies are logs
+this package wrote (their first line has the format of ours): whatever else a folder holds is
+left alone.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from pathlib import Path
 
 from bert.errors import OutputError
-from bert.workflow.layout import Layout
 from bert.workflow.params import LoggingParams
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -42,29 +43,48 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         logging.getLogger("bert").removeHandler(self)
 
 
+def _check_ours(path: Path) -> None:
+    """OutputError unless ``path`` is absent, a plain file and a log of ours."""
+    if path.is_symlink() or path.is_dir():
+        raise OutputError(f"{path}: not a plain file, so no log is written into it; remove it")
+    if path.exists() and not is_our_log(path):
+        raise OutputError(f"{path}: exists and was not written by this workflow, so it is left "
+                          "alone; move it away")
+
+
 def _console() -> logging.Handler:
     console = logging.StreamHandler()
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     return console
 
 
-def setup_logging(params: LoggingParams, layout: Layout) -> None:
-    """Send the package's log records to stderr and to ``params.file`` (rotated by size)."""
+def setup_logging(params: LoggingParams, path: Path) -> None:
+    """Send the package's log records to stderr and to the log file ``path`` (rotated by
+    size)."""
     logger = logging.getLogger("bert")
     logger.setLevel(params.level)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
     console = _console()
-    path = layout.output_file(params.file, "logging.file", is_our_log)
-    for i in range(1, params.backup_count + 1):  # rotation renames over these
-        layout.output_file(f"{params.file}.{i}", "logging.file (a rotated copy)", is_our_log)
+    _check_ours(path)
+    # rotation renames over ``<file>.1`` ... ``<file>.<backup_count>``: check those that exist
+    # (one look at the folder, not a look per name that could be)
+    try:
+        names = [entry.name for entry in os.scandir(path.parent)]
+    except OSError:  # no folder yet (it is made below), or unreadable: opening it says so
+        names = []
+    copies = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)")
+    for name in sorted(names):
+        match = copies.fullmatch(name)
+        if match and int(match.group(1)) <= params.backup_count:
+            _check_ours(path.with_name(name))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         file = LogFileHandler(path, maxBytes=params.max_bytes, backupCount=params.backup_count)
     except OSError as exc:
-        raise OutputError(f"logging.file: {path} cannot be opened ({exc.strerror}); choose "
-                          "another file or make its folder writable") from None
+        raise OutputError(f"{path}: the log cannot be opened ({exc.strerror}); make its folder "
+                          "writable") from None
     file.setFormatter(logging.Formatter(FORMAT))
     for handler in (console, file):
         logger.addHandler(handler)

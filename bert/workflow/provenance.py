@@ -17,38 +17,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bert.core.config import BertConfig
+from bert.core.flat import FlatParams
 from bert.data.datasets import corpus_digest, load_dataset
+from bert.data.examples import num_examples
 from bert.errors import DataFileError, bounded, remake_hint
 from bert.storage import checkpoint as ckpt
 from bert.storage import h5io
 from bert.workflow.layout import Layout
-from bert.workflow.stages import stage
+from bert.workflow.run import run_fingerprint, run_params
 
 if TYPE_CHECKING:  # the values are read; the export stage runs no parameter-validation code
     from bert.workflow.params import Params
 
-# Training keys that do not change what a run computes, only how long it goes on and what it
-# keeps on disk: they are left out of the run's fingerprint, so changing them resumes the run.
-NON_RUN_TRAINING_KEYS = ("epochs", "checkpoint_every_steps", "keep_checkpoints", "processes",
-                         "mpiexec")
-
-
-def run_params(params: Params, layout: Layout) -> dict:
-    """The parameters that define a training run (its checkpoints' fingerprint): those the
-    train stage reads but ``NON_RUN_TRAINING_KEYS``; for text data also the SHA-256 of the text
-    the training set was made from (``data.corpus_sha256``), since the files can change."""
-    run = params.subset((*stage("train").reads,
-                         *(f"-training.{key}" for key in NON_RUN_TRAINING_KEYS)))
-    digest = corpus_digest(layout.train_data)
-    if digest is not None:
-        run["data"]["corpus_sha256"] = digest
-    return run
+def project_run_params(params: Params, layout: Layout) -> dict:
+    """``run_params`` of ``params`` on the project's training set (its text's digest)."""
+    return run_params(params, corpus_digest(layout.train_data))
 
 
 def whole_batches(train_data: Mapping[str, np.ndarray], batch_size: int) -> int:
     """Optimizer steps per epoch over ``train_data``: its whole batches (a remainder of text
     data waits for later epochs, whose order differs)."""
-    return len(train_data["nsp_labels"]) // batch_size
+    return num_examples(train_data) // batch_size
 
 
 def batches_per_epoch(params: Params, layout: Layout) -> int:
@@ -61,7 +50,7 @@ def batches_per_epoch(params: Params, layout: Layout) -> int:
 
 def model_id(params: Params, layout: Layout) -> dict[str, Any]:
     """The mark of the trained model of ``params``: its run's fingerprint and its final step."""
-    return {"run": ckpt.fingerprint(run_params(params, layout)),
+    return {"run": run_fingerprint(params, corpus_digest(layout.train_data)),
             "step": params.training.epochs * batches_per_epoch(params, layout)}
 
 
@@ -87,7 +76,7 @@ def check_trained_model(params: Params, layout: Layout) -> None:
     """Raise DataFileError unless ``artifacts/model.h5`` is the trained model of ``params``
     (its attributes alone are read)."""
     path = layout.model_weights
-    header = h5io.read(path, schema=ckpt.WEIGHTS_SCHEMA, schema_version=ckpt.SCHEMA_VERSION,
+    header = h5io.read(path, schema=ckpt.WEIGHTS_SCHEMA, schema_version=ckpt.READABLE_VERSIONS,
                        specs={}, fix=remake_hint("train"), names=())
     check_model_id({"run": header.attrs.get("fingerprint"), "step": header.attrs.get("step")},
                    params, layout, path, "train")
@@ -95,7 +84,7 @@ def check_trained_model(params: Params, layout: Layout) -> None:
 
 def load_trained_model(
     params: Params, layout: Layout, config: BertConfig
-) -> tuple[BertConfig, dict[str, np.ndarray]]:
+) -> tuple[BertConfig, FlatParams]:
     """The weights of ``artifacts/model.h5``, checked to be the trained model of ``params``
     (of architecture ``config``)."""
     check_trained_model(params, layout)

@@ -14,7 +14,7 @@ import ast
 import hashlib
 import importlib
 import importlib.util
-import signal
+import sys
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -25,6 +25,10 @@ from bert.workflow.params import Params
 from bert.workflow.stages import Stage, stage
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# doit's ``io`` of a stage's task: the stage writes to doit's own stdout and stderr, not into pipes
+# doit reads line by line, so that it sees a terminal when there is one (and shows a progress bar
+# only there) and its lines come as it writes them.
+STAGE_IO = {"capture": False}
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -52,10 +56,12 @@ def run_part(part: Stage, layout: Layout, params: Params | None = None) -> Any:
                                *layout.files(part.outputs, params))
 
 
-def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = ()) -> None:
+def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = (),
+        **options: Any) -> None:
     """Run stage ``name`` with its inputs in place, and print what it shows.
 
     parts: the names of the parts to run (the pictures of the plots stage); all when empty.
+    options: passed on to the stage's function (the train stage's ``origin``).
     """
     record = stage(name)
     if not available(record):
@@ -67,18 +73,17 @@ def run(name: str, params: Params, layout: Layout, parts: Iterable[str] = ()) ->
             if part.name in chosen:
                 run_part(part, layout, params)
         return
-    result = load(record.function)(params, layout)
+    result = load(record.function)(params, layout, **options)
     if record.show:
         print(load(record.show)(result))
 
 
-def leave_interrupts_to_stages() -> None:
-    """Make the calling process (doit) wait through Ctrl-C instead of dying with a traceback.
-
-    The running stage, a child process, still receives the Ctrl-C (handlers are reset in a new
-    program): it stops cleanly, saying what it kept, and doit then reports the task as failed.
-    """
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
+def keep_output_in_order() -> None:
+    """Flush doit's own lines (``.  train``) as they are written, so that in a file they stay in
+    order with the lines the stages write there themselves (``STAGE_IO``)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
 
 
 # --- the code a stage runs ---------------------------------------------------------------------

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bert.core.flat import FlatParams
+from bert.core.step import Partial
 from bert.core.summation import Node, pieces, sum_pieces
+from bert.errors import MissingExtraError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-    from bert.core.step import Partial
 
 MPI_MISSING = 'mpi4py is not installed: pip install -e ".[mpi]"'
 
@@ -66,9 +65,18 @@ def rank_guard() -> Iterator[None]:
 
 
 def world() -> Any:
-    """``MPI.COMM_WORLD`` (MPI is initialised on first use)."""
-    from mpi4py import MPI
-
+    """``MPI.COMM_WORLD`` (MPI is initialised on first use). MissingExtraError, in one line
+    naming the rank, when the MPI library cannot be loaded (missing, or not the one mpi4py was
+    built for): every rank of the job says it, since each may run on another host."""
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError, OSError) as error:
+        size = _announced(SIZE_VARIABLES, 1)
+        who = f"rank {launcher_rank()} of {size}: " if size > 1 else ""
+        detail = "; ".join(line.strip() for line in str(error).splitlines() if line)[:300]
+        raise MissingExtraError(
+            f"{who}the MPI library cannot be loaded ({detail}); install it with pip install -e "
+            '".[mpi]", or point MPI4PY_LIBMPI at the library mpi4py was built for') from None
     return MPI.COMM_WORLD
 
 
@@ -114,12 +122,8 @@ class MpiReduction:
     def total(self, nodes: Sequence[Node], sums: Sequence[Partial], count: int) -> Partial:
         """The sum, written into the first piece's gradient buffer (as the one-process sum
         accumulates into its first piece) once every piece has been sent."""
-        from bert.core.step import Partial
-
-        # every piece in one flat layout (the parameters' own, when they have one), so that the
-        # summed gradient comes back in the layout a single process would have
-        grads = FlatParams.like(sums[0].grads)
-        flats = [FlatParams.like(s.grads, grads).flat for s in sums]
+        grads = sums[0].grads  # every piece in the parameters' flat layout
+        flats = [s.grads.flat for s in sums]
         chunk = self._reduce_scatter(flats, count)
         self.comm.Allgatherv(chunk, [grads.flat, np.diff(chunk_bounds(len(grads.flat),
                                                                       self.size)).tolist()])
