@@ -103,6 +103,54 @@ def test_the_profile_counts_every_layer_call_and_its_elements():
     assert abs(sum(row.seconds for row in rows.values()) - wrapped) < 1e-9
 
 
+def test_the_profile_of_micro_batches_on_threads_counts_every_thread_alike():
+    from bert.bench.passes import profile
+    from bert.engine import pool
+
+    size, before = bench.SIZES["small"], pool.threads()  # micro-batches long enough to overlap
+    runs = {}
+    try:
+        for threads in (1, 2):
+            pool.set_threads(threads)
+            result = profile(bench.ours(size, micro_batches=2)[0], threads=threads, steps=30,
+                             warmup=1, task_threads=threads)
+            runs[threads] = result
+    finally:
+        pool.set_threads(before)
+    one, two = ({name: row for name, row in runs[n]["rows"].items()
+                 if not name.startswith("other")} for n in (1, 2))
+    assert one.keys() == two.keys()
+    for name in one:  # the same calls and work whichever thread made them
+        assert (two[name].calls, two[name].elements, two[name].multiply_adds) == (
+            one[name].calls, one[name].elements, one[name].multiply_adds), name
+    assert one["LayerNorm forward"].calls == 2 * 6  # per micro-batch: 2 layers, 2 + 2 more
+    assert all(row.seconds >= 0 for row in two.values())
+    # the rows, other included, add up to the time of the two threads
+    assert abs(sum(row.seconds for row in runs[2]["rows"].values())
+               - 2 * runs[2]["wrapped_step_s"]) < 1e-9
+
+
+def test_a_call_on_another_thread_is_no_callee_of_this_threads_call():
+    import threading
+    import time
+
+    from bert.bench.passes import Recorder
+
+    recorder, entered, finished = Recorder(), threading.Event(), threading.Event()
+    outer = recorder.wrap("outer", lambda: (entered.set(), finished.wait(10)))
+    other = recorder.wrap("other thread's", lambda: time.sleep(0.05))
+    first = threading.Thread(target=outer)
+    first.start()
+    entered.wait(10)
+    second = threading.Thread(target=lambda: (other(), finished.set()))
+    second.start()
+    first.join()
+    second.join()
+    # "outer" lasted while the other thread's call ran: all of it is its own time
+    assert recorder.rows["outer"].seconds >= 0.05
+    assert recorder.rows["other thread's"].seconds >= 0.05
+
+
 def test_the_profile_table_lists_the_largest_work_first(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     bench.main([*FAST, "--profile"])

@@ -1,6 +1,7 @@
 """Data-parallel training over MPI, end to end through ``doit`` in a temporary folder: 2 ranks
-end bit-identical to 1 process, runs switch process counts between epochs, survive a kill of
-the whole job and a Ctrl-C, and a rank that raises takes the job down at once."""
+(of one or more threads each) end bit-identical to 1 process, runs switch process counts between
+epochs, survive a kill of the whole job and a Ctrl-C, and a rank that raises takes the job down
+at once."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ DROPOUT = {"hidden_dropout": 0.1, "attention_dropout": 0.1}
 SHORT = tiny(model=DROPOUT, training={"micro_batches": 4})
 LONG = tiny(model=DROPOUT, data={"num_train_batches": 60},
             training={"micro_batches": 4, "checkpoint_every_steps": 20, "keep_checkpoints": 3})
-COUNTS = ("processes", "mpiexec")  # how a run was executed, not what it computed
+COUNTS = ("processes", "mpiexec", "threads")  # how a run was executed, not what it computed
 
 
 def on(processes: int, mapping: dict, **training) -> dict:
@@ -68,6 +69,23 @@ def test_two_ranks_end_bit_identical_to_one_process(tmp_path, one_process):
     for text in (result.stderr, (run_dir(folder) / "log.txt").read_text()):
         assert text.count("training from the initial weights") == 1  # rank 0 alone logs
         assert text.count("rank 0 of 2; 1 compute thread(s) per rank") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("micro_batches", "rank_threads", "one_process_threads"),
+                         [(4, 2, 1), (2, 1, 3)], ids=["4-on-2x2-vs-1x1", "2-on-2x1-vs-1x3"])
+def test_ranks_times_threads_end_bit_identical_to_one_process(
+        tmp_path, micro_batches, rank_threads, one_process_threads):
+    """Each rank runs its share of the micro-batches on its own threads (2 micro-batches on 2
+    threads per rank), or one micro-batch per rank against one process running both on 3
+    threads: the same bits either way."""
+    short = tiny(model=DROPOUT, training={"micro_batches": micro_batches})
+    one = make_project(tmp_path / "one", on(1, short, threads=one_process_threads))
+    doit(one, "report")
+    ranks = make_project(tmp_path / "ranks", on(2, short, threads=rank_threads))
+    result = doit(ranks, "report")
+    assert f"rank 0 of 2; {rank_threads} compute thread(s) per rank" in result.stderr
+    assert_same_run(run_dir(ranks), run_dir(one), COUNTS)
 
 
 @pytest.mark.slow

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import copy
+import itertools
+import threading
 
 import numpy as np
 import pytest
 
+from bert.core.flat import FlatParams
 from bert.core.layers import cross_entropy_backward, cross_entropy_forward
 from bert.core.model import backward, forward
 from bert.core.optim import AdamWConfig, init_state
-from bert.core.step import training_step
+from bert.core.step import Partial, PieceSums, training_step
+from bert.core.summation import pieces, tree_sum
 from tests.test_model import TINY, make_batch, perturbed_model
 
 
@@ -85,6 +89,68 @@ def test_each_micro_batch_draws_dropout_from_its_own_stream():
     training_step(params, config, batch_of(6), optimizer, lr=1e-2, adamw=AdamWConfig(),
                   max_grad_norm=0.0, rng=streams, micro_batches=3)
     assert asked == [0, 1, 2]
+
+
+def partials(count: int) -> list[Partial]:
+    """Micro-batch sums of float32 values of mixed magnitudes, so that the order of the
+    additions shows in the bits."""
+    rng = np.random.default_rng(count)
+    return [Partial(FlatParams.of({"w": (rng.normal(size=500)
+                                         * 10.0 ** rng.integers(-4, 4, size=500))
+                                        .astype(np.float32)}),
+                    float(rng.normal()), float(rng.normal()))
+            for _ in range(count)]
+
+
+def fresh(values: list[Partial]) -> list[Partial]:
+    return [Partial(FlatParams.of({"w": v.grads["w"]}), v.mlm, v.nsp) for v in values]
+
+
+@pytest.mark.parametrize(("count", "block"), [(4, (0, 4)), (5, (0, 5)), (6, (3, 6))])
+def test_piece_sums_have_the_trees_bits_whatever_order_the_micro_batches_finish_in(count, block):
+    values = partials(count)
+    nodes = pieces(block, count)
+    expected = [tree_sum(node, lambda n: fresh(values)[n[0]] if n[1] - n[0] == 1 else None,
+                         lambda a, b: Partial({"w": a.grads["w"] + b.grads["w"]},
+                                              a.mlm + b.mlm, a.nsp + b.nsp))
+                for node in nodes]
+    for order in itertools.permutations(range(*block)):
+        sums, leaves = PieceSums(nodes), fresh(values)
+        for i in order:
+            sums.put((i, i + 1), leaves[i])
+        for got, want in zip(sums.sums(nodes), expected, strict=True):
+            np.testing.assert_array_equal(got.grads["w"], want.grads["w"])
+            assert (got.mlm, got.nsp) == (want.mlm, want.nsp)
+
+
+def test_piece_sums_add_as_soon_as_siblings_meet_and_keep_nothing_else():
+    sums, leaves = PieceSums([(0, 8)]), fresh(partials(8))
+    for i in range(8):
+        sums.put((i, i + 1), leaves[i])
+        # in order, what is kept is one sum per 1 bit of i + 1, as the sequential tree keeps
+        assert len(sums._known) == bin(i + 1).count("1")
+    (total,) = sums.sums([(0, 8)])
+    assert total is leaves[0]  # summed into the first leaf's arrays, as tree_sum does
+
+
+def test_piece_sums_from_several_threads_have_the_trees_bits():
+    values, nodes = partials(8), [(0, 8)]
+    in_order = PieceSums(nodes)
+    for i, leaf in enumerate(fresh(values)):
+        in_order.put((i, i + 1), leaf)
+    sums, leaves, start = PieceSums(nodes), fresh(values), threading.Barrier(8)
+
+    def bring(i: int) -> None:
+        start.wait()
+        sums.put((i, i + 1), leaves[i])
+
+    threads = [threading.Thread(target=bring, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_array_equal(sums.sums(nodes)[0].grads["w"],
+                                  in_order.sums(nodes)[0].grads["w"])
 
 
 @pytest.mark.parametrize("micro_batches", [1, 3])

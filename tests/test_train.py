@@ -13,6 +13,7 @@ from bert.core.streams import epoch_order
 from bert.data.datasets import make_datasets
 from bert.data.loading import masking_spec
 from bert.data.masking import masked_epoch
+from bert.engine import pool
 from bert.errors import ParamsError, TrainingDivergedError
 from bert.storage import checkpoint as ckpt
 from bert.workflow.init import initialize
@@ -77,6 +78,31 @@ def test_more_epochs_continue_the_run_bit_identically(tmp_path, data):
                                         bert_config(tiny_params(data=data)))
     for name, value in weights.items():
         np.testing.assert_array_equal(value, straight.params[name])
+
+
+@pytest.fixture
+def restore_threads():
+    before = pool.threads()
+    yield
+    pool.set_threads(before)
+
+
+def test_a_run_resumed_under_another_thread_count_is_bit_identical(tmp_path, caplog,
+                                                                     restore_threads):
+    def params(threads: int, epochs: int):  # 4 micro-batches on the threads, dropout on
+        return tiny_params(model={"hidden_dropout": 0.1, "attention_dropout": 0.1},
+                           training={"micro_batches": 4, "threads": threads, "epochs": epochs})
+
+    straight, resumed = Layout(tmp_path / "straight"), Layout(tmp_path / "resumed")
+    for layout in (straight, resumed):
+        make_datasets(params(1, 1).data, layout.data_dir)
+        initialize(params(1, 1), layout)
+    straight_state = train(params(2, 2), straight, progress=False)
+    train(params(1, 1), resumed, progress=False)
+    with caplog.at_level("INFO"):
+        resumed_state = train(params(3, 2), resumed, progress=False)
+    assert "resuming from step 6" in caplog.text and "3 compute threads" in caplog.text
+    assert_same_state(straight_state, resumed_state)
 
 
 @pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)

@@ -1,20 +1,29 @@
 """Benchmark of data-parallel training: ``python -m bert.bench --processes N [--size mini]``.
 
-Times the training step (``bert.core.step.training_step``, the batch cut into N micro-batches,
-dropout on, float32) three ways, each in worker processes of its own with the BLAS thread count
-fixed before NumPy is imported:
+Times the training step (``bert.core.step.training_step``, dropout on, float32) four ways, each
+in worker processes of its own with the BLAS thread count fixed before NumPy is imported:
 
-- 1 process x 1 thread (the baseline);
-- N MPI ranks x 1 thread each, under ``mpiexec -n N`` (each rank computes one micro-batch);
-- 1 process x N threads.
+- 1 process x 1 thread, the whole batch at once (the baseline);
+- 1 process x N threads, the whole batch at once: the pool shares each layer's chains;
+- N MPI ranks x 1 thread each, under ``mpiexec -n N``, the batch cut into M micro-batches (M/N
+  per rank);
+- 1 process x N threads, the batch cut into M micro-batches, each whole on one thread.
 
-The parallel efficiency of the ranks is ``t(1 x 1) / (N t(N x 1))``. Under MPI it also times,
-on the gradient's size, the fixed-order reduction the step uses (``bert.parallel.mpi``) against a
-plain ``MPI_Allreduce``, and a plain Allreduce against the message size, from which the README's
-scaling model takes its inputs. The workers start once and wait, asleep, for their turn: the
-three take turns in a few rounds, so that a change of the machine's load hits all of them alike.
+M is ``--micro-batches`` (default N). The parallel efficiency of a configuration of N cores is
+``t(1 x 1) / (N t)``. Under MPI it also times, on the gradient's size, the fixed-order
+reduction the step uses (``bert.parallel.mpi``) against a plain ``MPI_Allreduce``, and a plain
+Allreduce against the message size, from which the projected efficiency over a network takes its
+inputs. The workers start once and wait, asleep, for their turn: the
+four take turns in a few rounds, so that a change of the machine's load hits all of them alike.
 Times are medians of the repetitions; a step on the ranks is timed on rank 0 between two
 barriers, so it includes waiting for the slowest rank.
+
+On a shared machine the configurations do not get the same share of the CPUs: Linux shares them
+out by session first (autogroup), and ``mpiexec`` starts each rank in a session of its own, so
+under load two ranks get about twice the CPU time of one process, whatever its threads. Each
+worker therefore also reports, from the kernel's accounts (``/proc/self/task/*/schedstat``),
+how long its busy threads waited, runnable, for a CPU; the step less the shortest of those
+waits is what the configuration took when not waiting for a CPU (Linux only).
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from bert.bench.step import ROUNDS, SIZES, Size, make_batch, make_config, settle
+from bert.bench.step import ROUNDS, SIZES, Size, make_batch, make_config, settle, threads_env
 
 MESSAGE_MIB = (0.25, 1, 4, 16, 64)
 # The scaling model (see ``projection``): ranks, link speeds, and the per-hop latency assumed
@@ -35,13 +44,6 @@ MESSAGE_MIB = (0.25, 1, 4, 16, 64)
 PROJECTED_RANKS = (2, 4, 8, 16, 32, 64)
 LINKS_GBIT = (10, 100)
 HOP_LATENCY_S = 20e-6
-
-
-def _threads_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[name] = str(threads)
-    return env
 
 
 def _times(func, repeats: int, barrier=None) -> list[float]:
@@ -56,6 +58,27 @@ def _times(func, repeats: int, barrier=None) -> list[float]:
             barrier()
         times.append(time.perf_counter() - start)
     return times
+
+
+def thread_cpu() -> dict[str, tuple[int, int]]:
+    """Per thread of this process: nanoseconds running and waiting, runnable, for a CPU (the
+    kernel's schedstat); empty where there is none."""
+    found = {}
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                running, waiting = f.read().split()[:2]
+            found[tid] = (int(running), int(waiting))
+    except (OSError, ValueError):
+        return {}
+    return found
+
+
+def cpu_waits(before: dict, after: dict, seconds: float) -> list[float]:
+    """Seconds each thread that ran at least 5% of ``seconds`` between two ``thread_cpu``
+    readings waited for a CPU."""
+    return [(after[t][1] - before[t][1]) / 1e9 for t in after
+            if t in before and after[t][0] - before[t][0] >= 0.05 * seconds * 1e9]
 
 
 def _next_command(comm) -> str:
@@ -81,8 +104,8 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     from bert.engine.allocation import keep_freed_memory
     from bert.engine.pool import set_threads
 
+    keep_freed_memory()  # as training does, before the threads start
     set_threads(threads)
-    keep_freed_memory()  # as training does
 
     from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, init_state
     from bert.core.parameters import init_params, is_decayed
@@ -120,7 +143,14 @@ def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
     while (command := _next_command(comm).split())[0] != "quit":
         what, repeats = command[0], int(command[1])
         if what == "steps":
-            answer({"step_s": _times(step, repeats, barrier)})
+            before, start = thread_cpu(), time.perf_counter()
+            times = _times(step, repeats, barrier)
+            seconds = time.perf_counter() - start
+            waits = cpu_waits(before, thread_cpu(), seconds)
+            if comm is not None:  # every rank's busy threads
+                waits = [w for rank in comm.allgather(waits) for w in rank]
+            answer({"step_s": times, "loop_s": seconds,
+                    "cpu_wait_s": min(waits) if waits else None})
         elif what == "update":
             answer({"update_s": _times(update, repeats)})
         else:
@@ -168,7 +198,7 @@ class Worker:
     """A worker process (or MPI job) of ``serve``, driven line by line."""
 
     def __init__(self, command: list[str], threads: int) -> None:
-        self.process = subprocess.Popen(command, env=_threads_env(threads), text=True,
+        self.process = subprocess.Popen(command, env=threads_env(threads), text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.command = command
 
@@ -192,34 +222,41 @@ class Worker:
         self.process.wait(timeout=60)
 
 
-def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str) -> dict:
-    """The three configurations, their steps timed in alternating rounds (so that a change of
-    the machine's load hits all three alike), and the derived efficiencies."""
+def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str,
+            micro_batches: int | None = None) -> dict:
+    """The four configurations, their steps timed in alternating rounds (so that a change of
+    the machine's load hits all four alike), and the derived efficiencies."""
     from bert.workflow.launch import find_launcher
 
-    serve_command = [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
-                     "--micro-batches", str(processes), "--warmup", str(warmup)]
+    micro_batches = micro_batches or processes
     size = SIZES[size_name]
     tokens = size.batch_size * size.seq_len
     load = os.getloadavg()[0]
+
+    def serve_command(threads: int, micro: int) -> list[str]:
+        return [sys.executable, "-m", "bert.bench.mpi", "--worker", "--size", size_name,
+                "--micro-batches", str(micro), "--warmup", str(warmup), "--threads", str(threads)]
+
     workers = {
-        "one_process_one_thread": Worker([*serve_command, "--threads", "1"], 1),
+        "one_process_one_thread": Worker(serve_command(1, 1), 1),
+        "one_process_threads": Worker(serve_command(processes, 1), processes),
         "ranks_one_thread_each": Worker(
-            [*find_launcher(mpiexec), "-n", str(processes), *serve_command, "--threads", "1"],
-            1),
-        "one_process_threads": Worker([*serve_command, "--threads", str(processes)],
-                                      processes),
+            [*find_launcher(mpiexec), "-n", str(processes), *serve_command(1, micro_batches)], 1),
+        "micro_batch_threads": Worker(serve_command(processes, micro_batches), processes),
     }
     try:
         for worker in workers.values():
             ready = worker.read()
         samples: dict[str, list[float]] = {name: [] for name in workers}
+        busy = {name: [] for name in workers}  # per round: seconds of steps less the CPU wait
         rounds = min(repeats, ROUNDS)
         for r in range(rounds):
             for name, worker in workers.items():
                 settle()
-                samples[name] += worker.ask(
-                    f"steps {repeats // rounds + (r < repeats % rounds)}")["step_s"]
+                done = worker.ask(f"steps {repeats // rounds + (r < repeats % rounds)}")
+                samples[name] += done["step_s"]
+                if done["cpu_wait_s"] is not None:
+                    busy[name].append(done["loop_s"] - done["cpu_wait_s"])
         settle()
         update = statistics.median(
             workers["one_process_one_thread"].ask(f"update {repeats}")["update_s"])
@@ -230,12 +267,16 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
     step = {name: statistics.median(times) for name, times in samples.items()}
     one = step["one_process_one_thread"]
     return {
-        "size": size_name, "processes": processes, "tokens_per_step": tokens,
-        "parameters": ready["parameters"], "load_average_at_start": load,
-        **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name]}
+        "size": size_name, "processes": processes, "micro_batches": micro_batches,
+        "tokens_per_step": tokens, "parameters": ready["parameters"],
+        "load_average_at_start": load, "load_average_at_end": os.getloadavg()[0],
+        **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name],
+                  "step_not_waiting_s": (sum(busy[name]) / len(samples[name])
+                                         if len(busy[name]) == rounds else None)}
            for name, seconds in step.items()},
         "rank_efficiency": one / (processes * step["ranks_one_thread_each"]),
         "thread_efficiency": one / (processes * step["one_process_threads"]),
+        "micro_batch_thread_efficiency": one / (processes * step["micro_batch_threads"]),
         "update_s": update,
         "compute_per_micro_batch_s": (one - update) / processes,
         "gradient_mib": comm["gradient_mib"],
@@ -264,19 +305,29 @@ def projection(report: dict) -> dict[int, dict[int, float]]:
 
 
 def table(report: dict) -> str:
-    n = report["processes"]
+    n, m = report["processes"], report["micro_batches"]
+    one = report["one_process_one_thread"]["step_s"]
     rows = [
-        ("1 process x 1 thread", report["one_process_one_thread"], ""),
-        (f"{n} ranks x 1 thread", report["ranks_one_thread_each"],
-         f"{report['rank_efficiency']:.0%}"),
-        (f"1 process x {n} threads", report["one_process_threads"],
+        ("1 process x 1 thread", 1, report["one_process_one_thread"], ""),
+        (f"1 process x {n} threads", 1, report["one_process_threads"],
          f"{report['thread_efficiency']:.0%}"),
+        (f"{n} ranks x 1 thread", m, report["ranks_one_thread_each"],
+         f"{report['rank_efficiency']:.0%}"),
+        (f"1 process x {n} threads", m, report["micro_batch_threads"],
+         f"{report['micro_batch_thread_efficiency']:.0%}"),
     ]
-    lines = [f"{report['size']}: {report['tokens_per_step']} tokens per step, {n} micro-batches; "
-             f"load average {report['load_average_at_start']:.1f} at the start",
-             f"{'':24} {'step ms':>9} {'tokens/s':>10} {'efficiency':>11}"]
-    lines += [f"{name:24} {1000 * r['step_s']:9.1f} {r['tokens_per_s']:10,.0f} {eff:>11}"
-              for name, r, eff in rows]
+    lines = [f"{report['size']}: {report['tokens_per_step']} tokens per step; load average "
+             f"{report['load_average_at_start']:.1f} at the start, "
+             f"{report['load_average_at_end']:.1f} at the end",
+             f"{'':24} {'micro-batches':>13} {'step ms':>9} {'tokens/s':>10} {'speed-up':>9} "
+             f"{'efficiency':>11} {'not waiting for a CPU':>22}"]
+    alone = report["one_process_one_thread"]["step_not_waiting_s"]
+    for name, micro, r, eff in rows:
+        unwaited = r["step_not_waiting_s"]
+        lines.append(f"{name:24} {micro:>13} {1000 * r['step_s']:9.1f} "
+                     f"{r['tokens_per_s']:10,.0f} {one / r['step_s']:8.2f}x {eff:>11} "
+                     + (f"{1000 * unwaited:12.1f} ms {alone / unwaited:5.2f}x" if unwaited
+                        and alone else f"{'-':>22}"))
     lines.append(f"gradient {report['gradient_mib']:.1f} MiB: fixed-order reduction "
                  f"{1000 * report['fixed_order_reduction_s']:.1f} ms, plain Allreduce "
                  f"{1000 * report['allreduce_s']:.1f} ms")
@@ -303,15 +354,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mpiexec", default="mpiexec", help="the launcher (default mpiexec)")
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--micro-batches", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--micro-batches", type=int, default=None,
+                        help="micro-batches of the ranks and of the micro-batch threads "
+                             "(default: --processes)")
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        serve(SIZES[args.size], args.micro_batches, args.warmup, args.threads)
+        serve(SIZES[args.size], args.micro_batches or 1, args.warmup, args.threads)
         return
     if args.processes < 2 or SIZES[args.size].batch_size % args.processes:
         parser.error("--processes must be 2 or more and divide the batch size")
-    report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec)
+    micro_batches = args.micro_batches or args.processes
+    if micro_batches % args.processes or SIZES[args.size].batch_size % micro_batches:
+        parser.error("--micro-batches must be a multiple of --processes and divide the batch "
+                     "size")
+    report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec,
+                     micro_batches)
     report["projection"] = projection(report)
     print(json.dumps(report, indent=2) if args.json else table(report))
 

@@ -13,11 +13,20 @@ elements it touches and at what cost per element-pass. A product's work is its m
 
 A wrapper costs under a microsecond per call (0.64 measured), about a hundred calls a step at the
 default size: less than the machine's noise. The shares are what this module is for.
+
+With micro-batches on the threads, each thread keeps its own stack of calls and the rows add up
+every thread's time: a row is then thread-milliseconds per step, and *other* is what the
+threads spent outside every wrapper, waiting for each other included (the threads that run
+micro-batches times the step, minus the rows). Each row also has the CPU time of the threads
+that made its calls (``time.thread_time``): the rest of its time they waited, for the GIL or,
+on a busy machine, for a CPU. (With the pool sharing a chain, the calling thread's CPU time
+leaves out the other threads'.)
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -54,6 +63,8 @@ STEP_WORK = {
     "adamw_step": "AdamW (flat buffer)",
 }
 PRODUCTS = "matrix products of the linear layers"
+OTHER = "other (glue, loss sums, heads' small products)"
+OTHER_THREADS = "other (glue, loss sums, heads' small products, threads waiting for each other)"
 
 
 @dataclass
@@ -61,43 +72,62 @@ class Row:
     """What one row of the table adds up over the timed steps."""
 
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of the thread that made the calls (``time.thread_time``)
     calls: int = 0
     element_passes: float = 0.0  # elements of its chains times their declared passes
     elements: float = 0.0
     multiply_adds: float = 0.0
 
 
+class _Stacks(threading.local):
+    stack: list[list]  # per thread: [row name, child seconds, child CPU seconds] of the wrapped
+    # calls in progress
+
+    def __init__(self) -> None:
+        self.stack = []
+
+
 @dataclass
 class Recorder:
-    """The rows, and the stack of wrapped calls in progress (each with the time its wrapped
-    callees took, to subtract from its own)."""
+    """The rows, and per thread the stack of wrapped calls in progress (each with the time its
+    wrapped callees took, to subtract from its own)."""
 
     rows: dict[str, Row] = field(default_factory=lambda: defaultdict(Row))
-    stack: list[list] = field(default_factory=list)  # [row name, child seconds]
+    threads: _Stacks = field(default_factory=_Stacks)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the rows, between threads
+
+    @property
+    def stack(self) -> list[list]:
+        return self.threads.stack
 
     def wrap(self, name: str, function):
         def timed(*args, **kwargs):
-            frame = [name, 0.0]
-            self.stack.append(frame)
-            start = time.perf_counter()
+            frame, stack = [name, 0.0, 0.0], self.stack
+            stack.append(frame)
+            start, cpu_start = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - start
-                self.stack.pop()
-                row = self.rows[name]
-                row.seconds += elapsed - frame[1]
-                row.calls += 1
-                if self.stack:
-                    self.stack[-1][1] += elapsed
+                cpu = time.thread_time() - cpu_start
+                stack.pop()
+                with self.lock:
+                    row = self.rows[name]
+                    row.seconds += elapsed - frame[1]
+                    row.cpu_seconds += cpu - frame[2]
+                    row.calls += 1
+                if stack:
+                    stack[-1][1] += elapsed
+                    stack[-1][2] += cpu
         return timed
 
     def chain(self, rows: int, row_size: int, passes: int) -> None:
         """A chain handed to the pool by the innermost wrapped function."""
         if self.stack:
-            row = self.rows[self.stack[-1][0]]
-            row.elements += rows * row_size
-            row.element_passes += rows * row_size * passes
+            with self.lock:
+                row = self.rows[self.stack[-1][0]]
+                row.elements += rows * row_size
+                row.element_passes += rows * row_size * passes
 
 
 @contextmanager
@@ -145,11 +175,14 @@ def recording(recorder: Recorder):
             setattr(module, attribute, original)
 
 
-def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3) -> dict:
+def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3,
+            task_threads: int = 1) -> dict:
     """Time ``steps`` calls of ``step`` (one training step) plainly, then again with the
     wrappers; returns the plain median step time and, per row, its totals per step.
 
-    The compute threads are whatever the process has set (``threads`` is only reported).
+    The compute threads are whatever the process has set (``threads`` is only reported);
+    ``task_threads``: how many of them run micro-batches at once (1: the batch runs on the
+    calling thread, its chains on the pool).
     """
     for _ in range(warmup):
         step()
@@ -160,24 +193,27 @@ def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3)
         for _ in range(steps):
             step()
         wrapped = (time.perf_counter() - start) / steps
-    rows = {name: Row(row.seconds / steps, row.calls / steps, row.element_passes / steps,
-                      row.elements / steps, row.multiply_adds / steps)
+    rows = {name: Row(row.seconds / steps, row.cpu_seconds / steps, row.calls / steps,
+                      row.element_passes / steps, row.elements / steps, row.multiply_adds / steps)
             for name, row in recorder.rows.items()}
-    rows["other (glue, loss sums, heads' small products)"] = Row(
-        wrapped - sum(row.seconds for row in rows.values()))
-    return {"threads": threads, "steps": steps, "plain_step_s": plain, "wrapped_step_s": wrapped,
-            "rows": rows}
+    rows[OTHER if task_threads == 1 else OTHER_THREADS] = Row(
+        task_threads * wrapped - sum(row.seconds for row in rows.values()))
+    return {"threads": threads, "task_threads": task_threads, "steps": steps,
+            "plain_step_s": plain, "wrapped_step_s": wrapped, "rows": rows}
 
 
 def table(name: str, result: dict) -> str:
     """A markdown table of ``profile``'s result, largest row first."""
     plain, wrapped = result["plain_step_s"], result["wrapped_step_s"]
+    tasks = result.get("task_threads", 1)
     lines = [f"{name}: step {plain * 1e3:.1f} ms (median of {result['steps']}, "
-             f"{result['threads']} thread{'s' if result['threads'] != 1 else ''}); "
+             f"{result['threads']} thread{'s' if result['threads'] != 1 else ''}"
+             + (f", micro-batches on {tasks} at once" if tasks > 1 else "") + "); "
              f"{wrapped * 1e3:.1f} ms with the wrappers",
              "",
-             "| work | ms per step | share | calls | work per step | passes per element | cost |",
-             "|---|---|---|---|---|---|---|"]
+             f"| work | {'thread-ms' if tasks > 1 else 'ms'} per step | of which CPU | share "
+             "| calls | work per step | passes per element | cost |",
+             "|---|---|---|---|---|---|---|---|"]
     for work, row in sorted(result["rows"].items(), key=lambda item: -item[1].seconds):
         amount = passes = cost = "-"
         if row.multiply_adds:
@@ -189,6 +225,8 @@ def table(name: str, result: dict) -> str:
             passes = f"{row.element_passes / row.elements:.1f}"
             cost = f"{row.seconds / row.element_passes * 1e9:.2f} ns per element-pass"
         calls = f"{row.calls:g}" if row.calls else "-"
-        lines.append(f"| {work} | {row.seconds * 1e3:.2f} | {row.seconds / wrapped:.0%} | {calls} "
-                     f"| {amount} | {passes} | {cost} |")
+        cpu = f"{row.cpu_seconds * 1e3:.2f}" if row.calls else "-"
+        lines.append(f"| {work} | {row.seconds * 1e3:.2f} | {cpu} "
+                     f"| {row.seconds / (tasks * wrapped):.0%} | {calls} | {amount} | {passes} "
+                     f"| {cost} |")
     return "\n".join(lines)

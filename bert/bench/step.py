@@ -64,6 +64,8 @@ class Size:
 
 SIZES = {
     "default": Size(64, 64, 2, 4, 128, 32, 32, 30, "params.yaml's default model and batch"),
+    "f256": Size(64, 64, 2, 4, 256, 32, 32, 30, "the default with intermediate 256"),
+    "text": Size(4000, 128, 2, 4, 512, 32, 64, 10, "text.yaml's model and batch, vocab 4000"),
     "small": Size(64, 32, 2, 2, 128, 8, 32, 50, "hidden 32, 2 layers, batch 8 x 32"),
     "tiny": Size(8192, 128, 2, 2, 512, 32, 128, 10, "BERT-Tiny 2/128/2, vocab 8192"),
     "mini": Size(8192, 256, 4, 4, 1024, 32, 128, 5, "BERT-Mini 4/256/4, vocab 8192"),
@@ -80,14 +82,14 @@ REFERENCE_HINT = ("pip install -e '.[reference]' (torch and transformers) to tim
 # --- the work being timed (inside a worker) ------------------------------------------------------
 
 
-def make_config(size: Size):
+def make_config(size: Size, dropout: float = DROPOUT):
     from bert.core.config import BertConfig
 
     return BertConfig(vocab_size=size.vocab_size, hidden_size=size.hidden_size,
                       num_hidden_layers=size.num_layers, num_attention_heads=size.num_heads,
                       intermediate_size=size.intermediate_size,
                       max_position_embeddings=max(512, size.seq_len),
-                      hidden_dropout_prob=DROPOUT, attention_probs_dropout_prob=DROPOUT)
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
 
 
 def make_batch(size: Size, seed: int = 0) -> dict:
@@ -125,8 +127,10 @@ def matmul_flops(size: Size, num_scored: int) -> dict[str, float]:
     return {"forward": float(forward), "step": float(3 * forward)}
 
 
-def ours(size: Size):
-    """(step, forward) closures of our model on the benchmark batch."""
+def ours(size: Size, micro_batches: int = 1):
+    """(step, forward) closures of our model on the benchmark batch; with micro-batches, the
+    step cuts the batch into that many, each with a dropout stream of its own (as in training),
+    which run on the compute threads."""
     import numpy as np
 
     from bert.api import BertForPreTraining
@@ -139,9 +143,13 @@ def ours(size: Size):
     batch = make_batch(size)
     state, adamw = init_state(model.params), AdamWConfig()
 
+    def streams(index: int) -> np.random.Generator:
+        return np.random.default_rng([0, index])
+
     def step() -> None:
         training_step(model.params, config, batch, state, lr=1e-4, adamw=adamw,
-                      max_grad_norm=1.0, rng=model.rng)
+                      max_grad_norm=1.0, rng=streams if micro_batches > 1 else model.rng,
+                      micro_batches=micro_batches)
 
     def forward_pass() -> None:
         forward(model.params, config, batch, model.rng)
@@ -149,29 +157,80 @@ def ours(size: Size):
     return step, forward_pass, int(np.sum(batch["mlm_labels"] != IGNORE_INDEX))
 
 
-def theirs(size: Size, threads: int):
-    """(step, forward) closures of transformers' BertForPreTraining on the same batch."""
+def torch_adamw(model, lr: float):
+    """``torch.optim.AdamW`` (torch's default implementation on CPU) over the two groups our
+    AdamW uses: weight decay 0.01 on every parameter but biases and LayerNorm, none on those."""
+    import torch
+
+    from bert.core.parameters import is_decayed
+
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if is_decayed(n)]
+    no_decay = [p for n, p in named if not is_decayed(n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, eps=1e-6)
+
+
+def torch_inputs(batch: dict) -> dict:
+    """transformers' keyword arguments for one of our batches (NumPy arrays, as int64)."""
+    import torch
+
+    def tensor(name):
+        return torch.from_numpy(batch[name].astype("int64", copy=False))
+
+    sentence = {"next_sentence_label": tensor("nsp_labels")} if "nsp_labels" in batch else {}
+    return {"input_ids": tensor("input_ids"), "token_type_ids": tensor("token_type_ids"),
+            "attention_mask": tensor("attention_mask"), "labels": tensor("mlm_labels"),
+            **sentence}
+
+
+def torch_loss(model, inputs: dict):
+    """transformers' pretraining loss of ``inputs``; without sentence labels (no sentence
+    task), for which transformers computes none, the MLM loss alone."""
+    import torch
+
+    out = model(**inputs)
+    if out.loss is not None:
+        return out.loss
+    logits = out.prediction_logits
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                             inputs["labels"].reshape(-1),
+                                             ignore_index=IGNORE_INDEX)
+
+
+def torch_step(model, optimizer, inputs: dict) -> None:
+    """One step of a plain PyTorch training loop: forward with labels, ``backward``,
+    ``clip_grad_norm_`` to 1.0, ``optimizer.step``, gradients set to None."""
+    import torch
+
+    torch_loss(model, inputs).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def torch_model(config, threads: int):
+    """transformers' BertForPreTraining of our ``config`` (a ``bert.core.config.BertConfig``),
+    in training mode, with ``threads`` torch threads."""
     import torch
     from transformers import BertConfig as HFConfig
     from transformers import BertForPreTraining as HFBert
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = HFBert(HFConfig(**make_config(size).to_hf())).train()
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=1e-4, eps=1e-6)
-    batch = {k: torch.from_numpy(v) for k, v in make_batch(size).items()}
-    inputs = {"input_ids": batch["input_ids"], "token_type_ids": batch["token_type_ids"],
-              "attention_mask": batch["attention_mask"], "labels": batch["mlm_labels"],
-              "next_sentence_label": batch["nsp_labels"]}
+    return HFBert(HFConfig(**config.to_hf())).train()
+
+
+def theirs(size: Size, threads: int):
+    """(step, forward) closures of transformers' BertForPreTraining on the same batch."""
+    import torch
+
+    model = torch_model(make_config(size), threads)
+    optimizer = torch_adamw(model, lr=1e-4)
+    inputs = torch_inputs(make_batch(size))
 
     def step() -> None:
-        model(**inputs).loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        torch_step(model, optimizer, inputs)
 
     def forward_pass() -> None:
         with torch.no_grad():
@@ -286,13 +345,19 @@ def memory_worker(size: Size, threads: int, side: str, steps: int = 3) -> dict:
 # --- the driver ----------------------------------------------------------------------------------
 
 
-def run_worker(args: list[str], threads: int) -> dict:
-    """Run ``python -m bert.bench --worker ...`` with the thread count fixed before imports."""
+def threads_env(threads: int) -> dict[str, str]:
+    """This process's environment with the thread count of BLAS and OpenMP set, for a worker
+    process to read before NumPy or torch is imported."""
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
-    done = subprocess.run([sys.executable, "-m", "bert.bench", "--threads", str(threads), *args],
-                          env=env, capture_output=True, text=True)
+    return env
+
+
+def run_worker(args: list[str], threads: int, module: str = "bert.bench") -> dict:
+    """Run ``python -m <module> --worker ...`` with the thread count fixed before imports."""
+    done = subprocess.run([sys.executable, "-m", module, "--threads", str(threads), *args],
+                          env=threads_env(threads), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {' '.join(args)} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -437,6 +502,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="instead of the comparison, where our step's time goes: each "
                              "layer's milliseconds, elements and passes (bert.bench.passes)")
+    parser.add_argument("--micro-batches", type=int, default=1,
+                        help="with --profile: cut the batch into this many micro-batches, which "
+                             "run on the threads (default: 1)")
     parser.add_argument("--worker", choices=("time", "memory", "profile"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=tuple(SIZES), help=argparse.SUPPRESS)
@@ -451,18 +519,21 @@ def main(argv: list[str] | None = None) -> None:
         from bert.engine.pool import set_threads
 
         threadpool_limits(args.threads)  # torch's OpenMP too
+        if args.worker != "memory":
+            # as training does, for both models (they share the process), before the threads
+            # start; not in the memory workers, where freed memory kept resident would hide
+            # what a step needs
+            keep_freed_memory()
         set_threads(args.threads)  # our pool; BLAS on one thread
         size = SIZES[args.size]
         if args.worker == "time":
-            # as training does, for both models (they share the process); not in the memory
-            # workers, where freed memory kept resident would hide what a step needs
-            keep_freed_memory()
             out = time_worker(size, args.threads, args.repeats, args.warmup, args.reference)
         elif args.worker == "profile":
             from bert.bench.passes import profile
 
-            keep_freed_memory()
-            result = profile(ours(size)[0], args.threads, args.repeats or size.repeats)
+            result = profile(ours(size, args.micro_batches)[0], args.threads,
+                             args.repeats or size.repeats,
+                             task_threads=min(args.threads, args.micro_batches))
             out = {**result, "rows": {name: vars(row) for name, row in result["rows"].items()}}
         else:
             out = memory_worker(size, args.threads, args.side)
@@ -478,7 +549,8 @@ def main(argv: list[str] | None = None) -> None:
 
         print(header({"threads": args.threads, "machine": machine()}))
         for name in names:
-            result = run_worker(["--worker", "profile", "--size", name]
+            result = run_worker(["--worker", "profile", "--size", name,
+                                 "--micro-batches", str(args.micro_batches)]
                                 + (["--repeats", str(args.repeats)] if args.repeats else []),
                                 args.threads)
             result["rows"] = {work: passes.Row(**row) for work, row in result["rows"].items()}

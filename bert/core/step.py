@@ -19,6 +19,7 @@ as they were.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,7 +32,8 @@ from bert.core.labels import IGNORE_INDEX
 from bert.core.model import backward, forward, in_sentence_head
 from bert.core.optim import AdamWConfig, adamw_step, clip_grad_norm, global_norm
 from bert.core.parameters import is_decayed
-from bert.core.summation import Node, pieces, sum_pieces, tree_sum
+from bert.core.summation import Node, pieces, split, sum_pieces
+from bert.engine.pool import elementwise, for_each_whole
 
 DropoutStreams = Callable[[int], "np.random.Generator | None"]  # micro-batch index -> generator
 
@@ -63,8 +65,9 @@ class Partial:
 
 
 def add_partials(a: Partial, b: Partial) -> Partial:
-    """a + b, accumulated into ``a``'s arrays."""
-    a.grads.flat += b.grads.flat
+    """a + b, accumulated into ``a``'s arrays (in one pass over their flat buffers, in blocks
+    over the compute pool)."""
+    elementwise(np.add, a.grads.flat, b.grads.flat, out=a.grads.flat)
     a.mlm += b.mlm
     a.nsp += b.nsp
     return a
@@ -102,30 +105,86 @@ class OneProcess:
         return sum_pieces(nodes, sums, count, add_partials)
 
 
-def _micro_batch_sum(
-    params: FlatParams, config: BertConfig, batch: Mapping[str, np.ndarray],
-    micro_batches: int, rng: np.random.Generator | DropoutStreams | None,
-    mlm_weight: float, nsp_weight: float, reduction: Reduction, layers: str,
+class PieceSums:
+    """The sums of this process's pieces (``bert.core.summation``), made as its micro-batches
+    finish, in any order and on any thread: a node of the tree is added, left + right as
+    ``tree_sum`` adds it, by the thread that brings the second of its two children. So the sums
+    have the tree's bits, the additions overlap the micro-batches still running, and a partial
+    sum is freed as soon as it is added in (at most one per level of the tree and thread)."""
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self._parents: dict[Node, tuple[Node, bool]] = {}  # child -> (parent, is left child)
+        for node in nodes:
+            self._link(node)
+        self._known: dict[Node, Partial] = {}
+        self._lock = threading.Lock()
+
+    def _link(self, node: Node) -> None:
+        lo, hi = node
+        if hi - lo > 1:
+            mid = split(lo, hi)
+            for child, left in (((lo, mid), True), ((mid, hi), False)):
+                self._parents[child] = (node, left)
+                self._link(child)
+
+    def put(self, node: Node, value: Partial) -> None:
+        """The sum of ``node`` is ``value``; add it up the tree as far as its siblings allow."""
+        while True:
+            with self._lock:
+                if node not in self._parents:  # a piece: the top of this process's tree
+                    self._known[node] = value
+                    return
+                parent, left = self._parents[node]
+                sibling = (node[1], parent[1]) if left else (parent[0], node[0])
+                other = self._known.pop(sibling, None)
+                if other is None:  # the sibling's thread will add this one
+                    self._known[node] = value
+                    return
+            value = add_partials(value, other) if left else add_partials(other, value)
+            node = parent
+
+    def sums(self, nodes: Sequence[Node]) -> list[Partial]:
+        return [self._known[node] for node in nodes]
+
+
+def batch_gradients(
+    params: FlatParams, config: BertConfig, batch: Mapping[str, np.ndarray], *,
+    rng: np.random.Generator | DropoutStreams | None, mlm_weight: float = 1.0,
+    nsp_weight: float = 1.0, micro_batches: int = 1, reduction: Reduction | None = None,
+    layers: str = "fast",
 ) -> Partial:
-    """The gradient of the batch's total loss and its two losses, summed over micro-batches."""
+    """The gradient of the batch's total loss and its two losses, summed over micro-batches
+    (the arguments as for ``training_step``): the forward and backward passes of a step.
+
+    This process's micro-batches run on the compute threads, each whole on one thread
+    (``bert.engine.pool.for_each_whole``), when each has a dropout stream of its own (or there
+    is no dropout); with one generator for all, one after the other, in order. Either way they
+    are added up in the tree's order (``PieceSums``), so the bits do not depend on the thread
+    count.
+    """
     B = len(batch["input_ids"])
     size = B // micro_batches
     normalizers = (int(np.count_nonzero(np.asarray(batch["mlm_labels"]) != IGNORE_INDEX)), B)
+    reduction = reduction or OneProcess()
+    lo, hi = reduction.block(micro_batches)
+    nodes = pieces((lo, hi), micro_batches)
+    sums = PieceSums(nodes)
+    streams = [rng(i) if callable(rng) else rng for i in range(lo, hi)]  # made in order, here
 
-    def leaf(node: Node) -> Partial | None:
-        index = node[0]
-        if node[1] - index > 1:
-            return None
-        rows = slice(index * size, (index + 1) * size)
+    def task(i: int) -> None:
+        rows = slice((lo + i) * size, (lo + i + 1) * size)
         micro = {name: values[rows] for name, values in batch.items()}
-        stream = rng(index) if callable(rng) else rng
-        losses, cache = forward(params, config, micro, stream, mlm_weight, nsp_weight,
+        losses, cache = forward(params, config, micro, streams[i], mlm_weight, nsp_weight,
                                 normalizers, layers)
-        return Partial(backward(params, config, cache), losses["mlm"], losses["nsp"])
+        sums.put((lo + i, lo + i + 1),
+                 Partial(backward(params, config, cache), losses["mlm"], losses["nsp"]))
 
-    nodes = pieces(reduction.block(micro_batches), micro_batches)
-    sums = [tree_sum(node, leaf, add_partials) for node in nodes]
-    return reduction.total(nodes, sums, micro_batches)
+    if rng is None or callable(rng):
+        for_each_whole(hi - lo, task)
+    else:  # one generator: its draws must follow the micro-batches' order
+        for i in range(hi - lo):
+            task(i)
+    return reduction.total(nodes, sums.sums(nodes), micro_batches)
 
 
 def training_step(
@@ -154,8 +213,9 @@ def training_step(
     anything is updated, when the loss or the gradient norm is not finite. Weight decay follows
     ``decay_rule``. ``layers``: the layer functions, as for ``bert.core.model``.
     """
-    total = _micro_batch_sum(params, config, batch, micro_batches, rng, mlm_weight, nsp_weight,
-                             reduction or OneProcess(), layers)
+    total = batch_gradients(params, config, batch, rng=rng, mlm_weight=mlm_weight,
+                            nsp_weight=nsp_weight, micro_batches=micro_batches,
+                            reduction=reduction, layers=layers)
     losses = {"mlm": total.mlm, "nsp": total.nsp,
               "total": mlm_weight * total.mlm + nsp_weight * total.nsp}
     if not math.isfinite(losses["total"]):

@@ -12,6 +12,8 @@ not done here: a caller that sums over rows does so after the chain, in one NumP
 
 ``set_threads(n)`` sizes the pool (the calling thread is one of the ``n``); ``for_blocks`` runs a
 chain. With one thread, or with work of one block, the chain runs inline with no hand-off at all.
+``for_each_whole`` runs larger tasks instead (the micro-batches of a step), each on one thread
+from start to end: the chains inside a task run inline on its thread.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ PARALLEL_PRODUCT = 1 << 25
 # calling thread alone: waking another thread costs tens of microseconds on an idle machine (a
 # time slice on a busy one), more than a light pass over a few hundred thousand elements saves.
 PARALLEL_WORK = 1 << 21
+
+
+class _ThreadState(threading.local):
+    """Per thread: whether it is running a task of ``for_each_whole`` (its chains run inline)."""
+
+    inline = False
+
+
+_STATE = _ThreadState()
 
 
 class _Pool:
@@ -135,6 +146,31 @@ def threads() -> int:
     return _POOL.threads
 
 
+def for_each_whole(count: int, task: Callable[[int], None]) -> None:
+    """Call ``task(i)`` for every ``i`` in ``range(count)``, each call whole on one of the compute
+    threads (the calling thread is one of them), as many at once as there are threads; the
+    chains a task hands to the pool run inline on its own thread, so that no thread waits for
+    another inside a task (a single task runs on the calling thread, its chains on the pool as
+    usual). Returns once every call has returned; raises the first error.
+
+    ``task`` must write only what it owns (arrays it makes, its own slot of a list); which
+    thread runs which ``i`` changes nothing else.
+    """
+
+    if count == 1:  # one task: no thread to share it with, its chains may use them all
+        task(0)
+        return
+
+    def whole(i: int) -> None:
+        outer, _STATE.inline = _STATE.inline, True
+        try:
+            task(i)
+        finally:
+            _STATE.inline = outer
+
+    _POOL.run(whole, count)
+
+
 def block_rows(row_size: int, elements: int = BLOCK_ELEMENTS) -> int:
     """Rows per block for rows of ``row_size`` elements: about ``elements`` a block, at least 1."""
     return max(1, elements // max(row_size, 1))
@@ -150,7 +186,7 @@ def for_blocks(
     ``chain`` must read what it likes but write only the rows of its block (of arrays made
     before the call); the blocks are the same for every thread count.
     """
-    if rows <= rows_per_block or _POOL.threads == 1 or not parallel:  # no hand-off
+    if rows <= rows_per_block or _POOL.threads == 1 or not parallel or _STATE.inline:
         for start in range(0, rows, rows_per_block):
             chain(slice(start, start + rows_per_block))
         return

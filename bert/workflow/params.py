@@ -124,17 +124,19 @@ class TrainingParams(Section):
                         "or reference (bert.core.layers, each body its formula: slower, equal "
                         "to round-off, to step through in a debugger)",
                         choices=("fast", "reference"))
-    threads: int = param(0, "compute threads per process, which run the elementwise chains "
-                         "and the matrix products (BLAS on one thread each; 0: one per CPU, "
-                         "shared among the processes of a host; at most 1024); the results do "
-                         "not depend on it", low=0, high=1024)
+    threads: int = param(0, "compute threads per process, which run the micro-batches (one "
+                         "each at a time) when there are several, else the elementwise chains "
+                         "and the matrix products of the batch (BLAS on one thread each; 0: "
+                         "one per CPU, shared among the processes of a host; at most 1024); "
+                         "the results do not depend on it", low=0, high=1024)
     processes: int = param(1, "MPI ranks that share each batch (data parallel; needs the mpi "
                            "extra); above 1 the train stage runs under training.mpiexec. The "
                            "result does not depend on it, so a run may resume under another "
                            "count", low=1)
     micro_batches: int = param(1, "equal parts each batch is cut into (gradient accumulation; "
-                               "the ranks share them); a multiple of processes, dividing "
-                               "data.batch_size", low=1)
+                               "the ranks share them, each process runs its share on its "
+                               "threads); a multiple of processes, dividing data.batch_size",
+                               low=1)
     mpiexec: str = param("mpiexec", "the MPI launcher, with its arguments (e.g. srun, or "
                          "mpiexec -f hosts); looked up next to the Python interpreter first, "
                          "then on PATH")
