@@ -126,7 +126,7 @@ def torch_loop(epochs: int, threads: int) -> None:
     for ``epochs`` epochs: the batches in the train stage's order (under dynamic masking, each
     epoch's masks), its learning rate."""
     from bert.core.streams import epoch_order
-    from bert.data.datasets import load_dataset, masking_spec
+    from bert.data.loading import load_dataset, masking_spec
     from bert.data.examples import num_examples
     from bert.data.masking import masked_epoch
     from bert.workflow.params import bert_config
