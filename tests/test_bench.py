@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bert.bench import step as bench
+from bert.core.costs import matmul_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--sizes", "micro", "--repeats", "2", "--warmup", "1", "--threads", "1"]
@@ -62,7 +63,8 @@ def test_flop_count_of_one_layer_by_hand():
     # tokens 3: qkv 2*3*4*12 + out 2*3*4*4 + ffn 2*2*3*4*8, attention 2*2*(2 heads)*3*3*2,
     # MLM head at 1 position 2*4*(4 + 10), pooler + NSP 2*4*(4 + 2)
     forward = 288 + 96 + 384 + 144 + 112 + 48
-    assert bench.matmul_flops(size, num_scored=1) == {"forward": forward, "step": 3 * forward}
+    assert matmul_flops(bench.make_config(size), size.batch_size, size.seq_len,
+                        num_scored=1) == {"forward": forward, "step": 3 * forward}
 
 
 def test_the_default_size_is_what_params_yaml_trains():
@@ -96,7 +98,8 @@ def test_the_profile_counts_every_layer_call_and_its_elements():
     assert rows[PRODUCTS].calls == 8 + 2 * 8
     # every product the step needs but attention's own (scores and context, inside its chains)
     attention = 3 * 2 * size.batch_size * size.seq_len ** 2 * H
-    assert rows[PRODUCTS].multiply_adds == bench.matmul_flops(size, num_scored)["step"] / 2 \
+    flops = matmul_flops(bench.make_config(size), size.batch_size, size.seq_len, num_scored)
+    assert rows[PRODUCTS].multiply_adds == flops["step"] / 2 \
         - attention
     wrapped = result["wrapped_step_s"]
     assert all(row.seconds >= 0 for name, row in rows.items() if not name.startswith("other"))

@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 
 from bert.bench.clock import timed
+from bert.core.costs import matmul_flops
 from bert.core.labels import IGNORE_INDEX
 
 # Nothing that imports NumPy at module level: a worker fixes its thread count first.
@@ -111,20 +112,6 @@ def make_batch(size: Size, seed: int = 0) -> dict:
     return {"input_ids": input_ids, "token_type_ids": token_type_ids,
             "attention_mask": np.ones((B, T), dtype=np.int64), "mlm_labels": mlm_labels,
             "nsp_labels": rng.integers(0, 2, size=B)}
-
-
-def matmul_flops(size: Size, num_scored: int) -> dict[str, float]:
-    """Matrix-multiply FLOPs of one forward pass and of one training step (3x: the backward
-    pass multiplies twice as much), the MLM head counted at the ``num_scored`` labelled
-    positions only, as our model computes it."""
-    N, H, F, V = size.batch_size * size.seq_len, size.hidden_size, size.intermediate_size, \
-        size.vocab_size
-    T, D = size.seq_len, size.hidden_size // size.num_heads
-    attention = 2 * 2 * size.batch_size * size.num_heads * T * T * D  # scores and context
-    per_layer = 2 * N * H * (3 * H + H + 2 * F) + attention
-    heads = 2 * num_scored * H * (H + V) + 2 * size.batch_size * H * (H + 2)
-    forward = size.num_layers * per_layer + heads
-    return {"forward": float(forward), "step": float(3 * forward)}
 
 
 def ours(size: Size, micro_batches: int = 1):
@@ -302,7 +289,7 @@ def time_worker(size: Size, threads: int, repeats: int, warmup: int, reference: 
     result = {name: {kind: summary(values) for kind, values in kinds.items()}
               for name, kinds in samples.items()}
     result["matmul_peak_gflops"] = matmul_peak(threads)
-    result["flops"] = matmul_flops(size, num_scored)
+    result["flops"] = matmul_flops(make_config(size), size.batch_size, size.seq_len, num_scored)
     result["blas"] = blas_kernel()
     return result
 
