@@ -1,7 +1,9 @@
-"""bert.bench at a toy size: it runs and its table and JSON are well formed (no timing asserts)."""
+"""bert.bench at a toy size: the command line, the step comparison and the profile run, and
+their tables and JSON are well formed (no timing asserts)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -9,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bert.bench import step as bench
+from bert.bench import cli, step
+from bert.bench.batches import make_batch, num_scored
+from bert.bench.sides import ours
+from bert.bench.sizes import SIZES, Size, make_config
 from bert.core.costs import matmul_flops
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +26,35 @@ def run_bench(*args: str) -> str:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_without_a_command_the_step_comparison_runs():
+    args = cli.parse(["--sizes", "micro,small", "--no-memory"])
+    assert (args.command, args.sizes, args.no_memory) == ("step", ["micro", "small"], True)
+    assert cli.parse([]).sizes == cli.STEP_SIZES.split(",")
+
+
+def test_every_command_parses_its_defaults_and_names_the_module_that_runs_it(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the stage's default parameters file
+    monkeypatch.setattr("bert.bench.system.reference_available", lambda: True)
+    for name, (module, _) in cli.COMMANDS.items():
+        assert cli.parse([name]).command == name
+        assert callable(importlib.import_module(module).run), module
+    assert cli.parse(["processes"]).micro_batches == 2  # by default, --processes
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--sizes", "micro,huge"], "unknown size(s) ['huge']: choose among default,"),
+    (["profile", "--sizes", ""], "unknown size(s) []"),
+    (["loop", "--micro-batches", "1,x"], "'1,x': give whole numbers, e.g. 1,2"),
+    (["processes", "--processes", "3"], "--processes must be 2 or more and divide the batch"),
+    (["step", "--profile"], "unrecognized arguments: --profile"),
+])
+def test_bad_options_are_refused_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.parse(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.slow  # the command, in a process of its own
@@ -45,8 +79,8 @@ def test_json_report_is_complete():
 @pytest.mark.slow  # measures, as a benchmark run does
 def test_table_has_a_row_per_size_and_says_how_to_compare(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(bench, "reference_available", lambda: False)  # as without torch
-    bench.main([*FAST, "--no-memory"])
+    monkeypatch.setattr(step, "reference_available", lambda: False)  # as without torch
+    cli.main(["step", *FAST, "--no-memory"])
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith("BLAS: ") and "kernel" in lines[0]
@@ -58,17 +92,16 @@ def test_table_has_a_row_per_size_and_says_how_to_compare(monkeypatch, capsys):
 
 
 def test_flop_count_of_one_layer_by_hand():
-    size = bench.Size(vocab_size=10, hidden_size=4, num_layers=1, num_heads=2,
+    size = Size(vocab_size=10, hidden_size=4, num_layers=1, num_heads=2,
                       intermediate_size=8, batch_size=1, seq_len=3, repeats=1, description="")
     # tokens 3: qkv 2*3*4*12 + out 2*3*4*4 + ffn 2*2*3*4*8, attention 2*2*(2 heads)*3*3*2,
     # MLM head at 1 position 2*4*(4 + 10), pooler + NSP 2*4*(4 + 2)
     forward = 288 + 96 + 384 + 144 + 112 + 48
-    assert matmul_flops(bench.make_config(size), size.batch_size, size.seq_len,
+    assert matmul_flops(make_config(size), size.batch_size, size.seq_len,
                         num_scored=1) == {"forward": forward, "step": 3 * forward}
 
 
 def test_the_default_size_is_what_params_yaml_trains():
-    from bert.bench.step import SIZES
     from bert.workflow.params import Params
 
     size, params = SIZES["default"], Params()
@@ -82,9 +115,8 @@ def test_the_default_size_is_what_params_yaml_trains():
 def test_the_profile_counts_every_layer_call_and_its_elements():
     from bert.bench.passes import PRODUCTS, profile
 
-    size = bench.SIZES["micro"]  # 1 layer, hidden 16, 2 heads, intermediate 32, batch 2 x 8
-    step, _, num_scored = bench.ours(size)
-    result = profile(step, threads=1, steps=2, warmup=1)
+    size = SIZES["micro"]  # 1 layer, hidden 16, 2 heads, intermediate 32, batch 2 x 8
+    result = profile(ours(size).step, threads=1, steps=2, warmup=1)
     rows = result["rows"]
     tokens, H, F = size.batch_size * size.seq_len, size.hidden_size, size.intermediate_size
     # per step: LayerNorm after the embeddings, twice in the layer, once in the MLM head
@@ -98,7 +130,8 @@ def test_the_profile_counts_every_layer_call_and_its_elements():
     assert rows[PRODUCTS].calls == 8 + 2 * 8
     # every product the step needs but attention's own (scores and context, inside its chains)
     attention = 3 * 2 * size.batch_size * size.seq_len ** 2 * H
-    flops = matmul_flops(bench.make_config(size), size.batch_size, size.seq_len, num_scored)
+    flops = matmul_flops(make_config(size), size.batch_size, size.seq_len,
+                         num_scored(make_batch(size)))
     assert rows[PRODUCTS].multiply_adds == flops["step"] / 2 \
         - attention
     wrapped = result["wrapped_step_s"]
@@ -110,12 +143,12 @@ def test_the_profile_of_micro_batches_on_threads_counts_every_thread_alike():
     from bert.bench.passes import profile
     from bert.engine import pool
 
-    size, before = bench.SIZES["small"], pool.threads()  # micro-batches long enough to overlap
+    size, before = SIZES["small"], pool.threads()  # micro-batches long enough to overlap
     runs = {}
     try:
         for threads in (1, 2):
             pool.set_threads(threads)
-            result = profile(bench.ours(size, micro_batches=2)[0], threads=threads, steps=30,
+            result = profile(ours(size, micro_batches=2).step, threads=threads, steps=30,
                              warmup=1, task_threads=threads)
             runs[threads] = result
     finally:
@@ -156,7 +189,7 @@ def test_a_call_on_another_thread_is_no_callee_of_this_threads_call():
 
 def test_the_profile_table_lists_the_largest_work_first(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    bench.main([*FAST, "--profile"])
+    cli.main(["profile", *FAST])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("BLAS: ")
     assert lines[2].startswith("micro: step ") and "1 thread)" in lines[2]

@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from bert.bench.step import SIZES, make_batch, make_config
+from bert.bench.batches import make_batch
+from bert.bench.sizes import SIZES, make_config
 from bert.core.optim import AdamWConfig, init_state
 from bert.core.parameters import init_params
 from bert.core.step import training_step

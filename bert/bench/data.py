@@ -1,4 +1,4 @@
-"""Benchmark of the data stage for the default parameters: ``python -m bert.bench.data``.
+"""The data stage for the default parameters: ``python -m bert.bench data``.
 
 Reports the example generation throughput (tokens per second, padding included) and the time
 of the exact optimum on the test set, each the best of a few repeats.
@@ -6,40 +6,28 @@ of the exact optimum on the test set, each the best of a few repeats.
 
 from __future__ import annotations
 
-import time
+import argparse
 
+from bert.bench.clock import times
 from bert.data.datasets import build_language, build_split
 from bert.data.examples import optimum
 from bert.data.params import DataParams
 
 
-def best_time(func, repeats: int) -> float:
-    """The shortest wall time of ``repeats`` calls of ``func()``, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def main() -> None:
+def run(args: argparse.Namespace) -> None:
+    """``python -m bert.bench data``: both times, and the optimum's values."""
     params = DataParams()
     language = build_language(params)
     train = build_split(params, language, "train")
     test = build_split(params, language, "test")
     tokens = train["input_ids"].size
-    generate = best_time(lambda: build_split(params, language, "train"), repeats=3)
+    generate = min(times(lambda: build_split(params, language, "train"), repeats=3))
     print(f"generation: {tokens} tokens ({train['input_ids'].shape[0]} examples x "
           f"{params.sequence_length}) in {generate:.3f} s = "
           f"{tokens / generate / 1e6:.2f} M tokens/s")
-    score = best_time(lambda: optimum(language, test, params.mask_probability), repeats=2)
+    score = min(times(lambda: optimum(language, test, params.mask_probability), repeats=2))
     result = optimum(language, test, params.mask_probability)
     print(f"optimum: {test['input_ids'].shape[0]} test examples, {result['num_mlm_labels']} "
           f"MLM labels in {score:.2f} s")
     for key, value in result.items():
         print(f"  {key:<20} {value:.4f}" if isinstance(value, float) else f"  {key:<20} {value}")
-
-
-if __name__ == "__main__":
-    main()

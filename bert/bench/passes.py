@@ -1,4 +1,4 @@
-"""Where a training step's time goes, pass by pass: ``python -m bert.bench --profile``.
+"""Where a training step's time goes, pass by pass: ``python -m bert.bench profile``.
 
 Every layer function of the fast kernels the model runs on (``bert.core.kernels``),
 the matrix products of the linear layers (``bert.engine.pool.matmul``), clipping and AdamW are
@@ -25,6 +25,8 @@ leaves out the other threads'.)
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import threading
 import time
@@ -33,9 +35,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from bert.bench.clock import timed
+from bert.bench.clock import timed, times
+from bert.bench.sides import ours
+from bert.bench.sizes import SIZES
+from bert.bench.system import machine
+from bert.bench.tables import header, profile_table
+from bert.bench.workers import run_worker, start_worker
 
-# Nothing that imports NumPy at module level: ``bert.bench.step`` fixes the threads first.
+# Nothing that imports NumPy at module level: a worker fixes its thread count first.
 
 # name in bert.core.kernels -> the row it counts for
 LAYER_WORK = {
@@ -186,13 +193,10 @@ def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3,
     """
     for _ in range(warmup):
         step()
-    plain = statistics.median(timed(step) for _ in range(steps))
+    plain = statistics.median(times(step, steps))
     recorder = Recorder()
     with recording(recorder):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        wrapped = (time.perf_counter() - start) / steps
+        wrapped = timed(lambda: [step() for _ in range(steps)]) / steps
     rows = {name: Row(row.seconds / steps, row.cpu_seconds / steps, row.calls / steps,
                       row.element_passes / steps, row.elements / steps, row.multiply_adds / steps)
             for name, row in recorder.rows.items()}
@@ -202,31 +206,21 @@ def profile(step: Callable[[], None], threads: int, steps: int, warmup: int = 3,
             "plain_step_s": plain, "wrapped_step_s": wrapped, "rows": rows}
 
 
-def table(name: str, result: dict) -> str:
-    """A markdown table of ``profile``'s result, largest row first."""
-    plain, wrapped = result["plain_step_s"], result["wrapped_step_s"]
-    tasks = result.get("task_threads", 1)
-    lines = [f"{name}: step {plain * 1e3:.1f} ms (median of {result['steps']}, "
-             f"{result['threads']} thread{'s' if result['threads'] != 1 else ''}"
-             + (f", micro-batches on {tasks} at once" if tasks > 1 else "") + "); "
-             f"{wrapped * 1e3:.1f} ms with the wrappers",
-             "",
-             f"| work | {'thread-ms' if tasks > 1 else 'ms'} per step | of which CPU | share "
-             "| calls | work per step | passes per element | cost |",
-             "|---|---|---|---|---|---|---|---|"]
-    for work, row in sorted(result["rows"].items(), key=lambda item: -item[1].seconds):
-        amount = passes = cost = "-"
-        if row.multiply_adds:
-            amount = f"{row.multiply_adds / 1e6:.1f} M multiply-adds"
-            if row.seconds:
-                cost = f"{2 * row.multiply_adds / row.seconds / 1e9:.0f} GFLOP/s"
-        elif row.elements:
-            amount = f"{row.elements / 1e3:.0f} K elements"
-            passes = f"{row.element_passes / row.elements:.1f}"
-            cost = f"{row.seconds / row.element_passes * 1e9:.2f} ns per element-pass"
-        calls = f"{row.calls:g}" if row.calls else "-"
-        cpu = f"{row.cpu_seconds * 1e3:.2f}" if row.calls else "-"
-        lines.append(f"| {work} | {row.seconds * 1e3:.2f} | {cpu} "
-                     f"| {row.seconds / (tasks * wrapped):.0%} | {calls} | {amount} | {passes} "
-                     f"| {cost} |")
-    return "\n".join(lines)
+def run(args: argparse.Namespace) -> None:
+    """``python -m bert.bench profile``: a worker per size, each size's table."""
+    if args.worker:
+        start_worker(args.threads)
+        size = SIZES[args.size]
+        result = profile(ours(size, args.micro_batches).step, args.threads,
+                         args.repeats or size.repeats, args.warmup,
+                         task_threads=min(args.threads, args.micro_batches))
+        print(json.dumps({**result, "rows": {name: vars(row)
+                                             for name, row in result["rows"].items()}}))
+        return
+    print(header({"threads": args.threads, "machine": machine()}))
+    for name in args.sizes:
+        result = run_worker("profile", args.threads, "--size", name, "--micro-batches",
+                            str(args.micro_batches), "--warmup", str(args.warmup),
+                            *(["--repeats", str(args.repeats)] if args.repeats else []))
+        result["rows"] = {work: Row(**row) for work, row in result["rows"].items()}
+        print(f"\n{profile_table(name, result)}")

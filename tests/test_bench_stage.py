@@ -1,4 +1,4 @@
-"""``python -m bert.bench.train_stage``: the parameters it runs, and a smoke run of the whole
+"""``python -m bert.bench stage``: the parameters it runs, and a smoke run of the whole
 comparison on a tiny project (no timing asserts)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 import pytest
 import yaml
 
-from bert.bench.step import reference_available
-from bert.bench.train_stage import parse_setting, project_params
+from bert.bench.stage import parse_setting, project_params
+from bert.bench.system import reference_available
 from tests.workflow import tiny
 
 
@@ -31,7 +31,7 @@ def test_settings_change_the_file_and_text_files_become_absolute(tmp_path):
                     reason="needs the reference extra: pip install -e '.[reference]'")
 def test_both_loops_run_one_and_two_epochs(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny()))
-    done = subprocess.run([sys.executable, "-m", "bert.bench.train_stage", "--params",
+    done = subprocess.run([sys.executable, "-m", "bert.bench", "stage", "--params",
                            "tiny.yaml", "--set", "training.micro_batches=2", "--repeats", "1",
                            "--workdir", str(tmp_path), "--json"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
@@ -47,7 +47,7 @@ def test_both_loops_run_one_and_two_epochs(tmp_path):
 
 def test_bad_parameters_are_refused_in_one_line_before_any_work(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny()))
-    done = subprocess.run([sys.executable, "-m", "bert.bench.train_stage", "--params",
+    done = subprocess.run([sys.executable, "-m", "bert.bench", "stage", "--params",
                            "tiny.yaml", "--set", "training.micro_batches=3"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

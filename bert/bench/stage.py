@@ -1,4 +1,4 @@
-"""The whole train stage against a plain PyTorch training loop: python -m bert.bench.train_stage.
+"""The whole train stage against a plain PyTorch training loop: ``python -m bert.bench stage``.
 
 What a user feels is the train stage, not a step: ``python -m bert train`` (the command ``doit``
 runs), with its start-up, the batches gathered from the training set, the progress bar, the
@@ -9,7 +9,7 @@ start-up (imports, reading the data) cancels.
 The same is done for a plain PyTorch loop over the same training set in the same order
 (``--worker``): transformers' ``BertForPreTraining`` with the same config, the learning rate of
 the same schedule, ``torch.optim.AdamW`` over the same two parameter groups and
-``clip_grad_norm_`` (``bert.bench.step.torch_step``), on ``--threads`` threads; it does nothing
+``clip_grad_norm_`` (``bert.bench.sides.torch_step``), on ``--threads`` threads; it does nothing
 else (no scoring, no checkpoints).
 
 The parameters are a params file (default ``params.yaml``) with ``--set key=value`` changes; the
@@ -25,26 +25,19 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
-from bert.bench.step import (
-    reference_available,
-    threads_env,
-    torch_adamw,
-    torch_inputs,
-    torch_model,
-    torch_step,
-)
-from bert.errors import BertError
+from bert.bench.clock import timed
+from bert.bench.sides import torch_adamw, torch_inputs, torch_model, torch_step
+from bert.bench.tables import stage_table
+from bert.bench.workers import threads_env, worker_command
 from bert.workflow.layout import Layout
-from bert.workflow.loader import load_params, params_from_mapping
+from bert.workflow.loader import load_params
 
 EPOCHS = (1, 2)  # the two runs whose difference is an epoch of steps
 PARAMS_FILE = "params.yaml"  # in the temporary project folder
@@ -81,13 +74,13 @@ def with_epochs(mapping: dict, epochs: int) -> dict:
     return {**mapping, "training": {**(mapping.get("training") or {}), "epochs": epochs}}
 
 
-def run(command: list[str], folder: Path, env: dict | None = None) -> float:
+def timed_run(command: list[str], folder: Path, env: dict | None = None) -> float:
     """Seconds ``command`` takes in ``folder``; its error output if it fails."""
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed in {folder}:\n{done.stderr}")
+    done = []
+    seconds = timed(lambda: done.append(subprocess.run(command, cwd=folder, env=env,
+                                                       capture_output=True, text=True)))
+    if done[0].returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed in {folder}:\n{done[0].stderr}")
     return seconds
 
 
@@ -95,7 +88,7 @@ def write_params(folder: Path, mapping: dict) -> None:
     (folder / PARAMS_FILE).write_text(yaml.safe_dump(mapping))
 
 
-def stage(name: str) -> list[str]:
+def stage_command(name: str) -> list[str]:
     """The command of stage ``name`` of our run in the project folder."""
     return [sys.executable, "-m", "bert", name, "--params", PARAMS_FILE, "--run", RUN]
 
@@ -106,19 +99,19 @@ def layout(folder: Path) -> Layout:
     return Layout.of(load_params(folder / PARAMS_FILE), RUN, folder)
 
 
-def ours(folder: Path, mapping: dict, epochs: int) -> float:
+def time_ours(folder: Path, mapping: dict, epochs: int) -> float:
     """Seconds of ``python -m bert train`` for ``epochs`` epochs from the initial weights (the
     run's folder removed first: its checkpoints, model, history and record)."""
     write_params(folder, with_epochs(mapping, epochs))
     shutil.rmtree(layout(folder).run_dir, ignore_errors=True)
-    return run(stage("train"), folder)
+    return timed_run(stage_command("train"), folder)
 
 
-def theirs(folder: Path, epochs: int, threads: int) -> float:
-    """Seconds of the PyTorch loop (``torch_loop``) for ``epochs`` epochs, in a process of its
-    own with its threads fixed before torch is imported."""
-    return run([sys.executable, "-m", "bert.bench.train_stage", "--worker", "--epochs",
-                str(epochs), "--threads", str(threads)], folder, threads_env(threads))
+def time_theirs(folder: Path, epochs: int, threads: int) -> float:
+    """Seconds of the PyTorch loop (``torch_loop``) for ``epochs`` epochs, in a worker process
+    of its own with its threads fixed before torch is imported."""
+    return timed_run(worker_command("stage", threads, "--epochs", str(epochs)), folder,
+                     threads_env(threads))
 
 
 def torch_loop(epochs: int, threads: int) -> None:
@@ -126,8 +119,8 @@ def torch_loop(epochs: int, threads: int) -> None:
     for ``epochs`` epochs: the batches in the train stage's order (under dynamic masking, each
     epoch's masks), its learning rate."""
     from bert.core.streams import epoch_order
-    from bert.data.loading import load_dataset, masking_spec
     from bert.data.examples import num_examples
+    from bert.data.loading import load_dataset, masking_spec
     from bert.data.masking import masked_epoch
     from bert.workflow.params import bert_config
     from bert.workflow.provenance import whole_batches
@@ -170,17 +163,17 @@ def measure(mapping: dict, repeats: int, threads: int, workdir: Path) -> dict:
     try:
         write_params(folder, with_epochs(mapping, 1))
         for name in ("data", "init"):
-            run(stage(name), folder)
+            timed_run(stage_command(name), folder)
         load = os.getloadavg()[0]
         seconds = {side: {e: [] for e in EPOCHS} for side in ("ours", "torch")}
         inside = []
         for r in range(repeats):
             order = EPOCHS if r % 2 == 0 else EPOCHS[::-1]  # each run first as often
             for epochs in order:
-                seconds["ours"][epochs].append(ours(folder, mapping, epochs))
+                seconds["ours"][epochs].append(time_ours(folder, mapping, epochs))
                 if epochs == 2:
                     inside.append(in_steps_ms(folder))
-                seconds["torch"][epochs].append(theirs(folder, epochs, threads))
+                seconds["torch"][epochs].append(time_theirs(folder, epochs, threads))
         steps = steps_per_epoch(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -193,55 +186,13 @@ def measure(mapping: dict, repeats: int, threads: int, workdir: Path) -> dict:
             "speedups": [t / o for o, t in zip(per_step["ours"], per_step["torch"], strict=True)]}
 
 
-def table(label: str, result: dict) -> str:
-    """Medians over the repeats, with the range of the speed-ups."""
-    ours_ms, torch_ms = (statistics.median(result["per_step_ms"][s]) for s in ("ours", "torch"))
-    speedups = result["speedups"]
-    return (f"{label}: {result['steps_per_epoch']} steps per epoch; load average "
-            f"{result['load_average_at_start']:.1f} at the start, "
-            f"{result['load_average_at_end']:.1f} at the end\n"
-            f"  train stage {ours_ms:.2f} ms per step (inside the steps "
-            f"{statistics.median(result['ours_in_steps_ms']):.2f}), torch loop {torch_ms:.2f}: "
-            f"{torch_ms / ours_ms:.2f}x (each repeat: "
-            f"{', '.join(f'{s:.2f}' for s in speedups)})")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bert.bench.train_stage",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
-                        help="the parameters file (default: params.yaml)")
-    parser.add_argument("--set", dest="settings", type=parse_setting, nargs="*", default=[],
-                        metavar="SECTION.KEY=VALUE",
-                        help="change parameters, e.g. model.dim_ff=256 training.micro_batches=2")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="times each of the four runs is made (default: 3)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads (default: the number of CPUs; ours: "
-                             "training.threads)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where the temporary project folder goes (default: the system's)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``python -m bert.bench stage``: the four runs, ``--repeats`` times each, then the
+    summary (or the JSON)."""
     if args.worker:
         torch_loop(args.epochs, args.threads)
         return
-    if not reference_available():
-        parser.error("torch and transformers are not installed: pip install -e '.[reference]'")
-    if not args.params.is_file():
-        parser.error(f"{args.params} does not exist; give --params a parameters file")
-    mapping = project_params(args.params, args.settings)
-    try:
-        params_from_mapping(mapping)  # bad parameters: one line now, not after the data stage
-    except BertError as error:
-        parser.exit(2, f"error: {args.params}: {error}\n")
-    result = measure(mapping, args.repeats, args.threads, args.workdir)
+    result = measure(args.mapping, args.repeats, args.threads, args.workdir)
     label = " ".join([str(args.params)] + [f"{'.'.join(k)}={v}" for k, v in args.settings])
     print(json.dumps({"params": label, **result}, indent=2) if args.json
-          else table(label, result))
-
-
-if __name__ == "__main__":
-    main()
+          else stage_table(label, result))

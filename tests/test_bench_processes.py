@@ -1,4 +1,4 @@
-"""``python -m bert.bench --processes N``: a smoke run at a toy size, and the scaling model."""
+"""``python -m bert.bench processes``: a smoke run at a toy size, and the scaling model."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import sys
 
 import pytest
 
-from bert.bench.mpi import PROJECTED_RANKS, cpu_waits, projection, ring_allreduce_s, thread_cpu
+from bert.bench.processes import PROJECTED_RANKS, projection, ring_allreduce_s
+from bert.bench.system import cpu_waits, thread_cpu
 from bert.parallel.mpi import mpi_available
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
 def test_the_benchmark_reports_every_configuration():
-    done = subprocess.run([sys.executable, "-m", "bert.bench", "--processes", "2", "--size",
-                           "micro", "--repeats", "2", "--json"], capture_output=True, text=True,
-                          timeout=300, check=True)
+    done = subprocess.run([sys.executable, "-m", "bert.bench", "processes", "--processes", "2",
+                           "--size", "micro", "--repeats", "2", "--json"],
+                          capture_output=True, text=True, timeout=300, check=True)
     report = json.loads(done.stdout)
     assert report["micro_batches"] == 2
     for name in ("one_process_one_thread", "one_process_threads", "ranks_one_thread_each",

@@ -1,4 +1,4 @@
-"""``python -m bert.bench.torch_loop``: a smoke run at a toy size (no timing asserts)."""
+"""``python -m bert.bench loop``: a smoke run at a toy size (no timing asserts)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from bert.bench.step import reference_available
+from bert.bench.system import reference_available
 
 pytestmark = pytest.mark.skipif(not reference_available(),
                                 reason="needs the reference extra: pip install -e '.[reference]'")
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bert.bench.torch_loop", "--sizes", "micro",
+    return subprocess.run([sys.executable, "-m", "bert.bench", "loop", "--sizes", "micro",
                            "--repeats", "2", "--warmup", "1", *args], capture_output=True,
                           text=True, timeout=300)
 
