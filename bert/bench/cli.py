@@ -120,6 +120,10 @@ def processes_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--micro-batches", type=int, default=None,
                         help="micro-batches of the ranks and of the micro-batch threads "
                              "(default: --processes)")
+    parser.add_argument("--switch-interval", type=float, default=None, metavar="SECONDS",
+                        help="how long a thread may hold the GIL while another waits for it "
+                             "(sys.setswitchinterval), in every configuration (default: "
+                             "Python's, 0.005)")
     add_worker(parser)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)  # a worker's
 

@@ -63,11 +63,16 @@ def _next_command(comm) -> str:
     return comm.bcast(line)
 
 
-def serve(size: Size, micro_batches: int, warmup: int, threads: int) -> None:
+def serve(size: Size, micro_batches: int, warmup: int, threads: int,
+          switch_interval: float | None = None) -> None:
     """A worker: build the model and batch, warm up, say ``ready``, then answer the commands
     read from stdin (``steps K``, ``update K``, ``reductions K``, ``quit``) with one JSON line
     each on stdout (rank 0's). It runs the step under MPI when started by a launcher, on
-    ``threads`` compute threads per process, as the train stage does."""
+    ``threads`` compute threads per process, as the train stage does; ``switch_interval``, if
+    given, is how long a thread holds the GIL before another waiting for it takes it
+    (``sys.setswitchinterval``; Python's default is 5 ms)."""
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
     start_worker(threads)
 
     from bert.core.step import OneProcess, Partial
@@ -147,7 +152,7 @@ def reductions(comm, reduction, params, micro_batches: int, repeats: int, partia
 
 
 def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: str,
-            micro_batches: int | None = None) -> dict:
+            micro_batches: int | None = None, switch_interval: float | None = None) -> dict:
     """The four configurations, their steps timed in alternating rounds (so that a change of
     the machine's load hits all four alike), and the derived efficiencies."""
     from bert.workflow.launch import find_launcher
@@ -158,8 +163,9 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
     load = os.getloadavg()[0]
 
     def serve_command(threads: int, micro: int) -> list[str]:
+        switch = ["--switch-interval", str(switch_interval)] if switch_interval else []
         return worker_command("processes", threads, "--size", size_name, "--micro-batches",
-                              str(micro), "--warmup", str(warmup))
+                              str(micro), "--warmup", str(warmup), *switch)
 
     workers = {
         "one_process_one_thread": Worker(serve_command(1, 1), 1),
@@ -192,6 +198,7 @@ def measure(processes: int, size_name: str, repeats: int, warmup: int, mpiexec: 
     one = step["one_process_one_thread"]
     return {
         "size": size_name, "processes": processes, "micro_batches": micro_batches,
+        "switch_interval_s": switch_interval or sys.getswitchinterval(),
         "tokens_per_step": tokens, "parameters": ready["parameters"],
         "load_average_at_start": load, "load_average_at_end": os.getloadavg()[0],
         **{name: {"step_s": seconds, "tokens_per_s": tokens / seconds, "samples": samples[name],
@@ -232,10 +239,11 @@ def run(args: argparse.Namespace) -> None:
     """``python -m bert.bench processes``: the four configurations, then the table (or the
     JSON)."""
     if args.worker:
-        serve(SIZES[args.size], args.micro_batches or 1, args.warmup, args.threads)
+        serve(SIZES[args.size], args.micro_batches or 1, args.warmup, args.threads,
+              args.switch_interval)
         return
     report = measure(args.processes, args.size, args.repeats, args.warmup, args.mpiexec,
-                     args.micro_batches)
+                     args.micro_batches, args.switch_interval)
     report["projection"] = projection(report)
     report["hop_latency_s"] = HOP_LATENCY_S
     print(json.dumps(report, indent=2) if args.json else processes_table(report))

@@ -139,7 +139,8 @@ def processes_table(report: dict) -> str:
     ]
     lines = [f"{report['size']}: {report['tokens_per_step']} tokens per step; load average "
              f"{report['load_average_at_start']:.1f} at the start, "
-             f"{report['load_average_at_end']:.1f} at the end",
+             f"{report['load_average_at_end']:.1f} at the end; GIL switch interval "
+             f"{1000 * report['switch_interval_s']:g} ms",
              f"{'':24} {'micro-batches':>13} {'step ms':>9} {'tokens/s':>10} {'speed-up':>9} "
              f"{'efficiency':>11} {'not waiting for a CPU':>22}"]
     alone = report["one_process_one_thread"]["step_not_waiting_s"]
