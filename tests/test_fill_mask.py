@@ -146,3 +146,14 @@ def test_top_must_be_one_or_more(project, capsys, top, expected):
     assert stop.value.code == 2 and err.count("\n") == 1
     assert err == (f"error: python -m bert fill-mask: argument --top: {expected}; see "
                    "`python -m bert fill-mask --help`\n")
+
+
+def test_a_model_in_a_run_s_folder_reads_that_run_s_tokenizer(project, tmp_path, monkeypatch):
+    """From another folder, and for a run not named params: the test set its record names."""
+    renamed = project / "artifacts/runs/text"
+    (project / "artifacts/runs/params").rename(renamed)
+    record = json.loads((renamed / "run.json").read_text())
+    (renamed / "run.json").write_text(json.dumps({**record, "name": "text"}))
+    monkeypatch.chdir(tmp_path)
+    first = fill_mask_text("the [MASK] of it", renamed / "model.h5", None).splitlines()[0]
+    assert first.endswith(f"tokenizer {layout_of(project, TEXT_RUN).test_data})")

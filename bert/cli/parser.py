@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"our weights file, a checkpoint or an export directory (default: "
                       f"{layout.model_weights})")
     fill.add_argument("--tokenizer", help="an export directory or a text dataset file (default: "
-                      "the --model directory, else the test set of the run params)")
+                      "the --model directory, else the test set of the run whose folder holds "
+                      "the model, else of the run params)")
     fill.add_argument("--top", type=_positive, default=5,
                       help="guesses per [MASK], 1 or more (default: 5)")
     fill.set_defaults(func=fill_mask)

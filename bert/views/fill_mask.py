@@ -80,11 +80,12 @@ def fill_mask_text(text: str, model_path: str | Path, tokenizer_path: str | Path
     """The guesses as lines of text: one block per ``[MASK]``.
 
     tokenizer_path: an export directory or a text dataset file (default: the model's directory
-    when it is one, else the test set of the run ``params``).
+    when it is one, else the test set of the run whose folder holds the model, else that of the
+    run ``params``).
     """
     if tokenizer_path is None:
         tokenizer_path = model_path if Path(model_path).is_dir() else \
-            Layout.recorded().test_data
+            (Layout.holding(model_path) or Layout.recorded()).test_data
     tokenizer = load_tokenizer(tokenizer_path)
     lines = [f"{text}  (model {model_path}, tokenizer {tokenizer_path})"]
     for i, top in enumerate(fill_mask(model_path, tokenizer, text, k, tokenizer_path)):

@@ -84,6 +84,16 @@ class Layout:
                                 "`doit` first, or name the files to read")
         return cls(Path(root), run, Path(record.data).name, Path(record.init).name)
 
+    @classmethod
+    def holding(cls, path: str | Path) -> Layout | None:
+        """The layout of the run whose folder holds ``path`` (``<root>/artifacts/runs/<run>/
+        ...``), read from its record; None when ``path`` lies in no run's folder."""
+        parts = Path(path).parts
+        for i in range(len(parts) - 3, 0, -1):
+            if parts[i - 1:i + 1] == ("artifacts", "runs"):
+                return cls.recorded(parts[i + 1], Path(*parts[:i - 1]))
+        return None
+
     # --- the shared data --------------------------------------------------------------------
 
     @property
