@@ -17,7 +17,6 @@ import pytest
 from bert.workflow.tasks import plots_available
 from tests.workflow import stage_of, tiny, write_params
 
-
 pytestmark = pytest.mark.slow  # doit end to end
 ROOT = Path(__file__).resolve().parents[1]
 # the pictures; without matplotlib, the one plots task that says how to install it

@@ -44,8 +44,13 @@ if comm.Get_rank() == 0:
 
 
 def run_step(tmp_path, processes: int) -> dict[str, np.ndarray]:
-    out = tmp_path / f"step-{processes}.npz"
-    command = [sys.executable, "-c", STEP, str(out)]
+    return run_script(tmp_path / f"step-{processes}.npz", processes, STEP)
+
+
+def run_script(out: Path, processes: int, script: str, *args: str) -> dict[str, np.ndarray]:
+    """The arrays ``script`` saves to ``out`` (its first argument), run on ``processes``
+    processes (under mpiexec from 2)."""
+    command = [sys.executable, "-c", script, str(out), *args]
     if processes > 1:
         command = [*find_launcher("mpiexec"), "-n", str(processes), *command]
     subprocess.run(command, check=True, timeout=120,
@@ -101,14 +106,8 @@ if comm.Get_rank() == 0:
 
 def run_threaded_steps(tmp_path, processes: int, micro_batches: int,
                        threads: int) -> dict[str, np.ndarray]:
-    out = tmp_path / f"steps-{processes}x{threads}-{micro_batches}.npz"
-    command = [sys.executable, "-c", THREADED_STEPS, str(out), str(micro_batches), str(threads)]
-    if processes > 1:
-        command = [*find_launcher("mpiexec"), "-n", str(processes), *command]
-    subprocess.run(command, check=True, timeout=120,
-                   env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
-    with np.load(out) as saved:
-        return dict(saved)
+    return run_script(tmp_path / f"steps-{processes}x{threads}-{micro_batches}.npz", processes,
+                      THREADED_STEPS, str(micro_batches), str(threads))
 
 
 @pytest.mark.slow

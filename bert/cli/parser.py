@@ -94,6 +94,14 @@ def stage_description(stage: object) -> str:
     return " ".join(lines)
 
 
+def _example_arguments(command: argparse.ArgumentParser, model_help: str, model: str) -> None:
+    """The arguments of a command that shows one example: the dataset file, the example's
+    number, the weights file."""
+    command.add_argument("path", help="a dataset file (a data folder's test.h5)")
+    command.add_argument("index", type=int, help="example number, from 0 (negative counts back)")
+    command.add_argument("--model", default=model, help=model_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each subcommand sets ``func``, called with the parsed arguments."""
     from bert.workflow.layout import Layout
@@ -139,20 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reads a dataset file and a weights file and prints, for one example, the "
         "model's three most probable tokens at each masked position beside the original. "
         "Writes nothing.")
-    predict.add_argument("path", help="a dataset file (a data folder's test.h5)")
-    predict.add_argument("index", type=int, help="example number, from 0 (negative counts back)")
-    predict.add_argument("--model", default=str(layout.model_weights), help=model)
+    _example_arguments(predict, model, str(layout.model_weights))
     predict.set_defaults(func=print_predictions)
     attention = commands.add_parser(
         "attention", help="print where each token of an example attends most, per head",
         description="Reads a dataset file and a weights file and prints, for one example, the "
         "token each token attends to most in every head of every layer. Writes nothing.")
-    attention.add_argument("path", help="a dataset file (a data folder's test.h5)")
-    attention.add_argument("index", type=int,
-                           help="example number, from 0 (negative counts back)")
+    _example_arguments(attention, model, str(layout.model_weights))
     attention.add_argument("--layer", type=int, help="only this layer, from 0 (default: all)")
     attention.add_argument("--head", type=int, help="only this head, from 0 (default: all)")
-    attention.add_argument("--model", default=str(layout.model_weights), help=model)
     attention.set_defaults(func=print_attention)
     curves = commands.add_parser(
         "curves", help="print the losses and accuracies of every epoch against the optimum",
