@@ -272,10 +272,9 @@ def test_a_stage_left_by_a_killed_doit_stops_and_keeps_others_out_meanwhile(tmp_
     assert_same_run(run_dir(folder), run_dir(straight))
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_ranks_of_a_stopped_doit_stop_together_and_keep_others_out_meanwhile(tmp_path, stop):
+def mpi_run_training(tmp_path: Path) -> tuple[Path, Path, subprocess.Popen]:
+    """MPI_RUN made on one process (the reference), and the same on 2 ranks started by a doit
+    that is now training, slowly, past its first checkpoint: (reference, project, doit)."""
     one = make_project(tmp_path / "one", MPI_RUN)
     doit(one, "report")
     two = {**MPI_RUN, "training": {**MPI_RUN["training"], "processes": 2}}
@@ -283,6 +282,14 @@ def test_ranks_of_a_stopped_doit_stop_together_and_keep_others_out_meanwhile(tmp
     doit(folder, "data", "init")
     process = start(folder, "report", env=hook(tmp_path, SLOW_TRAIN))
     wait_for(lambda: checkpoint_steps(folder), process)
+    return one, folder, process
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_ranks_of_a_stopped_doit_stop_together_and_keep_others_out_meanwhile(tmp_path, stop):
+    one, folder, process = mpi_run_training(tmp_path)
     (folder / "slow").touch()
     # SIGKILL: mpiexec gets SIGTERM as doit ends; SIGTERM: doit passes it on and waits. Either
     # way mpiexec passes it on to the ranks, and they stop together after the same step.
@@ -343,13 +350,7 @@ def test_a_stage_whose_lock_file_another_workflow_took_stops_with_a_checkpoint(t
 @pytest.mark.slow
 @pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
 def test_a_killed_launcher_takes_its_ranks_and_doit_says_so(tmp_path):
-    one = make_project(tmp_path / "one", MPI_RUN)
-    doit(one, "report")
-    two = {**MPI_RUN, "training": {**MPI_RUN["training"], "processes": 2}}
-    folder = make_project(tmp_path / "project", two)
-    doit(folder, "data", "init")
-    process = start(folder, "report", env=hook(tmp_path, SLOW_TRAIN))
-    wait_for(lambda: checkpoint_steps(folder), process)
+    one, folder, process = mpi_run_training(tmp_path)
     launcher = next(pid for pid in processes_in(folder)
                     if open(f"/proc/{pid}/comm").read().strip() == "mpiexec")
     os.kill(launcher, signal.SIGKILL)
