@@ -62,10 +62,10 @@ class DataParams(Section):
     batch_size: int = param(
         32, "examples per batch (synthetic: each set holds a whole number of batches)", low=1
     )
-    num_train_batches: int = param(1000, "batches in the training set (data/train.h5; "
+    num_train_batches: int = param(1000, "batches in the training set (train.h5; "
                                    "synthetic only)", low=1)
     num_test_batches: int = param(
-        40, "batches in the test set (data/test.h5), on which the optimum is computed "
+        40, "batches in the test set (test.h5), on which the optimum is computed "
         "(synthetic only)", low=1
     )
     mask_probability: float = param(
