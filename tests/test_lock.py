@@ -501,9 +501,9 @@ import sys, time
 from pathlib import Path
 
 if sys.orig_argv[1:4] == ["-m", "bert", "data"]:
-    import bert.storage.h5io as h5io
+    import bert.storage.h5write as h5write
 
-    write = h5io.write
+    write = h5write.write
 
     def waiting_write(*args, **kwargs):
         Path("writing").touch()
@@ -512,7 +512,7 @@ if sys.orig_argv[1:4] == ["-m", "bert", "data"]:
             time.sleep(0.02)
         return write(*args, **kwargs)
 
-    h5io.write = waiting_write
+    h5write.write = waiting_write
 """
 
 

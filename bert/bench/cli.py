@@ -190,11 +190,6 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         if args.micro_batches % args.processes or batch_size % args.micro_batches:
             parser.error("--micro-batches must be a multiple of --processes and divide the "
                          "batch size")
-    elif args.command in ("loop", "stage"):
-        from bert.bench.system import reference_available
-
-        if not reference_available():
-            parser.error(REFERENCE_NEEDED)
     if args.command == "loop":
         for name in args.sizes:
             bad = [m for m in args.micro_batches if m < 1 or SIZES[name].batch_size % m]
@@ -213,6 +208,11 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             params_from_mapping(args.mapping)
         except BertError as error:
             parser.exit(2, f"error: {args.params}: {error}\n")
+    if args.command in ("loop", "stage"):  # after the arguments, which need no torch
+        from bert.bench.system import reference_available
+
+        if not reference_available():
+            parser.error(REFERENCE_NEEDED)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
