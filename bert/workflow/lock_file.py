@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import sys
+import time
 from pathlib import Path
 
 from bert.errors import BusyError, OutputError
@@ -124,9 +125,14 @@ def _record(fd: int) -> list[str]:
     return data.decode("utf-8", errors="replace").splitlines() if data else []
 
 
-def _holders(fd: int) -> str:
-    """The holders a lock file records, those still running first: "pid 12: doit train"."""
-    lines = [line for line in _record(fd) if _RECORD_LINE.fullmatch(line)]
+def _holders(fd: int, patience: float = 1.0) -> str:
+    """The holders a lock file records, those still running first: "pid 12: doit train". A
+    holder writes its line just after it takes the lock: an empty record is read again for up
+    to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while not (lines := [line for line in _record(fd) if _RECORD_LINE.fullmatch(line)]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
     live = [line for line in lines if process_alive(int(line.split()[0]))]
     shown = [f"pid {line.split(' ', 1)[0]}: {line.split(' ', 1)[1]}" if " " in line
              else f"pid {line}" for line in (live or lines)]
