@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from bert.errors import ParamsError
+from bert.parallel.mpi import mpi_available
 from bert.workflow import lock
 from bert.workflow.plan import Plan, clean_shared, runs_asked
 from bert.workflow.run_record import RunOrigin, record_run
@@ -59,6 +60,7 @@ def test_runs_share_the_tasks_of_what_they_share(folder):
     assert sorted(lock._claimed) == sorted(run.layout.run_lock for run in plan.runs)
 
 
+@pytest.mark.skipif(not mpi_available(), reason='needs the mpi extra: pip install -e ".[mpi]"')
 def test_a_launcher_that_cannot_be_found_is_a_params_error_before_any_task(folder):
     write_params(folder, tiny(training={"processes": 2, "micro_batches": 2,
                                         "mpiexec": "no-such-launcher"}))
