@@ -6,16 +6,29 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
+import bert
 from bert.workflow.layout import Layout
 from tests.golden import REPORT
 from tests.workflow import API_STAGES, make_run, tiny
 
 # the run of the views' tests: 2 layers of 2 heads, some examples padded
 VIEWS = tiny(model={"num_layers": 2}, data={"short_sequence_probability": 0.5})
+
+
+@pytest.fixture(autouse=True, scope="session")
+def commands_named_as_under_python_m_bert():
+    """A command run in this process (``main([...])``) names itself in its messages as it does
+    under ``python -m bert``, whatever started the tests (``python -m pytest``, ``pytest``, a
+    profiler, a worker process)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(Path(bert.__file__).with_name("__main__.py")),
+                                    *sys.argv[1:]])
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ def worker_here(monkeypatch):
     """The worker's timing run in this process (what ``--worker`` prints, read back as JSON),
     without the pauses between blocks (no threads of another process to wait for)."""
     def run_worker(command, threads, *args):
-        options = dict(zip(args[::2], args[1::2]))
+        options = dict(zip(args[::2], args[1::2], strict=True))
         assert command == "loop" and options["--size"] == "micro"
         result = loop.time_worker(SIZES["micro"], threads,
                                   [int(m) for m in options["--micro-batches"].split(",")],
