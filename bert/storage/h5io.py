@@ -115,29 +115,60 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_spec(name: str, dataset: Any, spec: Spec, dims: dict[str, int]) -> str | None:
-    """A problem with ``dataset`` against ``spec`` (binding named dims), or None."""
-    if not isinstance(dataset, h5py.Dataset):
+@dataclass(frozen=True)
+class _Found:
+    """A dataset of an open file, with its shape and dtype read once (each is a query to
+    HDF5)."""
+
+    dataset: h5py.Dataset
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, item: Any) -> _Found | None:
+        if not isinstance(item, h5py.Dataset):
+            return None
+        return cls(item, item.shape, item.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def values(self) -> np.ndarray | str | Any:
+        """Every value: a str array for strings, an array (a NumPy scalar for a scalar),
+        read straight into its buffer (the chunks' checksums checked by HDF5 on the way)."""
+        if self.dtype.kind == "S":
+            return self.dataset.asstr()[()]
+        if self.dtype.kind not in "biufc" or not self.shape or 0 in self.shape:
+            return self.dataset[()]
+        array = np.empty(self.shape, self.dtype)
+        self.dataset.id.read(h5py.h5s.ALL, h5py.h5s.ALL, array)
+        return array
+
+
+def _check_spec(name: str, found: _Found | None, spec: Spec, dims: dict[str, int]) -> str | None:
+    """A problem with dataset ``found`` against ``spec`` (binding named dims), or None."""
+    if found is None:
         return f"dataset '{name}' is missing"
-    if dataset.dtype.kind not in spec.kinds:
-        return f"dataset '{name}' has dtype {dataset.dtype}, expected kind '{spec.kinds}'"
-    if len(dataset.shape) != len(spec.shape):
-        return f"dataset '{name}' has shape {dataset.shape}, expected {len(spec.shape)} dimensions"
-    for axis, (size, want) in enumerate(zip(dataset.shape, spec.shape, strict=True)):
+    if found.dtype.kind not in spec.kinds:
+        return f"dataset '{name}' has dtype {found.dtype}, expected kind '{spec.kinds}'"
+    if len(found.shape) != len(spec.shape):
+        return f"dataset '{name}' has shape {found.shape}, expected {len(spec.shape)} dimensions"
+    for axis, (size, want) in enumerate(zip(found.shape, spec.shape, strict=True)):
         expected = dims.setdefault(want, size) if isinstance(want, str) else want
         if size != expected:
-            return (f"dataset '{name}' has shape {dataset.shape}, but axis {axis} should be "
+            return (f"dataset '{name}' has shape {found.shape}, but axis {axis} should be "
                     f"{expected} ({want})")
     return None
 
 
-def _size_problem(name: str, dataset: h5py.Dataset) -> str | None:
+def _size_problem(name: str, found: _Found) -> str | None:
     """A dataset whose declared size its stored bytes cannot hold (forged or damaged), or None."""
-    declared = dataset.size * dataset.dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    ratio = 1 if dataset.compression is None else MAX_COMPRESSION
+    declared = found.nbytes
+    stored = found.dataset.id.get_storage_size()
+    ratio = 1 if found.dataset.compression is None else MAX_COMPRESSION
     if declared > stored * ratio + SLACK:
-        return (f"dataset '{name}' declares {dataset.shape} ({gib(declared)} GiB) but stores "
+        return (f"dataset '{name}' declares {found.shape} ({gib(declared)} GiB) but stores "
                 f"only {stored} bytes")
     return None
 
@@ -214,43 +245,45 @@ def read(
             except (TypeError, RecursionError, json.JSONDecodeError):
                 raise fail("its params attribute is not valid JSON") from None
             bound = dict(dims or {})
+            wanted = list(specs if names is None else names)
+            found = {name: _Found.of(f.get(name)) for name in dict.fromkeys([*specs, *wanted])}
             for name, spec in specs.items():
-                problem = _check_spec(name, f.get(name), spec, bound)
+                problem = _check_spec(name, found[name], spec, bound)
                 if problem:
                     raise fail(problem)
-            wanted = list(specs if names is None else names)
             total = 0
             for name in wanted:
-                if not isinstance(f.get(name), h5py.Dataset):
+                if found[name] is None:
                     raise fail(f"dataset '{name}' is missing")
-                problem = _size_problem(name, f[name])
+                problem = _size_problem(name, found[name])
                 if problem:
                     raise fail(problem)
-                total += f[name].size * f[name].dtype.itemsize
+                total += found[name].nbytes
             if total > machine_bytes():
                 raise fail(f"its datasets need ~{gib(total)} GiB; the machine has "
                            f"{gib(machine_bytes())}")
             arrays = {}
             for name in wanted:
                 reading = f"dataset '{name}'"
-                dataset = f[name]
-                arrays[name] = (dataset.asstr()[()] if dataset.dtype.kind == "S"
-                                else dataset[()])
+                arrays[name] = found[name].values()
             reading = "the group attributes"
             group_attrs: dict[str, dict[str, Any]] = {}
             datasets: dict[str, DatasetInfo] = {}
 
-            def collect(name: str, obj: Any) -> None:
-                if isinstance(obj, h5py.Group) and len(obj.attrs):
-                    group_attrs[name] = {k: _plain(v) for k, v in obj.attrs.items()}
-                elif describe and isinstance(obj, h5py.Dataset):
-                    datasets[name] = DatasetInfo(
+            def collect(name: bytes, info: Any) -> None:
+                # each object once, as HDF5 lists it; only those asked for are opened
+                path = name.decode("utf-8")
+                if info.type == h5py.h5o.TYPE_GROUP and info.num_attrs:
+                    group_attrs[path] = {k: _plain(v) for k, v in f[path].attrs.items()}
+                elif describe and info.type == h5py.h5o.TYPE_DATASET:
+                    obj = f[path]
+                    datasets[path] = DatasetInfo(
                         obj.shape, obj.dtype,
                         {k: _plain(v) for k, v in obj.attrs.items() if k != "DIMENSION_LABELS"},
                         tuple(dim.label for dim in obj.dims) if "DIMENSION_LABELS" in obj.attrs
                         else ())
 
-            f.visititems(collect)
+            h5py.h5o.visit(f.id, collect, info=True)
     except DataFileError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as e:
