@@ -4,6 +4,9 @@ sentence task and dynamic masking."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,18 +34,27 @@ RECIPES = {"nsp static": {}, "nsp dynamic": {"masking": "dynamic"},
 DYNAMIC = RECIPES["nsp dynamic"]
 
 
-def make_project(folder, **data) -> Layout:
-    """A project folder with data and initial weights made from the tiny parameters, with
-    ``data`` changed."""
-    layout = Layout(folder)
-    params = tiny_params(data=data)
-    make_datasets(params.data, layout.data_dir)
-    initialize(params, layout)
-    return layout
+@pytest.fixture(scope="module")
+def make_project(tmp_path_factory):
+    """``make_project(folder, **data)``: a project folder with the data and initial weights of
+    the tiny parameters with ``data`` changed, made once per ``data`` and copied."""
+    made: dict[str, Path] = {}
+
+    def make(folder: Path, **data) -> Layout:
+        key = json.dumps(data, sort_keys=True)
+        if key not in made:
+            made[key] = tmp_path_factory.mktemp("made")
+            params = tiny_params(data=data)
+            make_datasets(params.data, Layout(made[key]).data_dir)
+            initialize(params, Layout(made[key]))
+        shutil.copytree(made[key], folder, dirs_exist_ok=True)
+        return Layout(folder)
+
+    return make
 
 
 @pytest.fixture
-def layout(tmp_path) -> Layout:
+def layout(make_project, tmp_path) -> Layout:
     """A project folder with data and initial weights made from the tiny parameters."""
     return make_project(tmp_path)
 
@@ -66,7 +78,7 @@ def assert_same_state(a: ckpt.TrainingState, b: ckpt.TrainingState) -> None:
 
 
 @pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)
-def test_more_epochs_continue_the_run_bit_identically(tmp_path, data):
+def test_more_epochs_continue_the_run_bit_identically(make_project, tmp_path, data):
     layout = make_project(tmp_path / "straight", **data)
     straight = train(tiny_params(data=data, training={"epochs": 3}), layout, progress=False)
     other = make_project(tmp_path / "other", **data)
@@ -106,7 +118,7 @@ def test_a_run_resumed_under_another_thread_count_is_bit_identical(tmp_path, cap
 
 
 @pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)
-def test_resuming_mid_epoch_is_bit_identical(tmp_path, data):
+def test_resuming_mid_epoch_is_bit_identical(make_project, tmp_path, data):
     layout = make_project(tmp_path, **data)
     params = tiny_params(data=data)
     full = train(params, layout, progress=False)
@@ -217,7 +229,8 @@ def test_the_reference_layers_train_to_the_same_model_within_round_off(layout):
     assert differs  # two implementations: equal to round-off, not the same bits
 
 
-def test_dynamic_masks_are_drawn_afresh_for_each_epoch_from_the_training_seed(tmp_path):
+def test_dynamic_masks_are_drawn_afresh_for_each_epoch_from_the_training_seed(make_project,
+                                                                              tmp_path):
     layout = make_project(tmp_path, **DYNAMIC)
     params = tiny_params(data=DYNAMIC)
     run = open_run(params, layout)
@@ -243,14 +256,15 @@ def test_dynamic_masks_are_drawn_afresh_for_each_epoch_from_the_training_seed(tm
         np.testing.assert_array_equal(values, second[name][rows], err_msg=name)
 
 
-def test_dynamic_masking_is_bit_identical_on_any_number_of_threads(tmp_path):
+def test_dynamic_masking_is_bit_identical_on_any_number_of_threads(make_project, tmp_path):
     states = [train(tiny_params(data=DYNAMIC, training={"threads": threads}),
                     make_project(tmp_path / str(threads), **DYNAMIC), progress=False)
               for threads in (1, 2)]
     assert_same_state(*states)
 
 
-def test_without_a_sentence_task_the_sentence_head_stays_as_initialized(tmp_path):
+def test_without_a_sentence_task_the_sentence_head_stays_as_initialized(make_project,
+                                                                         tmp_path):
     data = RECIPES["none dynamic"]
     layout = make_project(tmp_path, **data)
     params = tiny_params(data=data)
@@ -269,7 +283,8 @@ def test_without_a_sentence_task_the_sentence_head_stays_as_initialized(tmp_path
 
 
 @pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)
-def test_the_epoch_records_name_the_scores_after_the_sentence_task(tmp_path, data):
+def test_the_epoch_records_name_the_scores_after_the_sentence_task(make_project, tmp_path,
+                                                                   data):
     state = train(tiny_params(data=data, training={"epochs": 1}), make_project(tmp_path, **data),
                   progress=False)
     (record,) = state.epoch_history
