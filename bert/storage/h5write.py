@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,14 @@ def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return tuple(chunk)
 
 
+@lru_cache(maxsize=256)
 def _creation_plist(shape: tuple[int, ...], itemsize: int, compress: bool) -> h5py.h5p.PropDCID:
     """How a dataset of ``shape`` is stored: without timestamps (the same input gives the same
     bytes); unless it is a scalar or empty (neither can be chunked, nor checksummed), chunked
     with the filters shuffle, deflate (when ``compress``), then Fletcher-32, which checksums
-    the bytes as stored."""
+    the bytes as stored. Kept for the next dataset of that shape (HDF5 copies it into each
+    dataset it makes): a checkpoint has three arrays of each shape, and makes them again
+    every few steps."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_obj_track_times(False)
     if shape and 0 not in shape:
