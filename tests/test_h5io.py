@@ -124,6 +124,30 @@ def test_compression_is_optional_checksums_are_not(tmp_path):
         assert f["ids"].compression is None and f["ids"].fletcher32
 
 
+def test_chunks_are_the_whole_array_or_slabs_of_at_most_a_mebibyte():
+    assert h5write.chunk_shape((200, 20), 1) == (200, 20)
+    assert h5write.chunk_shape((1 << 17,), 8) == (1 << 17,)  # exactly 1 MiB
+    assert h5write.chunk_shape((1000, 600), 4) == (334, 600)  # 3 near-equal slabs
+    assert h5write.chunk_shape((2, 300, 1000), 8) == (1, 100, 1000)
+    assert h5write.chunk_shape((3, 1 << 20), 8) == (1, 1 << 17)  # a row is 8 MiB
+    assert h5write.chunk_shape((5, 2), 1 << 21) == (1, 1)  # an element is 2 MiB
+
+
+def test_large_arrays_are_chunked_in_slabs_and_read_back(tmp_path):
+    big = np.arange(1000 * 600, dtype=np.float32).reshape(1000, 600)
+    path = h5write.write(tmp_path / "f.h5", {"a/b/big": big, "größe": np.arange(3)},
+                         schema=SCHEMA, schema_version=3, creator="tests", compress=False,
+                         about={"a/b/big": h5io.About("big", axes=("row", "column")),
+                                "größe": h5io.About("a non-ASCII name", axes=("ä",))})
+    with h5py.File(path) as f:
+        assert f["a/b/big"].chunks == (334, 600) and f["a/b/big"].fletcher32
+        assert [dim.label for dim in f["größe"].dims] == ["ä"]
+    contents = h5io.read(path, schema=SCHEMA, schema_version=3, specs={}, fix=FIX,
+                         names=["a/b/big", "größe"])
+    np.testing.assert_array_equal(contents.arrays["a/b/big"], big)
+    np.testing.assert_array_equal(contents.arrays["größe"], np.arange(3))
+
+
 def test_same_input_same_contents_and_the_origin_alone_differs(tmp_path, monkeypatch):
     """The arrays and every attribute but those of ORIGIN_ATTRS are the same; with a fixed
     SOURCE_DATE_EPOCH, so are the bytes."""
