@@ -185,6 +185,19 @@ def test_a_key_may_be_given_once_in_each_mapping():
                                                        "base": {"y": 1}, "c": {"y": 2}}
 
 
+def test_keys_are_checked_in_mappings_used_as_keys_and_through_recursive_aliases():
+    import yaml
+
+    from bert.workflow.yamlfile import UniqueKeyLoader
+
+    with pytest.raises(ParamsError, match=r"key 'a' appears twice, on line 1, at columns 4 and 10"):
+        yaml.load("? {a: 1, a: 2}\n: 1\n", Loader=UniqueKeyLoader)
+    loaded = yaml.load("a: &a [1, {b: *a}]\n", Loader=UniqueKeyLoader)
+    assert loaded["a"][1]["b"] is loaded["a"]
+    with pytest.raises(ParamsError, match=r"key 'b' appears twice, on line 1, at columns 12 and"):
+        yaml.load("a: &a [1, {b: *a, b: 2}]\n", Loader=UniqueKeyLoader)
+
+
 # --- files made to hurt the reader --------------------------------------------------------------
 
 def alias_bomb(levels: int = 9) -> str:

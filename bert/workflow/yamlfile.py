@@ -1,9 +1,16 @@
 """Reading the YAML files of the workflow (parameters, sweeps) without surprises: PyYAML's safe
 loader, a key given twice in one mapping refused (where YAML would keep the later one), and every
-error one ParamsError line naming the file."""
+error one ParamsError line naming the file.
+
+The document is composed into PyYAML's tree of nodes first; that tree is walked once, each node
+once (an alias is the node of its anchor, so a shared or recursive tree is walked in its size),
+refusing a key given twice in any mapping; only then are the Python values constructed. Keys are
+compared as constructed (``1``, ``01`` and ``1.0`` are one key), merge keys (``<<``) as written,
+before they are expanded, so a merge may still override what it merges."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +20,68 @@ from bert.errors import ParamsError, bounded
 from bert.storage.reading import NotReadable, read_regular
 
 MAX_YAML_BYTES = 1 << 20  # a parameters or sweep file is a few KiB
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def twice(key: Any, first: yaml.Mark, again: yaml.Mark) -> str:
+    """What to say of ``key`` given at ``first`` and ``again`` in one mapping."""
+    if first.line == again.line:
+        where = f"on line {again.line + 1}, at columns {first.column + 1} and {again.column + 1}"
+    else:
+        where = f"at lines {first.line + 1} and {again.line + 1}"
+    return f"key {bounded(key)} appears twice, {where}; keep one of them"
+
+
+def check_keys(node: yaml.MappingNode, construct: Callable[[yaml.Node], Any]) -> None:
+    """Refuse a scalar key given twice in the mapping ``node``; merge keys are let be."""
+    seen: dict[Any, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        key, mark = construct(key_node), key_node.start_mark
+        first = seen.setdefault(key, mark)
+        if first is not mark:
+            raise ParamsError(twice(key, first, mark))
+
+
+def children(node: yaml.Node) -> list[yaml.Node]:
+    """The mappings and lists right inside ``node``, keys before their values, in order."""
+    if isinstance(node, yaml.MappingNode):
+        inside = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        inside = node.value
+    else:
+        return []
+    return [child for child in inside if isinstance(child, yaml.CollectionNode)]
+
+
+def check_tree(root: yaml.Node, construct: Callable[[yaml.Node], Any]) -> None:
+    """Refuse a key given twice in any mapping of the tree under ``root``. Each node is visited
+    once, and a mapping is checked after the mappings inside it, as the parser closes them."""
+    visited: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        if closing:
+            check_keys(node, construct)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.append((node, True))
+        stack.extend((child, False) for child in reversed(children(node)))
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key that appears twice in one mapping (where the later
-    one would silently win), at any depth, in block and flow mappings alike. Checked as the
-    document is read, before merge keys (``<<``) are expanded."""
+    one would silently win), at any depth, in block and flow mappings alike. The document's tree
+    is checked once composed, before merge keys (``<<``) are expanded and values constructed."""
 
-    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
-        node = super().compose_mapping_node(anchor)
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node,
-                                                                            yaml.ScalarNode):
-                continue
-            key, mark = self.construct_object(key_node), key_node.start_mark
-            first = seen.setdefault(key, mark)
-            if first is mark:
-                continue
-            if first.line == mark.line:
-                where = f"on line {mark.line + 1}, at columns {first.column + 1} and " \
-                        f"{mark.column + 1}"
-            else:
-                where = f"at lines {first.line + 1} and {mark.line + 1}"
-            raise ParamsError(f"key {bounded(key)} appears twice, {where}; keep one of them")
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            check_tree(node, self.construct_object)
         return node
 
 
