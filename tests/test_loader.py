@@ -256,6 +256,12 @@ def test_keys_are_checked_in_mappings_used_as_keys_and_through_recursive_aliases
         yaml.load("a: &a [1, {b: *a, b: 2}]\n", Loader=yaml_loader)
 
 
+
+def test_a_key_tagged_as_a_list_is_invalid_yaml_not_a_crash(tmp_path, yaml_loader):
+    message = error_of(tmp_path, "data: {!!seq a: 1, !!seq a: 2}\n")
+    assert "invalid YAML at line 1, column 8 (expected a sequence node, but found" in message
+
+
 # --- files made to hurt the reader --------------------------------------------------------------
 
 def alias_bomb(levels: int = 9) -> str:

@@ -13,7 +13,7 @@ written, before they are expanded, so a merge may still override what it merges.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ def check_keys(node: yaml.MappingNode, construct: Callable[[yaml.Node], Any]) ->
         if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
             continue
         key, mark = construct(key_node), key_node.start_mark
+        if not isinstance(key, Hashable):  # ``!!seq a: 1``, refused as unhashable when built
+            continue
         first = seen.setdefault(key, mark)
         if first is not mark:
             raise ParamsError(twice(key, first, mark))
