@@ -99,7 +99,7 @@ def test_structure_errors(tmp_path):
     assert "top level must be a mapping" in error_of(tmp_path, "- data\n")
 
 
-def test_missing_file_and_bad_yaml(tmp_path):
+def test_missing_file_and_bad_yaml(tmp_path, yaml_loader):
     with pytest.raises(ParamsError, match=r"nope.yaml: file not found"):
         load_params(tmp_path / "nope.yaml")
     message = error_of(tmp_path, "data:\n  vocab_size: 8\n\tbatch_size: 3\n")
@@ -146,6 +146,69 @@ def test_model_parameters_explain_themselves_with_the_config_s_own_words():
     assert helps["hidden_dropout"].startswith("dropout on embeddings and on every residual branch")
 
 
+# --- the YAML reader: libyaml's, and PyYAML's own without it -----------------------------------
+
+@pytest.fixture(params=["libyaml", "python"])
+def yaml_loader(request, monkeypatch):
+    """The loader parse_yaml reads with: libyaml's parser (where PyYAML has it), then PyYAML's
+    own in Python, which is used without libyaml."""
+    import yaml
+
+    from bert.workflow import yamlfile
+
+    if request.param == "python":
+        monkeypatch.setattr(yamlfile, "UniqueKeyLoader", yamlfile.PythonUniqueKeyLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML has no libyaml")
+    return yamlfile.UniqueKeyLoader
+
+
+def test_libyaml_reads_where_pyyaml_has_it():
+    import yaml
+
+    from bert.workflow.yamlfile import UniqueKeyLoader
+
+    assert issubclass(UniqueKeyLoader, yaml.CSafeLoader) == yaml.__with_libyaml__
+
+
+def test_without_libyaml_pyyaml_s_own_parser_reads(monkeypatch):
+    import importlib.util
+
+    import yaml
+
+    import bert.workflow.yamlfile
+
+    monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    spec = importlib.util.spec_from_file_location("yamlfile_alone",
+                                                  bert.workflow.yamlfile.__file__)
+    alone = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(alone)
+    assert alone.UniqueKeyLoader is alone.PythonUniqueKeyLoader
+    assert alone.parse_yaml("a: {b: [1, 2]}\n", "x") == {"a": {"b": [1, 2]}}
+    with pytest.raises(ParamsError, match=r"^x: key 'b' appears twice, at lines 2 and 3"):
+        alone.parse_yaml("a:\n  b: 1\n  b: 2\n", "x")
+
+
+@pytest.mark.parametrize("nest", [lambda n: "[" * n + "]" * n,
+                                  lambda n: "".join("  " * i + "a:\n" for i in range(n))],
+                         ids=["flow-lists", "block-mappings"])
+def test_nesting_is_read_to_max_depth_and_refused_past_it(yaml_loader, nest):
+    from bert.workflow.yamlfile import MAX_DEPTH, parse_yaml
+
+    assert parse_yaml(nest(MAX_DEPTH), "x")
+    for depth in (MAX_DEPTH + 1, 400):  # the walk refuses it, or the parser cannot take it
+        with pytest.raises(ParamsError, match=r"^x: nested too deeply to be read; fix the file$"):
+            parse_yaml(nest(depth), "x")
+
+
+def test_a_command_line_that_is_not_utf_8_is_invalid_yaml(yaml_loader):
+    from bert.workflow.yamlfile import parse_yaml
+
+    with pytest.raises(ParamsError, match=r"^x: invalid YAML \(ReaderError\); fix the syntax$"):
+        parse_yaml(b"a: \xff".decode("utf-8", "surrogateescape"), "x")
+
+
 # --- keys given twice, in any form ------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -159,30 +222,44 @@ def test_model_parameters_explain_themselves_with_the_config_s_own_words():
     ("training:\n  epochs: 2\n  learning_rate: 0.1\n  epochs: 3\n",
      "key 'epochs' appears twice, at lines 2 and 4"),
 ])
-def test_a_key_given_twice_is_refused_in_flow_mappings_too(tmp_path, text, expected):
+def test_a_key_given_twice_is_refused_in_flow_mappings_too(tmp_path, yaml_loader, text,
+                                                           expected):
     assert expected in error_of(tmp_path, text)
 
 
-def test_merge_keys_may_still_override_what_they_merge():
+def test_merge_keys_may_still_override_what_they_merge(yaml_loader):
     import yaml
-
-    from bert.workflow.yamlfile import UniqueKeyLoader
 
     text = ("base: &b {x: 1, y: 1}\nmid: &m {<<: *b, x: 2}\ntop:\n  <<: *m\n  y: 3\n"
             "flow: {<<: *b, y: 4}\n")
-    loaded = yaml.load(text, Loader=UniqueKeyLoader)
+    loaded = yaml.load(text, Loader=yaml_loader)
     assert loaded == yaml.safe_load(text)  # what PyYAML makes of them, refused nowhere
     assert loaded["mid"] == {"x": 2, "y": 1} and loaded["flow"] == {"x": 1, "y": 4}
 
 
-def test_a_key_may_be_given_once_in_each_mapping():
+def test_a_key_may_be_given_once_in_each_mapping(yaml_loader):
     import yaml
 
-    from bert.workflow.yamlfile import UniqueKeyLoader
-
     text = "a: {x: 1}\nb: {x: 2}\nbase: &b {y: 1}\nc:\n  <<: *b\n  y: 2\n"
-    assert yaml.load(text, Loader=UniqueKeyLoader) == {"a": {"x": 1}, "b": {"x": 2},
-                                                       "base": {"y": 1}, "c": {"y": 2}}
+    assert yaml.load(text, Loader=yaml_loader) == {"a": {"x": 1}, "b": {"x": 2},
+                                                   "base": {"y": 1}, "c": {"y": 2}}
+
+
+def test_keys_are_checked_in_mappings_used_as_keys_and_through_recursive_aliases(yaml_loader):
+    import yaml
+
+    with pytest.raises(ParamsError, match=r"key 'a' appears twice, on line 1, at columns 4 and 10"):
+        yaml.load("? {a: 1, a: 2}\n: 1\n", Loader=yaml_loader)
+    loaded = yaml.load("a: &a [1, {b: *a}]\n", Loader=yaml_loader)
+    assert loaded["a"][1]["b"] is loaded["a"]
+    with pytest.raises(ParamsError, match=r"key 'b' appears twice, on line 1, at columns 12 and"):
+        yaml.load("a: &a [1, {b: *a, b: 2}]\n", Loader=yaml_loader)
+
+
+
+def test_a_key_tagged_as_a_list_is_invalid_yaml_not_a_crash(tmp_path, yaml_loader):
+    message = error_of(tmp_path, "data: {!!seq a: 1, !!seq a: 2}\n")
+    assert "invalid YAML at line 1, column 8 (expected a sequence node, but found" in message
 
 
 # --- files made to hurt the reader --------------------------------------------------------------
@@ -196,7 +273,7 @@ def alias_bomb(levels: int = 9) -> str:
 
 
 @pytest.mark.parametrize("where", ["data:\n  vocab_size: {}\n", "data: {}\n"])
-def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, yaml_loader, where):
     import time
 
     text = where.format(alias_bomb())
@@ -206,7 +283,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
     assert time.perf_counter() - started < 2
 
 
-def test_a_huge_integer_is_said_in_a_short_line(tmp_path):
+def test_a_huge_integer_is_said_in_a_short_line(tmp_path, yaml_loader):
     message = error_of(tmp_path, "data:\n  random_seed: " + "9" * 5000 + "\n")
     assert "params.yaml: a value cannot be read" in message
     assert len(message) < 400 + len(str(tmp_path))
