@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import os
+
 import pytest
 
 from bert.workflow import tasks
@@ -35,6 +38,36 @@ def test_comments_docstrings_and_layout_leave_the_code_hash_unchanged():
                                   ("import math", "import math\nimport os")])
 def test_any_other_edit_changes_the_code_hash(edit):
     assert tasks.code_hash(MODULE.replace(*edit)) != tasks.code_hash(MODULE)
+
+
+def test_the_imports_are_every_statement_but_those_only_type_checkers_run():
+    tree = ast.parse("""
+import a.b
+from c import d, e
+from . import relative
+def f():
+    from g.h import i
+if TYPE_CHECKING:
+    import only_for_types
+else:
+    import at_run_time
+if typing.TYPE_CHECKING:
+    from also_for_types import x
+""")
+    assert tasks._imported_names(tree) == {"a.b", "c", "c.d", "c.e", "g.h", "g.h.i",
+                                          "at_run_time"}
+
+
+def test_a_source_file_edited_in_this_process_is_read_again(tmp_path):
+    path = tmp_path / "module.py"
+    path.write_text(MODULE)
+    os.utime(path, ns=(0, 0))
+    _, first = tasks._source_facts(path)
+    edited = MODULE.replace("LIMIT = 3", "LIMIT = 30")
+    path.write_text(edited)
+    os.utime(path, ns=(0, 0))  # the same time: the size tells the versions apart
+    assert first == tasks.code_hash(MODULE)
+    assert tasks._source_facts(path)[1] == tasks.code_hash(edited) != first
 
 
 def test_the_code_of_a_stage_is_its_modules_and_their_imports():

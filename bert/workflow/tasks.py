@@ -98,15 +98,25 @@ def _is_type_checking(node: ast.AST) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _import_nodes(node: ast.AST) -> Iterable[ast.Import | ast.ImportFrom]:
-    """Every import statement under ``node``, at any depth, but those only type checkers run."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.Import | ast.ImportFrom):
-            yield child
-        elif _is_type_checking(child):
-            yield from (n for part in child.orelse for n in _import_nodes(part))
-        else:
-            yield from _import_nodes(child)
+def _imported_names(tree: ast.AST) -> frozenset[str]:
+    """Every name an import statement under ``tree`` imports from (``a.b`` and ``a.b.c`` for
+    ``from a.b import c``; relative imports left out), at any depth, but those only type
+    checkers run (the body of ``if TYPE_CHECKING:``; its ``else:`` runs)."""
+    found: set[str] = set()
+    pending = [tree]
+    while pending:
+        for child in ast.iter_child_nodes(pending.pop()):
+            if isinstance(child, ast.Import):
+                found |= {alias.name for alias in child.names}
+            elif isinstance(child, ast.ImportFrom):
+                if child.module and child.level == 0:
+                    found.add(child.module)
+                    found |= {f"{child.module}.{alias.name}" for alias in child.names}
+            elif _is_type_checking(child):
+                pending.append(ast.Module(body=child.orelse, type_ignores=[]))
+            else:
+                pending.append(child)
+    return frozenset(found)
 
 
 def source(module: str) -> Path | None:
@@ -118,6 +128,41 @@ def source(module: str) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree without the docstrings of its module, classes and functions (in place)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _tree_hash(tree: ast.AST) -> str:
+    """The hash of a syntax tree without its docstrings (the tree is changed)."""
+    return hashlib.sha256(ast.dump(_strip_docstrings(tree)).encode()).hexdigest()
+
+
+def code_hash(text: str) -> str:
+    """The hash of a module's syntax tree without docstrings: comments, docstrings, blank lines
+    and line breaks do not change it."""
+    return _tree_hash(ast.parse(text))
+
+
+@cache
+def _read_source(path: Path, mtime_ns: int, size: int) -> tuple[frozenset[str], str]:
+    """The names a source file imports from and its ``code_hash``, from one parse; cached for
+    this version of the file (its modification time and size)."""
+    tree = ast.parse(path.read_text(), str(path))
+    return _imported_names(tree), _tree_hash(tree)
+
+
+def _source_facts(path: Path) -> tuple[frozenset[str], str]:
+    stat = path.stat()
+    return _read_source(path, stat.st_mtime_ns, stat.st_size)
+
+
 @cache
 def imports(module: str) -> frozenset[str]:
     """The package modules ``module`` imports (each one that has a file), lazy imports included,
@@ -125,14 +170,8 @@ def imports(module: str) -> frozenset[str]:
     path = source(module)
     if path is None:
         return frozenset()
-    found = set()
-    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return frozenset(name for name in found
+    names, _ = _source_facts(path)
+    return frozenset(name for name in names
                      if name.split(".")[0] == "bert" and source(name) is not None)
 
 
@@ -154,27 +193,7 @@ def module_files(*modules: str) -> tuple[Path, ...]:
     return tuple(sorted({source(name) for module in modules for name in module_closure(module)}))
 
 
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    """The tree without the docstrings of its module, classes and functions (in place)."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-@cache
-def code_hash(text: str) -> str:
-    """The hash of a module's syntax tree without docstrings: comments, docstrings, blank lines
-    and line breaks do not change it."""
-    tree = _strip_docstrings(ast.parse(text))
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
-
-
 def code_fingerprint(modules: Iterable[str]) -> dict[str, str]:
     """Per source file the stage runs (relative to the package), the hash of its code."""
     files = module_files(*modules)
-    return {str(path.relative_to(PACKAGE_DIR.parent)): code_hash(path.read_text())
-            for path in files}
+    return {str(path.relative_to(PACKAGE_DIR.parent)): _source_facts(path)[1] for path in files}
