@@ -1,9 +1,7 @@
 """How the tests run, and fixtures shared by the test files.
 
-- Where pytest-xdist is installed (the test extra), the tests run on worker processes, one per
-  CPU up to ``MAX_WORKERS``, unless ``-n`` says otherwise (``-n 0``: in pytest's own process, as
-  ``--pdb`` needs); the slow tests all go to one worker, one after another, as they would run
-  without workers (each of them starts processes and threads of its own, some of them timed).
+- Where pytest-xdist is installed (the test extra), the fast set (``-m "not slow"``) runs on
+  worker processes (``tests.workers``).
 - Runs made once per session through the Python API (each test that changes one works on a
   copy).
 - After the tests, the largest relative difference per named tensor against transformers
@@ -12,9 +10,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -23,54 +19,23 @@ import pytest
 
 import bert
 from bert.workflow.layout import Layout
+from tests import workers
 from tests.golden import REPORT
 from tests.workflow import API_STAGES, make_run, tiny
 
 # the run of the views' tests: 2 layers of 2 heads, some examples padded
 VIEWS = tiny(model={"num_layers": 2}, data={"short_sequence_probability": 0.5})
-MAX_WORKERS = 4  # each imports torch and makes the session's runs: more would cost, not save
-SLOW_GROUP = "slow"  # the xdist_group of the slow tests
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads its options
 def pytest_cmdline_main(config) -> None:
-    """Workers by default where pytest-xdist is installed (before it reads its options); not
-    in a worker itself, which runs the tests it is sent."""
-    if (not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput")
-            or os.environ.get("PYTEST_XDIST_WORKER") or config.option.numprocesses is not None):
-        return
-    config.option.numprocesses = "auto"
-    config.option.maxprocesses = config.option.maxprocesses or MAX_WORKERS
-    if config.option.dist == "no":
-        config.option.dist = "loadgroup"
+    if workers.installed(config):
+        workers.choose(config)
 
 
 def pytest_configure(config) -> None:
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(GoldenReportOfWorkers(), "golden-report-of-workers")
-
-
-def pytest_collection_modifyitems(items) -> None:
-    for item in items:
-        if item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group(SLOW_GROUP))
-
-
-class GoldenReportOfWorkers:
-    """The differences to transformers each worker found (``tests.golden.REPORT``), sent to the
-    process that prints the summary."""
-
-    def pytest_sessionfinish(self, session) -> None:
-        output = getattr(session.config, "workeroutput", None)
-        if output is not None:  # a worker
-            output["golden_report"] = json.dumps(REPORT)
-
-    def pytest_testnodedown(self, node, error) -> None:
-        found = json.loads(getattr(node, "workeroutput", {}).get("golden_report", "{}"))
-        for label, differences in found.items():
-            merged = REPORT.setdefault(label, {})
-            for name, value in differences.items():
-                merged[name] = max(merged.get(name, 0.0), value)
+    if workers.installed(config):
+        config.pluginmanager.register(workers.GoldenReport(), "bert-golden-report")
 
 
 @pytest.fixture(autouse=True, scope="session")
