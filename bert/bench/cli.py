@@ -27,10 +27,13 @@ COMMANDS = {
     "stage": ("bert.bench.stage", "the whole train stage against a plain PyTorch training loop"),
     "data": ("bert.bench.data", "the data stage: example generation throughput, the optimum's "
              "time"),
+    "files": ("bert.bench.files", "the files of training: writing and reading a checkpoint and "
+              "the model, per size"),
 }
 DEFAULT_COMMAND = "step"
 STEP_SIZES = "small,default,tiny,mini"
 LOOP_SIZES = "default,f256,text,mini"
+FILES_SIZES = "default,text,mini"
 REFERENCE_NEEDED = "torch and transformers are not installed: pip install -e '.[reference]'"
 
 
@@ -158,8 +161,16 @@ def stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)  # a worker's
 
 
+def files_options(parser: argparse.ArgumentParser) -> None:
+    add_sizes(parser, FILES_SIZES)
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed calls of each operation per size (default: 5)")
+    add_json(parser)
+
+
 OPTIONS = {"step": step_options, "profile": profile_options, "processes": processes_options,
-           "loop": loop_options, "stage": stage_options, "data": lambda parser: None}
+           "loop": loop_options, "stage": stage_options, "data": lambda parser: None,
+           "files": files_options}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -190,6 +201,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         if args.micro_batches % args.processes or batch_size % args.micro_batches:
             parser.error("--micro-batches must be a multiple of --processes and divide the "
                          "batch size")
+    if args.command == "files" and args.repeats < 1:
+        parser.error("--repeats must be 1 or more")
     if args.command == "loop":
         for name in args.sizes:
             bad = [m for m in args.micro_batches if m < 1 or SIZES[name].batch_size % m]

@@ -1,7 +1,7 @@
 """The benchmarks' reports as text: the step comparison's table (``step``), the profile's
 (``profile``), the PyTorch loop's (``loop``), the data-parallel configurations' (``processes``),
-the train stage's summary (``stage``). Each reads the report its command prints under ``--json``
-(the profile: ``bert.bench.passes.profile``'s result)."""
+the train stage's summary (``stage``), the files' (``files``). Each reads the report its command
+prints under ``--json`` (the profile: ``bert.bench.passes.profile``'s result)."""
 
 from __future__ import annotations
 
@@ -177,3 +177,17 @@ def stage_table(label: str, result: dict) -> str:
             f"{statistics.median(result['ours_in_steps_ms']):.2f}), torch loop {torch_ms:.2f}: "
             f"{torch_ms / ours_ms:.2f}x (each repeat: "
             f"{', '.join(f'{s:.2f}' for s in speedups)})")
+
+
+def files_table(report: dict) -> str:
+    """Writing and reading a checkpoint and the model file, a row per size."""
+    columns = ["size", "parameters", "checkpoint datasets", "checkpoint MiB",
+               "save checkpoint ms", "load checkpoint ms", "save model ms", "load model ms"]
+    rows = [[r["size"], f"{r['parameters']:,}", str(r["checkpoint_datasets"]),
+             f"{r['checkpoint_mib']:.2f}", spread(r["save_checkpoint"]),
+             spread(r["load_checkpoint"]), spread(r["save_weights"]), spread(r["load_weights"])]
+            for r in report["results"]]
+    return "\n".join([
+        *markdown(columns, rows), "",
+        f"Times: median ±half the interquartile range of {report['repeats']} calls after one "
+        f"untimed; float32; each checkpoint of the next step, the newest {report['keep']} kept."])
