@@ -25,7 +25,9 @@ from bert.bench.sizes import SIZES, make_config
 from bert.bench.tables import files_table
 from bert.core.flat import FlatParams
 from bert.core.parameters import init_params
+from bert.storage import h5io
 from bert.storage.checkpoint import (
+    CHECKPOINT_SCHEMA,
     HISTORY_KEYS,
     TrainingState,
     load_checkpoint,
@@ -78,7 +80,9 @@ def measure(name: str, repeats: int, folder: Path) -> dict:
         call()
         found[operation] = summary(times(call, repeats))
     return {"size": name, "parameters": int(params.flat.size),
-            "checkpoint_datasets": 3 * len(params) + len(HISTORY_KEYS),
+            "checkpoint_datasets": len(h5io.read(
+                written[-1], schema=CHECKPOINT_SCHEMA, schema_version=None, specs={}, fix=FIX,
+                names=(), describe=True).datasets),
             "checkpoint_mib": written[-1].stat().st_size / 2**20,
             "model_mib": model.stat().st_size / 2**20, **found}
 
