@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import sys
@@ -36,6 +37,23 @@ def pytest_cmdline_main(config) -> None:
 def pytest_configure(config) -> None:
     if workers.installed(config):
         config.pluginmanager.register(workers.GoldenReport(), "bert-golden-report")
+        config.pluginmanager.register(workers.Scheduler(), "bert-scheduler")
+
+
+def pytest_unconfigure(config) -> None:
+    """No garbage collection at exit: the interpreter's last one, which would follow, takes about
+    1 s in a process that imported transformers (0.2 s frozen), and the process ends anyway."""
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def torch_only_where_declared(request):
+    """A test that imports torch is in one of ``workers.TORCH_FILES``."""
+    before = "torch" in sys.modules
+    yield
+    failure = workers.torch_imported_outside_its_files(request.node.nodeid, before)
+    if failure:
+        pytest.fail(failure)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,13 +8,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip(
-    "torch", reason="the reference needs torch (pip install '.[reference]')"
-)
-pytest.importorskip("transformers", reason="the reference needs transformers")
+from bert.bench.system import reference_available
+from tests.make_golden import CLS, FIXTURE, IGNORE, MASK, PAD, SEP, generate, read
 
-from tests.make_golden import CLS, FIXTURE, IGNORE, MASK, PAD, SEP, generate, read  # noqa: E402
-from tests.reference import hf_param_names, run_reference  # noqa: E402
+# torch and transformers are imported by the tests, not when the file is collected: a worker
+# that runs none of them never pays for the import (tests/workers.py)
+pytestmark = pytest.mark.skipif(
+    not reference_available(), reason="the reference needs torch and transformers "
+                                      "(pip install '.[reference]')")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """tests/reference.py, which imports torch and transformers."""
+    from tests import reference
+
+    return reference
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +69,13 @@ def test_regenerating_gives_the_committed_fixture(committed, regenerated) -> Non
         assert worst <= 1e-12 * scale[_family(key)], f"reference/{key} differs by {worst:.3g}"
 
 
-def test_fixture_meets_its_design(committed) -> None:
+def test_fixture_meets_its_design(committed, reference) -> None:
     config, optim = committed["config"], committed["optim"]
     params, batch, ref = committed["params"], committed["batch"], committed["reference"]
     assert FIXTURE.stat().st_size < 1_000_000
     assert config["intermediate_size"] != 4 * config["hidden_size"]
     assert config["num_attention_heads"] > 1 and config["num_hidden_layers"] > 1
-    assert set(params) == set(hf_param_names(config))
+    assert set(params) == set(reference.hf_param_names(config))
 
     # non-trivial biases and LayerNorm parameters; the [PAD] row as transformers leaves it
     for name, value in params.items():
@@ -105,7 +114,7 @@ def test_fixture_meets_its_design(committed) -> None:
     assert np.ptp(ref["mlm_logits"], axis=-1).min() > 1.0  # far from uniform
 
 
-def test_rejects_params_that_do_not_match(committed) -> None:
+def test_rejects_params_that_do_not_match(committed, reference) -> None:
     config, optim, batch = committed["config"], committed["optim"], committed["batch"]
     kwargs = {k: optim[k] for k in ("lr", "weight_decay", "eps", "max_grad_norm")}
     kwargs |= {"betas": tuple(optim["betas"]), "warmup_steps": 2, "total_steps": 5, "steps": 1}
@@ -113,29 +122,29 @@ def test_rejects_params_that_do_not_match(committed) -> None:
 
     missing = {k: v for k, v in params.items() if k != "cls.predictions.bias"}
     with pytest.raises(KeyError, match="cls.predictions.bias"):
-        run_reference(config, missing, batch, **kwargs)
+        reference.run_reference(config, missing, batch, **kwargs)
     aliased = params | {"cls.predictions.decoder.bias": params["cls.predictions.bias"]}
     with pytest.raises(KeyError, match="cls.predictions.decoder.bias"):
-        run_reference(config, aliased, batch, **kwargs)
+        reference.run_reference(config, aliased, batch, **kwargs)
     transposed = params | {
         "bert.encoder.layer.0.intermediate.dense.weight": params[
             "bert.encoder.layer.0.intermediate.dense.weight"
         ].T
     }
     with pytest.raises(ValueError, match="intermediate.dense.weight"):
-        run_reference(config, transposed, batch, **kwargs)
+        reference.run_reference(config, transposed, batch, **kwargs)
 
 
-def test_float32_reference_is_close_to_float64(committed) -> None:
+def test_float32_reference_is_close_to_float64(committed, reference) -> None:
     config, optim, batch = committed["config"], committed["optim"], committed["batch"]
     kwargs = {k: optim[k] for k in ("lr", "weight_decay", "eps", "max_grad_norm", "steps")}
     kwargs |= {k: optim[k] for k in ("warmup_steps", "total_steps")}
-    ref32 = run_reference(
+    ref32 = reference.run_reference(
         config,
         committed["params"],
         batch,
         betas=tuple(optim["betas"]),
-        dtype=torch.float32,
+        dtype=reference.torch.float32,
         **kwargs,
     )
     for key in ("mlm_logits", "loss_total", "grads/bert.embeddings.word_embeddings.weight"):
