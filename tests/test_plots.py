@@ -84,16 +84,19 @@ def drawn(tiny_run, tmp_path_factory) -> Layout:
     return run
 
 
-def figure_of(monkeypatch, picture, *args, **kwargs):
-    """The figure the picture function ``picture`` draws, laid out as it is saved (the layout is
-    made when the canvas draws), without writing its file (the slow tests read the files)."""
+def figure_of(monkeypatch, picture, *args, laid_out: bool = True, **kwargs):
+    """The figure the picture function ``picture`` draws, without writing its file (the slow
+    tests read the files). ``laid_out``: as it is saved, every text in its place (the layout is
+    made when the canvas draws, most of the picture's time); otherwise as drawn, with all its
+    lines, labels and texts."""
     module = sys.modules[picture.__module__]
     figures = []
     monkeypatch.setattr(module, "save", lambda figure, *paths: figures.append(figure) or [
         Path(path) for path in paths])
     picture(*args, **kwargs)
     (figure,) = figures
-    figure.canvas.draw()
+    if laid_out:
+        figure.canvas.draw()
     return figure
 
 
@@ -118,7 +121,7 @@ def test_curves_show_the_gradient_norm_throughput_and_epoch_means_over_their_epo
 
     history = json.loads(tiny_run.history.read_text())
     figure = figure_of(monkeypatch, draw_curves, tiny_run.history, tiny_run.test_data,
-                       tmp_path / "curves.png")
+                       tmp_path / "curves.png", laid_out=False)
     panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
     norm = panels["Gradient norm, before clipping"]
     (line,) = [line for line in norm.get_lines() if "mean of" in line.get_label()
@@ -147,7 +150,7 @@ def test_curves_show_the_sentence_task_of_the_run(task, monkeypatch, tmp_path):
     initialize(params, layout)
     train(params, layout, progress=False)
     figure = figure_of(monkeypatch, draw_curves, layout.history, layout.test_data,
-                       tmp_path / "curves.png")
+                       tmp_path / "curves.png", laid_out=False)
     panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
     labels = [line.get_label() for ax in figure.axes for line in ax.get_lines()]
     assert "NSP loss" not in panels and not [label for label in labels if "NSP" in label]
@@ -230,15 +233,18 @@ def wordpiece_examples() -> list[ExampleGuesses]:
             ExampleGuesses(8, tokens[:40], 1, 0.61, guesses[:3])]
 
 
-@pytest.fixture(params=["wordpiece", "tiny run"])
-def predictions(request, tiny_run, monkeypatch, tmp_path):
-    """predictions.png's figure, drawn and laid out, of WordPiece text or of the tiny run."""
+@pytest.fixture(scope="module", params=["wordpiece", "tiny run"])
+def predictions(request, tiny_run, tmp_path_factory):
+    """predictions.png's figure, drawn and laid out, of WordPiece text or of the tiny run
+    (never changed)."""
     pytest.importorskip("matplotlib")
     from bert.views.predictions_plot import draw_predictions, predictions_figure
 
     if request.param == "tiny run":
-        return figure_of(monkeypatch, draw_predictions, tiny_run.model_weights,
-                         tiny_run.test_data, tmp_path / "predictions.png")
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            return figure_of(monkeypatch, draw_predictions, tiny_run.model_weights,
+                             tiny_run.test_data,
+                             tmp_path_factory.mktemp("predictions") / "predictions.png")
     figure = predictions_figure(wordpiece_examples())
     figure.canvas.draw()
     return figure
