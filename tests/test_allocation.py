@@ -10,9 +10,12 @@ import pytest
 
 from bert.engine.allocation import keep_freed_memory
 
+# Rounds after the first, in which the allocator may map its blocks for the first time.
+ROUNDS = 3
+
 # Two 16 MiB arrays allocated and freed together, as a step's activations are: by default glibc
 # gives such blocks back to the kernel, and the next round faults their pages in again.
-ROUNDS = """
+PAIRS = """
 import json, resource, sys
 import numpy as np
 from bert.engine.allocation import keep_freed_memory
@@ -23,16 +26,16 @@ def round_():
     del a, b
 round_()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(int(sys.argv[2])):
     round_()
 print(json.dumps({"kept": kept,
                   "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
 """
 
 
-def faults(mode: str, program: str = ROUNDS) -> dict:
-    out = subprocess.run([sys.executable, "-c", program, mode], capture_output=True, text=True,
-                         check=True).stdout
+def faults(mode: str, program: str = PAIRS) -> dict:
+    out = subprocess.run([sys.executable, "-c", program, mode, str(ROUNDS)], capture_output=True,
+                         text=True, check=True).stdout
     return json.loads(out)
 
 
@@ -42,7 +45,7 @@ def test_freed_blocks_are_reused_instead_of_faulted_in_again():
         pytest.skip("the C library is not glibc: its allocator is left as it is")
     default = faults("default")
     # (a fault maps a 4 KiB page, or a 2 MiB one where the kernel uses transparent huge pages)
-    assert default["faults"] >= 10 * 16  # the pattern does fault by default, every round
+    assert default["faults"] >= ROUNDS * 16  # the pattern does fault by default, every round
     assert kept["faults"] <= default["faults"] // 20
 
 
@@ -59,7 +62,7 @@ def round_():
 def rounds():
     round_()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
+    for _ in range(int(sys.argv[2])):
         round_()
     print(json.dumps({"kept": kept,
                       "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
@@ -74,7 +77,7 @@ def test_freed_blocks_are_reused_on_another_thread_too():
     if not kept["kept"]:
         pytest.skip("the C library is not glibc: its allocator is left as it is")
     default = faults("default", ON_A_THREAD)
-    assert default["faults"] >= 10 * 16  # by default, every round faults
+    assert default["faults"] >= ROUNDS * 16  # by default, every round faults
     assert kept["faults"] <= default["faults"] // 20
 
 
