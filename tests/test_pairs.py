@@ -108,10 +108,13 @@ def test_whole_word_masking_selects_all_pieces_of_a_word():
     continuation = np.zeros(V, dtype=bool)
     continuation[500:] = True  # ids 500.. are ## pieces
     rng = np.random.default_rng(0)
-    words = [[int(rng.integers(FIRST, 500)), *rng.integers(500, V, size=int(rng.integers(0, 3)))]
-             for _ in range(40000)]
-    tokens = [t for w in words for t in w]
-    ids = np.array([[CLS, *tokens[i:i + 30], SEP] for i in range(0, len(tokens) - 30, 30)])
+    # 40000 words: a head piece, then 0 to 2 ## pieces; cut into rows of 30 between [CLS], [SEP]
+    continues = rng.integers(0, 3, size=40000)
+    tokens = rng.integers(500, V, size=40000 + continues.sum())
+    tokens[np.arange(40000) + np.cumsum(continues) - continues] = rng.integers(FIRST, 500, 40000)
+    rows = (len(tokens) - 1) // 30
+    ids = np.column_stack([np.full(rows, CLS), tokens[:rows * 30].reshape(rows, 30),
+                           np.full(rows, SEP)])
     _, labels = mask_text(rng, ids, FIRST, V, continuation, 0.15)
     selected = labels != IGNORE
     follows = continuation[ids] & (ids >= FIRST)
