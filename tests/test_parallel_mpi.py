@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert.parallel.mpi import mpi_available
+from bert.parallel.extra import mpi_available
 from bert.workflow.launch import find_launcher
 
 pytestmark = pytest.mark.skipif(not mpi_available(),

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from bert.errors import ParamsError
-from bert.parallel.mpi import mpi_available
+from bert.parallel.extra import mpi_available
 from bert.workflow import lock
 from bert.workflow.plan import Plan, clean_shared, runs_asked
 from bert.workflow.run_record import RunOrigin, record_run

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bert.errors import DataFileError, ParamsError
-from bert.parallel.mpi import MPI_MISSING, mpi_available, world
+from bert.parallel.extra import MPI_MISSING, mpi_available
+from bert.parallel.mpi import world
 
 
 def join(processes: int) -> Any:

@@ -12,7 +12,6 @@ result has the same bits on 1 or N processes. The losses travel the same way, as
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -24,17 +23,10 @@ import numpy as np
 from bert.core.step import Partial
 from bert.core.summation import Node, pieces, sum_pieces
 from bert.errors import MissingExtraError
+from bert.parallel.extra import mpi_available
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-MPI_MISSING = 'mpi4py is not installed: pip install -e ".[mpi]"'
-
-
-def mpi_available() -> bool:
-    """Whether mpi4py can be imported (looked up, not imported: importing initialises MPI)."""
-    return importlib.util.find_spec("mpi4py") is not None
-
 
 # Where MPI launchers put a process's rank and the job's size before MPI starts: MPICH's hydra
 # and Intel MPI, Open MPI, Slurm.

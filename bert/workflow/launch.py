@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from bert.errors import ParamsError
-from bert.parallel.mpi import MPI_MISSING, mpi_available
+from bert.parallel.extra import MPI_MISSING, mpi_available
 from bert.workflow.params import Params
 
 
