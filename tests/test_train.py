@@ -80,12 +80,12 @@ def assert_same_state(a: ckpt.TrainingState, b: ckpt.TrainingState) -> None:
 @pytest.mark.parametrize("data", RECIPES.values(), ids=RECIPES)
 def test_more_epochs_continue_the_run_bit_identically(make_project, tmp_path, data):
     layout = make_project(tmp_path / "straight", **data)
-    straight = train(tiny_params(data=data, training={"epochs": 3}), layout, progress=False)
+    straight = train(tiny_params(data=data, training={"epochs": 2}), layout, progress=False)
     other = make_project(tmp_path / "other", **data)
-    train(tiny_params(data=data, training={"epochs": 2}), other, progress=False)
-    resumed = train(tiny_params(data=data, training={"epochs": 3}), other, progress=False)
+    train(tiny_params(data=data, training={"epochs": 1}), other, progress=False)
+    resumed = train(tiny_params(data=data, training={"epochs": 2}), other, progress=False)
     assert_same_state(straight, resumed)
-    assert len(resumed.epoch_history) == 3
+    assert len(resumed.epoch_history) == 2
     config, weights = ckpt.load_weights(other.model_weights, "fix",
                                         bert_config(tiny_params(data=data)))
     for name, value in weights.items():
