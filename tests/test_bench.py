@@ -148,7 +148,7 @@ def test_the_profile_of_micro_batches_on_threads_counts_every_thread_alike():
     try:
         for threads in (1, 2):
             pool.set_threads(threads)
-            result = profile(ours(size, micro_batches=2).step, threads=threads, steps=30,
+            result = profile(ours(size, micro_batches=2).step, threads=threads, steps=5,
                              warmup=1, task_threads=threads)
             runs[threads] = result
     finally:
