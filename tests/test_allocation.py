@@ -49,7 +49,7 @@ def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     assert kept["faults"] <= default["faults"] // 20
 
 
-# Rounds of twelve such arrays on a second thread, as a compute thread running a micro-batch
+# Rounds of six such arrays (96 MiB) on a second thread, as a compute thread running a micro-batch
 # allocates: more than the 64 MiB heaps of a thread's arena hold.
 ON_A_THREAD = """
 import json, resource, sys, threading
@@ -57,7 +57,7 @@ import numpy as np
 from bert.engine.allocation import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 def round_():
-    arrays = [np.ones(2**22, np.float32) for _ in range(12)]
+    arrays = [np.ones(2**22, np.float32) for _ in range(6)]
     del arrays
 def rounds():
     round_()
