@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 # Where MPI launchers put a process's rank and the job's size before MPI starts: MPICH's hydra
 # and Intel MPI, Open MPI, Slurm.
+# How long a failing rank leaves the launcher to forward its last line before it aborts the job.
+FORWARDING_SECONDS = 0.5
+
 RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
 
@@ -175,4 +179,7 @@ def fail_fast(comm: Any, shared: Callable[[BaseException], bool]) -> Iterator[No
         print(f"error: rank {comm.Get_rank()} of {comm.Get_size()} failed: "
               f"{type(error).__name__}: {cause}; the job is stopped", file=sys.stderr,
               flush=True)
+        # The launcher forwards a rank's output as it reads it; on MPI_Abort it ends the job at
+        # once, and a line it has not read yet is lost (seen with MPICH's hydra under load).
+        time.sleep(FORWARDING_SECONDS)
         comm.Abort(1)
