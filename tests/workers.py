@@ -9,8 +9,8 @@ workers). The differences to transformers each worker finds (``tests.golden.REPO
 to the process that prints the summary.
 
 The tests that import torch and transformers (``TORCH_FILES``) all go to one worker: the import
-takes about 3 s and unloading them at exit 1 s, which the other workers never pay. Every other
-test goes to whichever worker is free. A test outside those files that imports torch fails at
+takes about 3 s, which the other workers never pay. Every other test goes to whichever worker is
+free. A test outside those files that imports torch fails at
 teardown, naming the list to add its file to.
 """
 

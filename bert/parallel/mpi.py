@@ -29,11 +29,11 @@ from bert.parallel.extra import mpi_available
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-# Where MPI launchers put a process's rank and the job's size before MPI starts: MPICH's hydra
-# and Intel MPI, Open MPI, Slurm.
 # How long a failing rank leaves the launcher to forward its last line before it aborts the job.
 FORWARDING_SECONDS = 0.5
 
+# Where MPI launchers put a process's rank and the job's size before MPI starts: MPICH's hydra
+# and Intel MPI, Open MPI, Slurm.
 RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
 
@@ -180,6 +180,6 @@ def fail_fast(comm: Any, shared: Callable[[BaseException], bool]) -> Iterator[No
               f"{type(error).__name__}: {cause}; the job is stopped", file=sys.stderr,
               flush=True)
         # The launcher forwards a rank's output as it reads it; on MPI_Abort it ends the job at
-        # once, and a line it has not read yet is lost (seen with MPICH's hydra under load).
+        # once, and a line it has not read yet is lost (seen once with MPICH's hydra).
         time.sleep(FORWARDING_SECONDS)
         comm.Abort(1)
